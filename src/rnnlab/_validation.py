@@ -1,0 +1,101 @@
+"""Argument checks shared by every module.
+
+Each check raises ``TypeError`` or ``ValueError`` whose message names the argument, what it got
+(shape, dtype or value) and what was expected, so a user can fix the call without reading the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    """Return ``np.float32`` or ``np.float64`` for a name or NumPy dtype; reject everything else."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def check_choice(name: str, value, choices: Iterable[str]):
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+    return value
+
+
+def check_rate(name: str, value, *, high_inclusive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    ok = 0.0 <= value <= 1.0 if high_inclusive else 0.0 <= value < 1.0
+    if not ok:
+        bound = "[0, 1]" if high_inclusive else "[0, 1)"
+        raise ValueError(f"{name} must be in {bound}, got {value}")
+    return float(value)
+
+
+def as_float_array(name: str, x, dtype: np.dtype, ndim: int | None = None) -> np.ndarray:
+    """Validate a floating input and cast it to ``dtype`` (a copy only when the dtype differs).
+
+    Rejects non-arrays of the wrong rank, non-float dtypes (integers are token ids, meant for an
+    ``Embedding``) and non-finite values.
+    """
+    if not isinstance(x, np.ndarray):
+        if isinstance(x, (list, tuple)) or np.isscalar(x):
+            x = np.asarray(x)
+        else:
+            raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = " (integer token ids go through an Embedding or rnnlab.one_hot first)" if np.issubdtype(x.dtype, np.integer) else ""
+        raise TypeError(f"{name} must be a float array, got dtype {x.dtype}{hint}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+    x = np.asarray(x, dtype=dtype)
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+    return x
+
+
+def check_sequence_input(name: str, x, dtype: np.dtype, input_size: int | None) -> np.ndarray:
+    """Check a ``(batch, timesteps, features)`` float input."""
+    x = as_float_array(name, x, dtype, ndim=3)
+    B, T, D = x.shape
+    if B == 0:
+        raise ValueError(f"{name} must have at least one sequence in the batch, got shape {x.shape}")
+    if T == 0:
+        raise ValueError(f"{name} must have at least one time step, got shape {x.shape} (batch, timesteps, features)")
+    if input_size is not None and D != input_size:
+        raise ValueError(f"{name} must have {input_size} features in its last axis, got shape {x.shape}")
+    return x
+
+
+def check_mask(mask, batch: int, timesteps: int) -> np.ndarray | None:
+    """Return ``mask`` as a boolean ``(batch, timesteps)`` array, or None."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)):
+            raise TypeError(f"mask must be a boolean or 0/1 array, got dtype {mask.dtype}")
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError("mask must hold only 0 and 1 (or booleans), got other values")
+        mask = mask.astype(bool)
+    if mask.shape != (batch, timesteps):
+        raise ValueError(f"mask must have shape (batch, timesteps) = {(batch, timesteps)}, got {mask.shape}")
+    return mask

@@ -1,0 +1,128 @@
+"""The cell protocol: one time step of a recurrent network, forward and backward, with no time loop.
+
+A cell owns the maths of one step; :class:`rnnlab.recurrent.Recurrent` owns time, direction, masks
+and state. The time loop calls, in order::
+
+    tape = cell.allocate(T, B, D, dtype, states0)     # preallocated time-major buffers
+    cell.input_projection(p, X, tape)                 # one GEMM for all steps: X U^T + b
+    for t in range(T):  cell.step(p, tape, t)         # one fused GEMM per step: a_{t-1} W^T
+    ...
+    for t in reversed(range(T)):  dstate = cell.step_backward(p, tape, t, dstate)
+    cell.accumulate_grads(p, grads, tape)             # dU, dW as one GEMM each over all steps
+    dX = cell.input_grad(p, tape)                     # one GEMM: dgates U
+
+Notation (the brief's): ``x_t`` input (B, D), ``a_t``/``h_t`` hidden state (B, H), ``U`` (G*H, D) input
+weights (PyTorch ``weight_ih``), ``W`` (G*H, H) recurrent weights (``weight_hh``), ``b`` (G*H,) bias,
+G gates stacked along the first axis in PyTorch's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnnlab import initializers
+
+
+@dataclass
+class Tape:
+    """Everything one forward call keeps for its backward call; it belongs to the call, not the layer.
+
+    Attributes
+    ----------
+    X : (T, B, D) time-major input, in processing order.
+    states : list of (T+1, B, H) arrays, one per state tensor (``[h]`` or ``[h, c]``); index 0 holds
+        the initial state, index t+1 the state carried out of step t (equal to the state before the
+        step where the mask is 0).
+    gates : (T, B, G*H) the step's pre-activations until ``step`` turns them into activations.
+    mask : (T, B, 1) boolean, or None.
+    dgates : (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
+    grad_norms : per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
+    extra : cell-specific buffers (e.g. ``tanh_c`` for the LSTM).
+    """
+
+    X: np.ndarray
+    states: list[np.ndarray]
+    gates: np.ndarray
+    mask: np.ndarray | None = None
+    dgates: np.ndarray | None = None
+    grad_norms: dict[str, np.ndarray] | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Cell:
+    """Base of the Elman, LSTM and GRU cells: parameter creation and the shared GEMMs."""
+
+    gate_names: tuple[str, ...] = ("a",)
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(self, hidden_size: int):
+        self.hidden_size = hidden_size
+
+    @property
+    def gates(self) -> int:
+        return len(self.gate_names)
+
+    # ------------------------------------------------------------------ parameters
+    def param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        GH, H = self.gates * self.hidden_size, self.hidden_size
+        return {"U": (GH, input_size), "W": (GH, H), "b": (GH,)}
+
+    def init_params(self, input_size: int, rng: np.random.Generator, dtype, kernel_init, recurrent_init, bias_init):
+        """Initial values, each gate block of ``U``, ``W`` and ``b`` drawn on its own (H rows)."""
+        H = self.hidden_size
+        values = {}
+        for name, shape in self.param_shapes(input_size).items():
+            init = {"U": kernel_init, "W": recurrent_init}.get(name, bias_init)
+            blocks = [init((H,) + shape[1:], rng, dtype, fan_in=shape[-1] if len(shape) > 1 else input_size, fan_out=H,
+                           hidden_size=H)
+                      for _ in range(shape[0] // H)]
+            values[name] = np.concatenate(blocks, axis=0)
+        return values
+
+    # ------------------------------------------------------------------ the loop's pieces
+    def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray]) -> Tape:
+        H, dtype = self.hidden_size, X.dtype
+        states = []
+        for s0 in states0:
+            s = np.empty((T + 1, B, H), dtype=dtype)
+            s[0] = s0
+            states.append(s)
+        return Tape(X=X, states=states, gates=np.empty((T, B, self.gates * H), dtype=dtype))
+
+    def input_projection(self, p: dict, tape: Tape) -> None:
+        """``gates[t] = x_t U^T + b`` for every t, as one (T*B, D) x (D, G*H) GEMM."""
+        T, B, D = tape.X.shape
+        np.matmul(tape.X.reshape(T * B, D), p["U"].T, out=tape.gates.reshape(T * B, -1))
+        tape.gates += p["b"]
+
+    def step(self, p: dict, tape: Tape, t: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step_backward(self, p: dict, tape: Tape, t: int, dstate: list[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def prepare_backward(self, tape: Tape) -> None:
+        """Allocate any buffer the backward loop needs beyond ``tape.dgates`` (none by default)."""
+
+    def accumulate_grads(self, p: dict, g: dict, tape: Tape) -> None:
+        """``dU += sum_t dgates_t^T x_t``, ``dW += sum_t dgates_t^T a_{t-1}``, ``db += sum_t dgates_t``, one GEMM each."""
+        T, B, D = tape.X.shape
+        dG = tape.dgates.reshape(T * B, -1)  # (T*B, G*H)
+        g["U"] += dG.T @ tape.X.reshape(T * B, D)
+        g["W"] += dG.T @ tape.states[0][:-1].reshape(T * B, self.hidden_size)
+        g["b"] += dG.sum(axis=0)
+
+    def input_grad(self, p: dict, tape: Tape) -> np.ndarray:
+        """``dx_t = dgates_t U`` for every t, one GEMM; returns (T, B, D)."""
+        T, B, D = tape.X.shape
+        return (tape.dgates.reshape(T * B, -1) @ p["U"]).reshape(T, B, D)
+
+    def get_config(self) -> dict:
+        return {}
+
+
+def resolve_initializers(kernel, recurrent, bias):
+    return (initializers.get(kernel, "kernel_initializer"), initializers.get(recurrent, "recurrent_initializer"),
+            initializers.get(bias, "bias_initializer"))

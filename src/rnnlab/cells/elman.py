@@ -1,0 +1,61 @@
+"""The vanilla (Elman) cell."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab.cells.base import Cell, Tape
+from rnnlab.functional import get_activation
+
+
+class ElmanCell(Cell):
+    """One step of the Elman RNN.
+
+    Notes
+    -----
+    Forward (``f`` one of tanh, relu, sigmoid, linear)::
+
+        a_t = f(U x_t + W a_{t-1} + b)
+
+    Backward, with ``da_t`` the total gradient reaching ``a_t`` (its output's and step t+1's)::
+
+        dz_t      = da_t * f'(a_t)            f' from the output: 1 - a^2, a(1 - a), 1[a > 0], 1
+        da_{t-1}  = dz_t W                     (the path back through time)
+        dU = sum_t dz_t^T x_t,  dW = sum_t dz_t^T a_{t-1},  db = sum_t dz_t    (after the loop)
+
+    Shapes: ``U`` (H, D), ``W`` (H, H), ``b`` (H,). PyTorch ``nn.RNN``: ``U = weight_ih_l0``,
+    ``W = weight_hh_l0``, ``b = bias_ih_l0 + bias_hh_l0``.
+
+    The tape keeps no separate activation buffer: the pre-activations are written into ``a_t``'s own
+    slot and turned into ``a_t`` in place.
+    """
+
+    gate_names = ("a",)
+    state_names = ("h",)
+
+    def __init__(self, hidden_size: int, activation: str = "tanh"):
+        super().__init__(hidden_size)
+        self.activation = activation
+        self.f, self.f_grad = get_activation(activation)
+
+    def allocate(self, T, B, X, states0):
+        H = self.hidden_size
+        a = np.empty((T + 1, B, H), dtype=X.dtype)  # (T+1, B, H)
+        a[0] = states0[0]
+        return Tape(X=X, states=[a], gates=a[1:])
+
+    def step(self, p, tape: Tape, t: int) -> None:
+        a = tape.states[0]
+        z = a[t + 1]  # (B, H), holds U x_t + b
+        z += a[t] @ p["W"].T
+        self.f(z, out=z)
+
+    def step_backward(self, p, tape: Tape, t: int, dstate):
+        (da,) = dstate  # (B, H)
+        dz = tape.dgates[t]  # (B, H)
+        self.f_grad(tape.states[0][t + 1], out=dz)
+        dz *= da
+        return [dz @ p["W"]]
+
+    def get_config(self):
+        return {"activation": self.activation}

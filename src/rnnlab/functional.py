@@ -1,0 +1,116 @@
+"""Elementwise activations and their derivatives, written from the outputs.
+
+Each activation ``y = f(x)`` comes with ``f_grad(y)``: the derivative expressed through the output,
+so the backward pass reuses what the forward pass cached instead of recomputing it:
+
+- ``sigmoid``: ``s(x) = 1 / (1 + e^-x)``, ``s' = s (1 - s)``; computed as ``(1 + tanh(x/2)) / 2``,
+  which cannot overflow.
+- ``tanh``: ``tanh' = 1 - y^2``.
+- ``relu``: ``max(x, 0)``, derivative ``1[y > 0]``.
+- ``linear``: identity, derivative 1.
+
+All functions accept ``out=`` (which may be ``x`` itself) so the recurrent loops work in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab._validation import check_choice
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
+
+
+def sigmoid_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``s'(x) = y (1 - y)`` for ``y = s(x)``."""
+    out = np.subtract(1.0, y, out=out)
+    out *= y
+    return out
+
+
+def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.tanh(x, out=out)
+
+
+def tanh_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``tanh'(x) = 1 - y^2`` for ``y = tanh(x)``."""
+    out = np.multiply(y, y, out=out)
+    np.subtract(1.0, out, out=out)
+    return out
+
+
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.maximum(x, 0.0, out=out)
+
+
+def relu_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``1[y > 0]`` (the subgradient 0 is taken at 0, as PyTorch does)."""
+    if out is None:
+        return (y > 0).astype(y.dtype)
+    np.greater(y, 0, out=out, casting="unsafe")
+    return out
+
+
+def linear(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if out is None:
+        return x.copy()
+    if out is not x:
+        np.copyto(out, x)
+    return out
+
+
+def linear_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if out is None:
+        return np.ones_like(y)
+    out.fill(1.0)
+    return out
+
+
+ACTIVATIONS = {
+    "tanh": (tanh, tanh_grad),
+    "sigmoid": (sigmoid, sigmoid_grad),
+    "relu": (relu, relu_grad),
+    "linear": (linear, linear_grad),
+}
+
+
+def get_activation(name: str, argument: str = "activation"):
+    """Return ``(f, f_grad)`` for an activation name, or raise naming ``argument``."""
+    check_choice(argument, name, ACTIVATIONS)
+    return ACTIVATIONS[name]
+
+
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``softmax(z)_k = e^{z_k - max z} / sum_j e^{z_j - max z}`` (shifted, so it cannot overflow)."""
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``log softmax(z)_k = z_k - max z - log sum_j e^{z_j - max z}``."""
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def one_hot(indices, num_classes: int, dtype="float32") -> np.ndarray:
+    """Encode integer ids of any shape as one-hot vectors along a new last axis."""
+    from rnnlab._validation import check_positive_int, resolve_dtype
+
+    num_classes = check_positive_int("num_classes", num_classes)
+    indices = np.asarray(indices)
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise TypeError(f"indices must be integers, got dtype {indices.dtype}")
+    if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
+        raise ValueError(
+            f"indices must lie in [0, {num_classes}) for num_classes={num_classes}, got values from {indices.min()} to {indices.max()}"
+        )
+    out = np.zeros(indices.shape + (num_classes,), dtype=resolve_dtype(dtype))
+    np.put_along_axis(out, indices[..., None], 1.0, axis=-1)
+    return out
