@@ -108,8 +108,8 @@ class Module:
     def backward(self, dy, *d_states):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def compute_mask(self, mask):
-        """The mask of this module's output, given its input mask (passed through by default)."""
+    def compute_mask(self, mask, x=None):
+        """The mask of this module's output, given its input mask and input (passed through by default)."""
         return mask
 
     def build(self, input_shape: tuple) -> None:

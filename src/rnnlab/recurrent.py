@@ -114,7 +114,7 @@ class Recurrent(Module):
         B, T = input_shape[0], input_shape[1]
         return (B, T, self.hidden_size) if self.return_sequences else (B, self.hidden_size)
 
-    def compute_mask(self, mask):
+    def compute_mask(self, mask, x=None):
         return mask if self.return_sequences else None
 
     @property
@@ -404,8 +404,8 @@ class Bidirectional(Module):
         shape = self.forward_layer.output_shape(input_shape)
         return shape[:-1] + (MERGE_MODES[self.merge_mode][2](shape[-1]),)
 
-    def compute_mask(self, mask):
-        return self.forward_layer.compute_mask(mask)
+    def compute_mask(self, mask, x=None):
+        return self.forward_layer.compute_mask(mask, x)
 
     def reset_state(self):
         self.forward_layer.reset_state()

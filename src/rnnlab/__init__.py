@@ -1,0 +1,32 @@
+"""rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
+
+from rnnlab import initializers, losses, optim
+from rnnlab.functional import one_hot
+from rnnlab.gradcheck import GradcheckReport, gradcheck
+from rnnlab.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.models import Sequential, TrainingDiverged
+from rnnlab.module import Module
+from rnnlab.recurrent import GRU, LSTM, Bidirectional, Recurrent, SimpleRNN
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "GRU",
+    "GradcheckReport",
+    "LSTM",
+    "Module",
+    "OneHot",
+    "Recurrent",
+    "Sequential",
+    "SimpleRNN",
+    "TrainingDiverged",
+    "gradcheck",
+    "initializers",
+    "losses",
+    "one_hot",
+    "optim",
+]
