@@ -6,7 +6,7 @@ from rnnlab.gradcheck import GradcheckReport, gradcheck
 from rnnlab.layers import Dense, Dropout, Embedding, OneHot
 from rnnlab.models import Sequential, TrainingDiverged
 from rnnlab.module import Module
-from rnnlab.recurrent import GRU, LSTM, Bidirectional, Recurrent, SimpleRNN
+from rnnlab.recurrent import GRU, LSTM, Bidirectional, Recurrent, SimpleRNN, stack
 
 __version__ = "0.1.0"
 
@@ -29,4 +29,5 @@ __all__ = [
     "losses",
     "one_hot",
     "optim",
+    "stack",
 ]

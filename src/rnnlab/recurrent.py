@@ -466,3 +466,34 @@ class Bidirectional(Module):
         inner = config.pop("layer")
         layer = registered(inner["class_name"]).from_config(inner["config"])
         return cls(layer, **config)
+
+
+def stack(layer_class: type[Recurrent], hidden_size: int, num_layers: int = 1, *, bidirectional: bool = False,
+          merge_mode: str | None = "concat", dropout: float = 0.0, return_sequences: bool = True, seed=None, **kwargs):
+    """A ``num_layers``-deep stack of one recurrent layer type, as ``torch.nn.LSTM(num_layers=...)`` builds.
+
+    Every layer but the last returns sequences; ``return_sequences`` applies to the last. With
+    ``dropout > 0`` a :class:`~rnnlab.layers.Dropout` sits between consecutive layers (not after the
+    last), as in PyTorch. ``kwargs`` go to every layer (``input_size`` only to the first).
+
+    Returns
+    -------
+    Sequential
+    """
+    from rnnlab.layers import Dropout
+    from rnnlab.models import Sequential
+
+    if not (isinstance(layer_class, type) and issubclass(layer_class, Recurrent)):
+        raise TypeError(f"layer_class must be SimpleRNN, LSTM, GRU or another Recurrent subclass, got {layer_class!r}")
+    num_layers = check_positive_int("num_layers", num_layers)
+    rng = as_generator(seed)
+    input_size = kwargs.pop("input_size", None)
+    layers = []
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        layer = layer_class(hidden_size, input_size=input_size if i == 0 else None,
+                            return_sequences=return_sequences if last else True, seed=rng, **kwargs)
+        layers.append(Bidirectional(layer, merge_mode) if bidirectional else layer)
+        if dropout and not last:
+            layers.append(Dropout(dropout, seed=rng, dtype=layer.dtype))
+    return Sequential(layers)
