@@ -3,6 +3,7 @@
 from rnnlab import initializers, losses, optim
 from rnnlab.functional import one_hot
 from rnnlab.gradcheck import GradcheckReport, gradcheck
+from rnnlab.io import ModelFileError, load, save
 from rnnlab.layers import Dense, Dropout, Embedding, OneHot
 from rnnlab.models import Sequential, TrainingDiverged
 from rnnlab.module import Module
@@ -19,6 +20,7 @@ __all__ = [
     "GradcheckReport",
     "LSTM",
     "Module",
+    "ModelFileError",
     "OneHot",
     "Recurrent",
     "Sequential",
@@ -26,8 +28,10 @@ __all__ = [
     "TrainingDiverged",
     "gradcheck",
     "initializers",
+    "load",
     "losses",
     "one_hot",
     "optim",
+    "save",
     "stack",
 ]

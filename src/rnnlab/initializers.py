@@ -143,4 +143,7 @@ def to_config(spec):
         return spec
     if isinstance(spec, (uniform, normal)):
         return f"{type(spec).__name__}:{spec.scale}"
+    for name, builtin in _NAMED.items():
+        if spec is builtin:
+            return name
     raise ValueError(f"initialiser {spec!r} is a custom callable and cannot be saved in a config; pass a name instead")

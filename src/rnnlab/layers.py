@@ -12,7 +12,7 @@ from rnnlab import initializers
 from rnnlab._validation import as_float_array, check_positive_int, check_rate
 from rnnlab.functional import get_activation, one_hot
 from rnnlab.module import Module
-from rnnlab.recurrent import as_generator
+from rnnlab.recurrent import as_generator, seed_config
 
 
 def _check_ids(name: str, x, vocab_size: int) -> np.ndarray:
@@ -86,7 +86,7 @@ class Embedding(Module):
     def get_config(self):
         return {"vocab_size": self.vocab_size, "dim": self.dim, "mask_zero": self.mask_zero,
                 "embeddings_initializer": initializers.to_config(self._init_spec),
-                "seed": self.seed if isinstance(self.seed, int) else None, **super().get_config()}
+                "seed": seed_config(self.seed), **super().get_config()}
 
 
 class OneHot(Module):
@@ -95,6 +95,8 @@ class OneHot(Module):
     def __init__(self, num_classes: int, *, mask_zero: bool = False, dtype="float32", name: str | None = None):
         super().__init__(dtype=dtype, name=name)
         self.num_classes = check_positive_int("num_classes", num_classes)
+        if not isinstance(mask_zero, bool):
+            raise TypeError(f"mask_zero must be a bool, got {mask_zero!r}")
         self.mask_zero = mask_zero
         self.built = True
 
@@ -196,7 +198,7 @@ class Dense(Module):
         return {"units": self.units, "activation": self.activation, "input_size": self.input_size,
                 "kernel_initializer": initializers.to_config(self._init_specs[0]),
                 "bias_initializer": initializers.to_config(self._init_specs[1]), "use_bias": self.use_bias,
-                "seed": self.seed if isinstance(self.seed, int) else None, **super().get_config()}
+                "seed": seed_config(self.seed), **super().get_config()}
 
 
 class Dropout(Module):
@@ -226,4 +228,4 @@ class Dropout(Module):
         return dy * scale
 
     def get_config(self):
-        return {"rate": self.rate, "seed": self.seed if isinstance(self.seed, int) else None, **super().get_config()}
+        return {"rate": self.rate, "seed": seed_config(self.seed), **super().get_config()}

@@ -23,6 +23,11 @@ from rnnlab.initializers import to_config as init_to_config
 from rnnlab.module import Module
 
 
+def seed_config(seed) -> int | None:
+    """The JSON form of a ``seed`` argument: the integer, or None for a Generator or no seed."""
+    return int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+
+
 def as_generator(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
@@ -282,7 +287,7 @@ class Recurrent(Module):
             "kernel_initializer": init_to_config(self._init_specs[0]),
             "recurrent_initializer": init_to_config(self._init_specs[1]),
             "bias_initializer": init_to_config(self._init_specs[2]),
-            "seed": self.seed if isinstance(self.seed, int) else None,
+            "seed": seed_config(self.seed),
         }
         config.update(self.cell.get_config())
         config.update(super().get_config())

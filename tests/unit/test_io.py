@@ -587,21 +587,20 @@ def test_npz_written_by_save_is_uncompressed_zip_of_npy(model_dir):
 
 
 # ---------------------------------------------------------------------- config round trips of other modules
-@pytest.mark.xfail(reason="recurrent.py/layers.py get_config keep `seed` only if isinstance(seed, int): a NumPy "
-                          "integer seed, which as_generator accepts, is saved as None", strict=True)
 def test_numpy_integer_seed_survives_get_config():
     assert SimpleRNN(3, input_size=2, seed=np.int64(3)).get_config()["seed"] == 3
 
 
-@pytest.mark.xfail(reason="initializers.to_config rejects the built-in initialiser functions themselves "
-                          "(e.g. initializers.orthogonal) as 'custom callables'", strict=True)
 def test_builtin_initializer_function_is_saveable(tmp_path):
     model = SimpleRNN(3, input_size=2, recurrent_initializer=rnnlab.initializers.orthogonal)
     assert load(save(model, tmp_path / "m")).get_config()["recurrent_initializer"] == "orthogonal"
 
 
-@pytest.mark.xfail(reason="cells/lstm.py stores forget_bias unconverted: np.float32(1.0) makes get_config "
-                          "non-JSON (and forget_bias='x' is accepted unvalidated)", strict=True)
 def test_numpy_float_forget_bias_is_saveable(tmp_path):
     model = LSTM(3, input_size=2, forget_bias=np.float32(1.0))
     assert load(save(model, tmp_path / "m")).get_config()["forget_bias"] == 1.0
+
+
+def test_non_numeric_forget_bias_is_refused():
+    with pytest.raises(TypeError, match="forget_bias must be a number or None, got str 'x'"):
+        LSTM(3, forget_bias="x")

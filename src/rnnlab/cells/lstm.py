@@ -42,6 +42,10 @@ class LSTMCell(Cell):
         super().__init__(hidden_size)
         self.candidate_activation = candidate_activation
         self.phi, self.phi_grad = get_activation(candidate_activation, "candidate_activation")
+        if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float, np.integer, np.floating)):
+                raise TypeError(f"forget_bias must be a number or None, got {type(forget_bias).__name__} {forget_bias!r}")
+            forget_bias = float(forget_bias)
         self.forget_bias = forget_bias
 
     def init_params(self, input_size, rng, dtype, kernel_init, recurrent_init, bias_init):
