@@ -1,0 +1,616 @@
+"""Optimizers and gradient clipping, matching ``torch.optim`` update for update.
+
+One optimizer serves a whole model: ``opt.step(model)`` reads ``model.named_parameters()`` and
+``model.named_grads()`` (same dotted names, same order) and updates every parameter array *in
+place*, so layers keep computing with the very arrays they own. The base class keeps the books:
+
+- ``lr``, settable between steps (learning-rate schedules assign to it);
+- ``state[name]``: the per-parameter buffers (``"step"`` plus, e.g., ``"exp_avg"``), created at a
+  parameter's first step, keyed by its dotted name;
+- ``state_dict()`` / ``load_state_dict()``: a flat dict ``{"lr": float,
+  "state.<dotted name>.<buffer>": ndarray | int}`` of NumPy arrays and numbers, which
+  ``np.savez`` can store and ``np.load(..., allow_pickle=False)`` can read back;
+- a scratch workspace (two parameter-sized views into one flat buffer per dtype) so a step
+  allocates no new arrays once warm; the model's gradients are never modified by ``step``.
+
+Each algorithm is a short ``_update`` that follows PyTorch's single-tensor implementation (the
+formulas in ``torch/optim/*.py`` and the docs pages cited in each class), including where weight
+decay enters and where ``eps`` is added, so trajectories agree to rounding.
+
+``clip_grad_norm`` and ``clip_grad_value`` act on the gradients in place before ``step``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from rnnlab._validation import check_rate
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES", "clip_grad_norm", "clip_grad_value"]
+
+
+# --------------------------------------------------------------------------- argument checks
+def _check_number(name: str, value, *, positive: bool = False) -> float:
+    """A finite real number that is ``>= 0`` (or ``> 0`` with ``positive``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+    return value
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _named_params_and_grads(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Pair ``model.named_parameters()`` with ``model.named_grads()``, checking names, order and shapes."""
+    params = list(model.named_parameters())
+    grads = list(model.named_grads())
+    if [n for n, _ in params] != [n for n, _ in grads]:
+        raise ValueError(
+            "model.named_grads() must yield the same names in the same order as model.named_parameters(); "
+            f"got parameters {[n for n, _ in params]} and gradients {[n for n, _ in grads]}"
+        )
+    triples = []
+    for (name, p), (_, g) in zip(params, grads):
+        if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
+            raise TypeError(f"parameter {name!r} must be a float ndarray, got {type(p).__name__} {getattr(p, 'dtype', '')}")
+        if not isinstance(g, np.ndarray) or g.shape != p.shape:
+            raise ValueError(f"gradient of {name!r} must be an ndarray of the parameter's shape {p.shape}, got {np.shape(g)}")
+        triples.append((name, p, g))
+    return triples
+
+
+def _add_scaled(g: np.ndarray, p: np.ndarray, weight_decay: float, out: np.ndarray) -> np.ndarray:
+    """``out = g + weight_decay * p`` (PyTorch's ``grad.add(param, alpha=weight_decay)``)."""
+    np.multiply(p, weight_decay, out=out)
+    out += g
+    return out
+
+
+def _lerp_(x: np.ndarray, end: np.ndarray, w: float, tmp: np.ndarray) -> None:
+    """``x <- x + w (end - x)`` in place, in the two-branch form of ``torch.lerp``."""
+    np.subtract(end, x, out=tmp)
+    if abs(w) < 0.5:
+        tmp *= w
+        x += tmp
+    else:
+        tmp *= 1.0 - w
+        np.subtract(end, tmp, out=x)
+
+
+# --------------------------------------------------------------------------- base class
+class Optimizer:
+    """Base class: learning rate, per-parameter state, the step loop and the state dict.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate ``gamma >= 0``; may be reassigned between steps (``opt.lr = ...``).
+    weight_decay : float
+        L2 penalty coefficient ``lambda >= 0`` (how it enters is up to each algorithm).
+
+    Notes
+    -----
+    Subclasses list their per-parameter buffers in ``_buffers()`` (zeros at the first step unless
+    ``_init_state`` says otherwise) and implement ``_update(p, g, state, a, b)``, where ``state["step"]``
+    has already been incremented to ``t`` and ``a``, ``b`` are scratch arrays shaped like ``p``.
+    """
+
+    _config_keys: tuple[str, ...] = ("lr", "weight_decay")
+
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        self.lr = lr
+        self.weight_decay = _check_number("weight_decay", weight_decay)
+        self.state: dict[str, dict] = {}
+        self._unchecked: set[str] = set()  # names loaded by load_state_dict, shape-checked on first use
+        self._workspace: dict[str, np.ndarray] = {}
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = _check_number("lr", value)
+
+    # ----------------------------------------------------------------- stepping
+    def step(self, model) -> None:
+        """Update every parameter of ``model`` in place from its current gradients."""
+        triples = _named_params_and_grads(model)
+        for name, p, g in triples:
+            state = self.state.get(name)
+            if state is None:
+                state = self.state[name] = self._init_state(p)
+            elif name in self._unchecked:
+                self._check_loaded_state(name, state, p)
+            state["step"] += 1
+            a, b = self._scratch(p)
+            self._update(p, g, state, a, b)
+
+    def _buffers(self) -> tuple[str, ...]:
+        """Names of the per-parameter arrays this configuration keeps (besides ``"step"``)."""
+        return ()
+
+    def _init_state(self, p: np.ndarray) -> dict:
+        return {"step": 0, **{key: np.zeros_like(p) for key in self._buffers()}}
+
+    def _update(self, p, g, state, a, b) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _scratch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two arrays shaped like ``p``: views into a flat buffer per dtype that only ever grows."""
+        n = p.size
+        buf = self._workspace.get(p.dtype.str)
+        if buf is None or buf.size < 2 * n:
+            buf = self._workspace[p.dtype.str] = np.empty(2 * n, dtype=p.dtype)
+        return buf[:n].reshape(p.shape), buf[n : 2 * n].reshape(p.shape)
+
+    def _check_loaded_state(self, name: str, state: dict, p: np.ndarray) -> None:
+        for key in self._buffers():
+            if state[key].shape != p.shape:
+                raise ValueError(
+                    f"optimizer state {key!r} of parameter {name!r} has shape {state[key].shape}, "
+                    f"but the parameter has shape {p.shape}; the state dict belongs to a different model"
+                )
+            if state[key].dtype != p.dtype:
+                state[key] = state[key].astype(p.dtype)
+        self._unchecked.discard(name)
+
+    # ----------------------------------------------------------------- state dict
+    def state_dict(self) -> dict:
+        """A flat dict of copies: ``{"lr": float, "state.<name>.<buffer>": ndarray | int}``."""
+        out: dict = {"lr": self.lr}
+        for name, state in self.state.items():
+            for key, value in state.items():
+                out[f"state.{name}.{key}"] = value.copy() if isinstance(value, np.ndarray) else int(value)
+        return out
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore ``lr`` and the per-parameter state from ``state_dict()``'s format (strict).
+
+        Numbers may come back as 0-d arrays (as ``np.load`` returns them). Unknown or missing keys
+        raise ``ValueError`` and leave the optimizer unchanged; array shapes are checked against the
+        parameters at the next ``step``.
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        if "lr" not in state_dict:
+            raise ValueError(f"state_dict must contain 'lr', got keys {sorted(state_dict)}")
+        lr = _check_number("lr", _as_scalar("lr", state_dict["lr"]))
+        expected = {"step", *self._buffers()}
+        groups: dict[str, dict] = {}
+        for key, value in state_dict.items():
+            if key == "lr":
+                continue
+            name, _, field = key.removeprefix("state.").rpartition(".")
+            if not key.startswith("state.") or not name or field not in expected:
+                raise ValueError(
+                    f"unexpected state_dict key {key!r}: {self!r} keeps 'lr' and 'state.<parameter>.<buffer>' "
+                    f"with buffers {sorted(expected)}"
+                )
+            groups.setdefault(name, {})[field] = value
+        state: dict[str, dict] = {}
+        for name, fields in groups.items():
+            missing = expected - fields.keys()
+            if missing:
+                raise ValueError(f"state_dict lacks {sorted(missing)} for parameter {name!r}; {self!r} needs {sorted(expected)}")
+            step = _as_scalar(f"state.{name}.step", fields["step"])
+            if step != int(step) or step < 0:
+                raise ValueError(f"state.{name}.step must be a non-negative integer, got {step}")
+            entry = {"step": int(step)}
+            for key in self._buffers():
+                arr = np.array(fields[key])  # a copy
+                if not np.issubdtype(arr.dtype, np.floating):
+                    raise TypeError(f"state.{name}.{key} must be a float array, got dtype {arr.dtype}")
+                entry[key] = arr
+            state[name] = entry
+        self._lr = lr
+        self.state = state
+        self._unchecked = set(state)
+
+    # ----------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        """The constructor arguments; ``type(opt).from_config(cfg)`` builds an equal optimizer."""
+        return {key: getattr(self, key) for key in self._config_keys}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Optimizer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
+
+def _as_scalar(name: str, value) -> float:
+    arr = np.asarray(value)
+    if arr.shape != () or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return arr.item()
+
+
+# --------------------------------------------------------------------------- algorithms
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    Momentum: Polyak (1964); the Nesterov form of Sutskever et al., "On the importance of
+    initialization and momentum in deep learning", ICML 2013. Formula of
+    https://pytorch.org/docs/stable/generated/torch.optim.SGD.html.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate ``gamma``.
+    momentum : float in [0, 1)
+        ``mu``.
+    nesterov : bool
+        Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
+    weight_decay : float
+        ``lambda``, added to the gradient.
+    dampening : float in [0, 1]
+        ``tau``.
+
+    Notes
+    -----
+    With gradient ``g_t`` of parameter ``theta``::
+
+        g_t <- g_t + lambda theta_{t-1}                           (if lambda != 0)
+        b_t = g_t  if t = 1  else  mu b_{t-1} + (1 - tau) g_t     (if mu != 0)
+        g_t <- g_t + mu b_t  (nesterov)   or   b_t
+        theta_t = theta_{t-1} - gamma g_t
+
+    State: ``momentum_buffer`` (``b``) when ``momentum > 0``.
+    """
+
+    _config_keys = ("lr", "momentum", "nesterov", "weight_decay", "dampening")
+
+    def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                 dampening: float = 0.0):
+        super().__init__(lr, weight_decay)
+        self.momentum = check_rate("momentum", momentum)
+        self.dampening = check_rate("dampening", dampening, high_inclusive=True)
+        self.nesterov = _check_bool("nesterov", nesterov)
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValueError(
+                f"nesterov=True requires momentum > 0 and dampening = 0, got momentum={self.momentum}, dampening={self.dampening}"
+            )
+
+    def _buffers(self):
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _update(self, p, g, state, a, b):
+        if self.weight_decay:
+            g = _add_scaled(g, p, self.weight_decay, out=a)
+        if self.momentum:
+            buf = state["momentum_buffer"]
+            if state["step"] == 1:
+                np.copyto(buf, g)
+            else:
+                buf *= self.momentum
+                buf += np.multiply(g, 1.0 - self.dampening, out=b) if self.dampening else g
+            if self.nesterov:
+                g = np.add(np.multiply(buf, self.momentum, out=b), g, out=b)  # g + mu b_t
+            else:
+                g = buf
+        np.multiply(g, self.lr, out=b)
+        p -= b
+
+
+class Adam(Optimizer):
+    """Adam, with optional AMSGrad and L2 weight decay added to the gradient.
+
+    Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412.6980; AMSGrad:
+    Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018. Formula of
+    https://pytorch.org/docs/stable/generated/torch.optim.Adam.html.
+
+    Parameters
+    ----------
+    lr : float
+        ``gamma``.
+    betas : (float, float), each in [0, 1)
+        ``(beta1, beta2)``, decay rates of the first and second moment averages.
+    eps : float
+        ``epsilon``, added to the bias-corrected root of the second moment.
+    weight_decay : float
+        ``lambda``, added to the gradient (coupled L2; see ``AdamW`` for the decoupled form).
+    amsgrad : bool
+        Normalise by the running maximum of the second moment.
+
+    Notes
+    -----
+    ::
+
+        g_t <- g_t + lambda theta_{t-1}                        (if lambda != 0)
+        m_t = beta1 m_{t-1} + (1 - beta1) g_t                  (torch: m.lerp_(g, 1 - beta1))
+        v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        vmax_t = max(vmax_{t-1}, v_t)                          (amsgrad; used instead of v_t below)
+        theta_t = theta_{t-1} - gamma / (1 - beta1^t) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + epsilon)
+
+    State: ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (vmax, amsgrad only).
+    """
+
+    _config_keys = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+    _decoupled = False
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False):
+        super().__init__(lr, weight_decay)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (check_rate("betas[0]", betas[0]), check_rate("betas[1]", betas[1]))
+        self.eps = _check_number("eps", eps)
+        self.amsgrad = _check_bool("amsgrad", amsgrad)
+
+    def _buffers(self):
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.amsgrad else ("exp_avg", "exp_avg_sq")
+
+    def _update(self, p, g, state, a, b):
+        beta1, beta2 = self.betas
+        if self.weight_decay:
+            if self._decoupled:
+                p *= 1.0 - self.lr * self.weight_decay
+            else:
+                g = _add_scaled(g, p, self.weight_decay, out=a)
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        _lerp_(m, g, 1.0 - beta1, tmp=b)
+        v *= beta2
+        v += np.multiply(np.multiply(g, 1.0 - beta2, out=b), g, out=b)
+        if self.amsgrad:
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        step_size = self.lr / (1.0 - beta1**t)
+        denom = np.sqrt(v, out=b)
+        denom /= (1.0 - beta2**t) ** 0.5
+        denom += self.eps
+        update = np.divide(m, denom, out=b)
+        update *= step_size
+        p -= update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay.
+
+    Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019, arXiv:1711.05101.
+    Formula of https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html.
+
+    Parameters
+    ----------
+    lr, betas, eps, amsgrad
+        As in ``Adam``.
+    weight_decay : float
+        ``lambda`` (default 1e-2, as PyTorch), applied to the parameter, not the gradient.
+
+    Notes
+    -----
+    ``theta_{t-1} <- theta_{t-1} (1 - gamma lambda)`` first, then the ``Adam`` update with the raw
+    gradient (no ``lambda theta`` term in ``g_t``).
+    """
+
+    _decoupled = True
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 amsgrad: bool = False):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, optionally centered and with momentum.
+
+    Tieleman & Hinton, Coursera "Neural Networks for Machine Learning", lecture 6.5 (2012); the
+    centered variant from Graves, "Generating Sequences With Recurrent Neural Networks",
+    arXiv:1308.0850. Formula of https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html.
+
+    Parameters
+    ----------
+    lr : float
+        ``gamma``.
+    alpha : float in [0, 1)
+        Smoothing constant of the squared-gradient average.
+    eps : float
+        ``epsilon``, added to the root (outside the square root).
+    momentum : float in [0, 1)
+        ``mu``.
+    centered : bool
+        Normalise by an estimate of the gradient's variance instead of its second moment.
+    weight_decay : float
+        ``lambda``, added to the gradient.
+
+    Notes
+    -----
+    ::
+
+        g_t <- g_t + lambda theta_{t-1}                        (if lambda != 0)
+        v_t = alpha v_{t-1} + (1 - alpha) g_t^2
+        gbar_t = alpha gbar_{t-1} + (1 - alpha) g_t            (centered)
+        r_t = sqrt(v_t - gbar_t^2) + epsilon   (centered)   or   sqrt(v_t) + epsilon
+        b_t = mu b_{t-1} + g_t / r_t ;  theta_t = theta_{t-1} - gamma b_t    (mu > 0)
+        theta_t = theta_{t-1} - gamma g_t / r_t                               (mu = 0)
+
+    State: ``square_avg`` (v), ``grad_avg`` (gbar, centered), ``momentum_buffer`` (b, mu > 0).
+    """
+
+    _config_keys = ("lr", "alpha", "eps", "momentum", "centered", "weight_decay")
+
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
+                 centered: bool = False, weight_decay: float = 0.0):
+        super().__init__(lr, weight_decay)
+        self.alpha = check_rate("alpha", alpha)
+        self.eps = _check_number("eps", eps)
+        self.momentum = check_rate("momentum", momentum)
+        self.centered = _check_bool("centered", centered)
+
+    def _buffers(self):
+        return ("square_avg",) + (("grad_avg",) if self.centered else ()) + (("momentum_buffer",) if self.momentum else ())
+
+    def _update(self, p, g, state, a, b):
+        if self.weight_decay:
+            g = _add_scaled(g, p, self.weight_decay, out=a)
+        v = state["square_avg"]
+        v *= self.alpha
+        v += np.multiply(np.multiply(g, 1.0 - self.alpha, out=b), g, out=b)
+        if self.centered:
+            gbar = state["grad_avg"]
+            _lerp_(gbar, g, 1.0 - self.alpha, tmp=b)
+            avg = np.multiply(gbar, -1.0, out=b)  # v - gbar^2 as torch's v.addcmul(gbar, gbar, value=-1)
+            avg *= gbar
+            avg += v
+            np.sqrt(avg, out=avg)
+        else:
+            avg = np.sqrt(v, out=b)
+        avg += self.eps
+        if self.momentum:
+            buf = state["momentum_buffer"]
+            buf *= self.momentum
+            buf += np.divide(g, avg, out=b)
+            p -= np.multiply(buf, self.lr, out=b)
+        else:
+            update = np.divide(g, avg, out=b)
+            update *= self.lr
+            p -= update
+
+
+class Adagrad(Optimizer):
+    """Adagrad: per-coordinate steps scaled by the root of the summed squared gradients.
+
+    Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic
+    Optimization", JMLR 12 (2011). Formula of
+    https://pytorch.org/docs/stable/generated/torch.optim.Adagrad.html.
+
+    Parameters
+    ----------
+    lr : float
+        ``gamma``.
+    lr_decay : float
+        ``eta``: the step ``t`` uses ``gamma / (1 + (t - 1) eta)``.
+    weight_decay : float
+        ``lambda``, added to the gradient.
+    initial_accumulator_value : float
+        Starting value of the sum of squares.
+    eps : float
+        ``epsilon``, added to the root.
+
+    Notes
+    -----
+    ::
+
+        g_t <- g_t + lambda theta_{t-1}                        (if lambda != 0)
+        gamma_t = gamma / (1 + (t - 1) eta)
+        s_t = s_{t-1} + g_t^2
+        theta_t = theta_{t-1} - gamma_t g_t / (sqrt(s_t) + epsilon)
+
+    State: ``sum`` (s).
+    """
+
+    _config_keys = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        super().__init__(lr, weight_decay)
+        self.lr_decay = _check_number("lr_decay", lr_decay)
+        self.initial_accumulator_value = _check_number("initial_accumulator_value", initial_accumulator_value)
+        self.eps = _check_number("eps", eps)
+
+    def _buffers(self):
+        return ("sum",)
+
+    def _init_state(self, p):
+        return {"step": 0, "sum": np.full_like(p, self.initial_accumulator_value)}
+
+    def _update(self, p, g, state, a, b):
+        if self.weight_decay:
+            g = _add_scaled(g, p, self.weight_decay, out=a)
+        clr = self.lr / (1.0 + (state["step"] - 1) * self.lr_decay)
+        s = state["sum"]
+        s += np.multiply(g, g, out=b)
+        std = np.sqrt(s, out=b)
+        std += self.eps
+        update = np.divide(g, std, out=b)
+        update *= clr
+        p -= update
+
+
+# --------------------------------------------------------------------------- lookup
+NAMES: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def get(name_or_instance, /, **kwargs) -> Optimizer:
+    """Return an optimizer from its name (built with ``kwargs``) or an ``Optimizer`` unchanged.
+
+    Parameters
+    ----------
+    name_or_instance : str or Optimizer
+        ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"`` or ``"adagrad"``, or an instance.
+    **kwargs
+        Constructor arguments (``lr=...``); not allowed with an instance.
+    """
+    if isinstance(name_or_instance, Optimizer):
+        if kwargs:
+            raise ValueError(f"optimizer is already a {type(name_or_instance).__name__} instance; cannot apply {kwargs}")
+        return name_or_instance
+    if not isinstance(name_or_instance, str):
+        got = f"{type(name_or_instance).__name__} {name_or_instance!r}"
+        raise TypeError(f"optimizer must be an optimizer name (str) or an Optimizer instance, got {got}")
+    if name_or_instance not in NAMES:
+        raise ValueError(f"optimizer must be one of {', '.join(repr(n) for n in NAMES)}; got {name_or_instance!r}")
+    return NAMES[name_or_instance](**kwargs)
+
+
+# --------------------------------------------------------------------------- clipping
+def clip_grad_norm(model, max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
+
+    Parameters
+    ----------
+    model
+        Anything with ``named_grads()`` yielding ``(dotted_name, ndarray)``.
+    max_norm : float
+        ``c > 0``.
+
+    Returns
+    -------
+    float
+        The global norm before clipping, ``||g|| = sqrt(sum over parameters of sum g^2)``.
+
+    Raises
+    ------
+    ValueError
+        If a gradient holds NaN or inf (naming the parameter); no gradient is changed then.
+
+    Notes
+    -----
+    As ``torch.nn.utils.clip_grad_norm_``: with ``k = c / (||g|| + 1e-6)``, every gradient is
+    multiplied by ``k`` when ``k < 1`` and left alone otherwise.
+    """
+    max_norm = _check_number("max_norm", max_norm, positive=True)
+    grads = list(model.named_grads())
+    norms = []
+    for name, g in grads:
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite norm is handled just below
+            n = float(np.linalg.norm(g.reshape(-1)))
+        if not math.isfinite(n):
+            finite = np.isfinite(g)
+            if not finite.all():
+                bad = tuple(int(i) for i in np.argwhere(~finite)[0])
+                raise ValueError(f"gradient of parameter {name!r} contains NaN or inf ({g[bad]} at index {bad})")
+            scale = float(np.max(np.abs(g)))  # finite entries whose squares overflowed: rescale
+            n = scale * float(np.linalg.norm(g.reshape(-1).astype(np.float64) / scale))
+        norms.append(n)
+    total = math.hypot(*norms)
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for _, g in grads:
+            g *= coef
+    return total
+
+
+def clip_grad_value(model, clip_value: float) -> None:
+    """Clamp every gradient entry in place to ``[-clip_value, clip_value]`` (``torch.nn.utils.clip_grad_value_``)."""
+    clip_value = _check_number("clip_value", clip_value, positive=True)
+    for _, g in model.named_grads():
+        np.clip(g, -clip_value, clip_value, out=g)
