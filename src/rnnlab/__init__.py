@@ -1,6 +1,6 @@
 """rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
 
-from rnnlab import initializers, losses, optim
+from rnnlab import initializers, interop, losses, optim
 from rnnlab.functional import one_hot
 from rnnlab.gradcheck import GradcheckReport, gradcheck
 from rnnlab.io import ModelFileError, load, save
@@ -28,6 +28,7 @@ __all__ = [
     "TrainingDiverged",
     "gradcheck",
     "initializers",
+    "interop",
     "load",
     "losses",
     "one_hot",

@@ -28,10 +28,8 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def sigmoid_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``s'(x) = y (1 - y)`` for ``y = s(x)``."""
-    out = np.subtract(1.0, y, out=out)
-    out *= y
-    return out
+    """``s'(x) = y (1 - y)`` for ``y = s(x)`` (``out`` may be ``y`` itself)."""
+    return np.multiply(y, 1.0 - y, out=out)
 
 
 def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

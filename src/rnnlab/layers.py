@@ -203,7 +203,10 @@ class Dense(Module):
 
 class Dropout(Module):
     """Inverted dropout: in training, ``y = x * m / (1 - rate)`` with ``m ~ Bernoulli(1 - rate)``;
-    at inference ``y = x``. Backward multiplies by the same ``m / (1 - rate)``."""
+    at inference ``y = x``. Backward multiplies by the same ``m / (1 - rate)``. The output keeps the
+    input's float dtype (``dtype`` only sets the dtype of the mask's scale)."""
+
+    keeps_input_dtype = True
 
     def __init__(self, rate: float, *, seed=None, dtype="float32", name: str | None = None):
         super().__init__(dtype=dtype, name=name)
@@ -214,7 +217,8 @@ class Dropout(Module):
         self._scale = None
 
     def forward(self, x, mask=None, initial_state=None, training: bool = False):
-        x = as_float_array("x", x, self.dtype)
+        # no parameters, so no dtype of its own to impose: the input's float dtype is kept
+        x = as_float_array("x", x, x.dtype if np.issubdtype(np.asarray(x).dtype, np.floating) else self.dtype)
         if not training or self.rate == 0.0:
             self._scale = 1.0
             return x.copy()
@@ -224,7 +228,7 @@ class Dropout(Module):
 
     def backward(self, dy, *d_states):
         scale = self._need_tape(self._scale)
-        dy = as_float_array("dy", dy, self.dtype)
+        dy = as_float_array("dy", dy, np.result_type(dy, np.float32))
         return dy * scale
 
     def get_config(self):

@@ -30,6 +30,9 @@ def registered(class_name: str) -> type[Module]:
 class Module:
     """Base class: parameter book-keeping, config round trip, call protocol."""
 
+    #: True for layers with no weights that return their input's dtype (Dropout); the others compute in ``dtype``.
+    keeps_input_dtype = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls

@@ -195,6 +195,7 @@ class Recurrent(Module):
             else:
                 for s in tape.states:
                     s[t + 1] = s[t]
+                self.cell.skip_step(tape, t)
 
         self._tape = tape
         h = tape.states[0]
@@ -259,7 +260,7 @@ class Recurrent(Module):
                 continue
             m_t = tape.mask[t]
             if not m_t.any():
-                tape.dgates[t] = 0
+                self.cell.skip_step_backward(tape, t)
                 continue
             carried = [np.where(m_t, 0, d) for d in dstate]  # passes the masked step unchanged
             dstate = self.cell.step_backward(p, tape, t, [np.where(m_t, d, 0) for d in dstate])

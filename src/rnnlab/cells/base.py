@@ -103,6 +103,14 @@ class Cell:
     def step_backward(self, p: dict, tape: Tape, t: int, dstate: list[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
 
+    def skip_step(self, tape: Tape, t: int) -> None:
+        """Forward over a step that is padding for the whole batch: the state is carried, no maths runs.
+        A cell zeroes here any buffer of step t that ``accumulate_grads`` reads besides the states."""
+
+    def skip_step_backward(self, tape: Tape, t: int) -> None:
+        """Backward over such a step: its pre-activation gradients (and the cell's others) are zero."""
+        tape.dgates[t] = 0
+
     def prepare_backward(self, tape: Tape) -> None:
         """Allocate any buffer the backward loop needs beyond ``tape.dgates`` (none by default)."""
 

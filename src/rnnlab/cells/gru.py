@@ -134,6 +134,15 @@ class GRUCell(Cell):
             g["W"][:2 * H] += dG[:, :2 * H].T @ h_prev
             g["W"][2 * H:] += dG[:, 2 * H:].T @ tape.extra["rh"].reshape(T * B, H)
 
+    def skip_step(self, tape: Tape, t: int) -> None:
+        if not self.reset_after:
+            tape.extra["rh"][t] = 0
+
+    def skip_step_backward(self, tape: Tape, t: int) -> None:
+        super().skip_step_backward(tape, t)
+        if self.reset_after:
+            tape.extra["dgh"][t] = 0
+
     def prepare_backward(self, tape: Tape) -> None:
         if self.reset_after:
             tape.extra["dgh"] = np.empty_like(tape.gates)
