@@ -126,13 +126,7 @@ def test_out_argument_in_place_and_separate(name, rng, dtype):
     np.testing.assert_array_equal(gbuf, expected_grad)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param("sigmoid", marks=pytest.mark.xfail(strict=True, reason=(
-        "functional.sigmoid_grad(y, out=y) computes (1 - y)^2 instead of y (1 - y): it writes 1 - y into out "
-        "(overwriting y) and then multiplies by the overwritten array; the module docstring says out may be "
-        "the input itself"))),
-    "tanh", "relu", "linear",
-])
+@by_activation
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_derivative_in_place_on_its_own_output(name, rng, dtype):
     f, f_grad = ACTIVATIONS[name]
