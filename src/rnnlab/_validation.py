@@ -93,8 +93,9 @@ def check_mask(mask, batch: int, timesteps: int) -> np.ndarray | None:
     if mask.dtype != bool:
         if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)):
             raise TypeError(f"mask must be a boolean or 0/1 array, got dtype {mask.dtype}")
-        if not np.isin(mask, (0, 1)).all():
-            raise ValueError("mask must hold only 0 and 1 (or booleans), got other values")
+        bad = np.unique(mask[~np.isin(mask, (0, 1))])
+        if bad.size:
+            raise ValueError(f"mask must hold only 0 and 1 (or booleans), got values {bad[:5].tolist()}")
         mask = mask.astype(bool)
     if mask.shape != (batch, timesteps):
         raise ValueError(f"mask must have shape (batch, timesteps) = {(batch, timesteps)}, got {mask.shape}")

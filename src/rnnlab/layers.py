@@ -142,6 +142,8 @@ class Dense(Module):
         self.units = check_positive_int("units", units)
         self.activation = "linear" if activation is None else activation
         self.g, self.g_grad = get_activation(self.activation)
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"use_bias must be a bool, got {use_bias!r}")
         self.use_bias = use_bias
         self._init_specs = (kernel_initializer, bias_initializer)
         self._inits = (initializers.get(kernel_initializer, "kernel_initializer"),
@@ -219,6 +221,7 @@ class Dropout(Module):
     def forward(self, x, mask=None, initial_state=None, training: bool = False):
         # no parameters, so no dtype of its own to impose: the input's float dtype is kept
         x = as_float_array("x", x, x.dtype if np.issubdtype(np.asarray(x).dtype, np.floating) else self.dtype)
+        self._shape = x.shape
         if not training or self.rate == 0.0:
             self._scale = 1.0
             return x.copy()
@@ -229,6 +232,8 @@ class Dropout(Module):
     def backward(self, dy, *d_states):
         scale = self._need_tape(self._scale)
         dy = as_float_array("dy", dy, np.result_type(dy, np.float32))
+        if dy.shape != self._shape:
+            raise ValueError(f"dy must have the output's shape {self._shape}, got {dy.shape}")
         return dy * scale
 
     def get_config(self):

@@ -39,6 +39,9 @@ class Sequential(Module):
         self.layers: list[Module] = []
         self.output_mask = None
         self.input_shape: tuple | None = None
+        if isinstance(layers, Module) or not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers must be a list of rnnlab modules, got {type(layers).__name__}"
+                            + (" (wrap a single layer in a list)" if isinstance(layers, Module) else ""))
         for layer in layers:
             self.add(layer)
 

@@ -422,8 +422,10 @@ class Bidirectional(Module):
         init_f = init_b = None
         if initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2 * n:
+                got = (f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple))
+                       else f"a {type(initial_state).__name__}")
                 raise ValueError(f"initial_state of a Bidirectional layer must be {2 * n} arrays (the forward "
-                                 f"layer's states, then the backward layer's), got {initial_state!r:.80}")
+                                 f"layer's states, then the backward layer's), got {got}")
             init_f, init_b = list(initial_state[:n]), list(initial_state[n:])
         out_f = self.forward_layer(x, mask=mask, initial_state=init_f, training=training)
         out_b = self.backward_layer(x, mask=mask, initial_state=init_b, training=training)

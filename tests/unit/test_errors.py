@@ -2,8 +2,7 @@
 
 Each test asserts the exception type and, with ``pytest.raises(match=...)``, both the argument's name
 and the received value or shape, so a message that drops either (or an exception of the wrong type)
-fails. A check the library does not make yet, or makes with an unclear message, is marked
-``xfail(strict=True)`` with the reason: the test starts passing (and the mark must go) once fixed.
+fails.
 """
 
 from __future__ import annotations
@@ -28,9 +27,6 @@ SEQUENCE_MODELS = {
 }
 RECURRENT = {k: SEQUENCE_MODELS[k] for k in ("SimpleRNN", "LSTM", "GRU", "GRU-v1")}
 
-xfail = pytest.mark.xfail
-MASK_VALUES_BUG = ("_validation.check_mask: a mask holding values other than 0/1 raises "
-                   "'mask must hold only 0 and 1 (or booleans), got other values' without saying which values")
 
 
 @pytest.fixture
@@ -117,11 +113,7 @@ def test_mask_shape_mismatch_names_expected_and_received_shape(make, x, shape):
 
 
 @params_of(SEQUENCE_MODELS)
-@pytest.mark.parametrize("value", [
-    pytest.param(2, marks=xfail(reason=MASK_VALUES_BUG, strict=True)),
-    pytest.param(0.5, marks=xfail(reason=MASK_VALUES_BUG, strict=True)),
-    pytest.param(-1, marks=xfail(reason=MASK_VALUES_BUG, strict=True)),
-])
+@pytest.mark.parametrize("value", [2, 0.5, -1])
 def test_mask_values_other_than_0_1_name_the_value(make, x, value):
     mask = np.ones((B, T), dtype=np.asarray(value).dtype)
     mask[1, 1] = value
@@ -131,7 +123,6 @@ def test_mask_values_other_than_0_1_name_the_value(make, x, value):
 
 @params_of(SEQUENCE_MODELS)
 def test_mask_values_other_than_0_1_are_rejected(make, x):
-    """The check itself exists (only its message is incomplete, see the xfail above)."""
     mask = np.ones((B, T))
     mask[0, 0] = 2.0
     with pytest.raises(ValueError, match=r"mask must hold only 0 and 1"):
@@ -210,14 +201,7 @@ def test_dy_of_wrong_shape_dense_embedding(make, ids, dy_shape, want, x):
         model.backward(np.zeros(dy_shape, np.float32))
 
 
-@pytest.mark.parametrize("training", [
-    pytest.param(True, marks=xfail(strict=True, reason=(
-        "layers.Dropout.backward does not check dy's shape: in training it fails inside NumPy with "
-        "'operands could not be broadcast together with shapes (2,3,5) (2,3,4)', "
-        "which names neither dy nor the expected shape"))),
-    pytest.param(False, marks=xfail(strict=True, reason=(
-        "layers.Dropout.backward does not check dy's shape: at inference (scale 1.0) a dy of any shape is accepted silently"))),
-])
+@pytest.mark.parametrize("training", [True, False])
 def test_dy_of_wrong_shape_dropout(x, training):
     layer = Dropout(0.3, seed=0)
     layer(x, training=training)
@@ -265,9 +249,6 @@ def test_initial_state_non_float_and_non_finite(make, x):
         model(x, initial_state=[bad] + [np.zeros((B, H), np.float32)] * (n - 1))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "recurrent.Bidirectional.forward: the wrong-count message prints a repr of the arrays truncated to 80 "
-    "characters ('got [array([[0., 0., ...') instead of how many arrays it got"))
 def test_bidirectional_initial_state_count_names_the_count(x):
     layer = Bidirectional(LSTM(H))
     with pytest.raises(ValueError, match=r"initial_state of a Bidirectional layer must be 4 arrays.*got 1 array"):
@@ -361,8 +342,7 @@ FLAG_ARGUMENTS = [
     pytest.param(lambda v: GRU(3, reset_after=v), "reset_after", id="GRU.reset_after"),
     pytest.param(lambda v: Embedding(5, 3, mask_zero=v), "mask_zero", id="Embedding.mask_zero"),
     pytest.param(lambda v: OneHot(5, mask_zero=v), "mask_zero", id="OneHot.mask_zero"),
-    pytest.param(lambda v: Dense(3, use_bias=v), "use_bias", id="Dense.use_bias", marks=xfail(strict=True, reason=(
-        "layers.Dense.__init__ stores use_bias without checking it: Dense(3, use_bias=1) is accepted"))),
+    pytest.param(lambda v: Dense(3, use_bias=v), "use_bias", id="Dense.use_bias"),
 ]
 
 
@@ -439,9 +419,6 @@ def test_sequential_layers_must_be_modules():
         Sequential([SimpleRNN(3), 5])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "models.Sequential.__init__ iterates `layers` unchecked: Sequential(SimpleRNN(3)) raises "
-    "\"TypeError: 'SimpleRNN' object is not iterable\", which names neither the argument nor what a list is expected"))
 def test_sequential_layers_must_be_a_list():
     with pytest.raises(TypeError, match=r"layers must be a list.*got SimpleRNN"):
         Sequential(SimpleRNN(3))

@@ -310,8 +310,8 @@ def test_failed_first_save_leaves_no_model_and_no_temporary_file(tmp_path, monke
 def test_save_refuses_an_unbuilt_model(tmp_path):
     with pytest.raises(ValueError, match=r"unbuilt SimpleRNN: the model has no weights yet.*build\(input_shape\)"):
         save(SimpleRNN(4), tmp_path / "m")
-    with pytest.raises(ValueError, match=r"unbuilt Sequential: layer '1' \(Dense\) of the model has no weights"):
-        save(Sequential([SimpleRNN(4, input_size=2), Dense(1)]), tmp_path / "m")
+    with pytest.raises(ValueError, match=r"unbuilt Sequential: layer '0' \(SimpleRNN\) of the model has no weights"):
+        save(Sequential([SimpleRNN(4), Dense(1)]), tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
 
