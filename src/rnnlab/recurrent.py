@@ -137,10 +137,22 @@ class Recurrent(Module):
 
     @property
     def states(self) -> tuple[np.ndarray, ...] | None:
-        """The carried state of a ``stateful`` layer (None before the first call or after reset)."""
-        return None if self._state is None else tuple(self._state)
+        """The carried state of a ``stateful`` layer (None before the first call or after reset).
 
-    def _initial_states(self, initial_state, batch: int) -> list[np.ndarray]:
+        Assigning a tuple of (B, H) arrays (or None) sets it, e.g. to restore a checkpoint or to rewind
+        truncated BPTT; the arrays are copied.
+        """
+        return None if self._state is None else tuple(s.copy() for s in self._state)
+
+    @states.setter
+    def states(self, value) -> None:
+        if value is None:
+            self._state = None
+            return
+        batch = np.shape(value[0])[0] if isinstance(value, (list, tuple)) and len(value) else 0
+        self._state = [s.copy() for s in self._initial_states(list(value), batch, "states")]
+
+    def _initial_states(self, initial_state, batch: int, argument: str = "initial_state") -> list[np.ndarray]:
         n = len(self.state_names)
         if initial_state is None:
             if self.stateful and self._state is not None:
@@ -153,13 +165,13 @@ class Recurrent(Module):
             initial_state = [initial_state]
         if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n:
             got = f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__
-            raise ValueError(f"initial_state must be {n} array(s) ({', '.join(self.state_names)}) of shape "
+            raise ValueError(f"{argument} must be {n} array(s) ({', '.join(self.state_names)}) of shape "
                              f"(batch, hidden_size) = {(batch, self.hidden_size)}, got {got}")
         states = []
         for name, s in zip(self.state_names, initial_state):
-            s = as_float_array(f"initial_state ({name})", s, self.dtype)
+            s = as_float_array(f"{argument} ({name})", s, self.dtype)
             if s.shape != (batch, self.hidden_size):
-                raise ValueError(f"initial_state ({name}) must have shape (batch, hidden_size) = "
+                raise ValueError(f"{argument} ({name}) must have shape (batch, hidden_size) = "
                                  f"{(batch, self.hidden_size)}, got {s.shape}")
             states.append(s)
         return states
