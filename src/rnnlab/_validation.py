@@ -85,10 +85,8 @@ def check_sequence_input(name: str, x, dtype: np.dtype, input_size: int | None) 
     return x
 
 
-def check_mask(mask, batch: int, timesteps: int) -> np.ndarray | None:
-    """Return ``mask`` as a boolean ``(batch, timesteps)`` array, or None."""
-    if mask is None:
-        return None
+def as_bool_mask(mask) -> np.ndarray:
+    """``mask`` as a boolean array; integers and floats must hold only 0 and 1."""
     mask = np.asarray(mask)
     if mask.dtype != bool:
         if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)):
@@ -97,6 +95,32 @@ def check_mask(mask, batch: int, timesteps: int) -> np.ndarray | None:
         if bad.size:
             raise ValueError(f"mask must hold only 0 and 1 (or booleans), got values {bad[:5].tolist()}")
         mask = mask.astype(bool)
+    return mask
+
+
+def check_mask(mask, batch: int, timesteps: int) -> np.ndarray | None:
+    """Return ``mask`` as a boolean ``(batch, timesteps)`` array, or None."""
+    if mask is None:
+        return None
+    mask = as_bool_mask(mask)
     if mask.shape != (batch, timesteps):
         raise ValueError(f"mask must have shape (batch, timesteps) = {(batch, timesteps)}, got {mask.shape}")
     return mask
+
+
+def registry_entry(argument: str, spec, base: type, names: dict, kwargs: dict):
+    """Resolve a name-or-instance argument (``loss="mse"``, ``optimizer=Adam(...)``).
+
+    Returns ``spec`` itself when it is an instance of ``base`` (then ``kwargs`` must be empty), else
+    ``names[spec]``; anything else raises, naming ``argument``, what it got and the valid names.
+    """
+    if isinstance(spec, base):
+        if kwargs:
+            raise ValueError(f"{argument} is already a {type(spec).__name__} instance; cannot apply {kwargs}")
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"{argument} must be a name (str) or an instance of {base.__name__}, "
+                        f"got {type(spec).__name__} {spec!r}")
+    if spec not in names:
+        raise ValueError(f"{argument} must be one of {', '.join(repr(n) for n in names)}; got {spec!r}")
+    return names[spec]

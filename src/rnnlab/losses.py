@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from rnnlab._validation import check_choice
+from rnnlab._validation import as_bool_mask, check_choice, registry_entry
 from rnnlab.functional import log_softmax, sigmoid
 
 __all__ = ["Loss", "MeanSquaredError", "SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits", "get", "NAMES"]
@@ -65,14 +65,7 @@ def _check_mask(mask, term_shape: tuple, y_pred_shape: tuple) -> np.ndarray | No
     """``mask`` as a boolean array whose shape is a prefix of ``term_shape`` (the leading step axes)."""
     if mask is None:
         return None
-    mask = np.asarray(mask)
-    if mask.dtype != bool:
-        if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)):
-            raise TypeError(f"mask must be a boolean or 0/1 array, got dtype {mask.dtype}")
-        bad = ~np.isin(mask, (0, 1))
-        if bad.any():
-            raise ValueError(f"mask must hold only 0 and 1 (or booleans), got value {mask[bad][0].item()!r}")
-        mask = mask.astype(bool)
+    mask = as_bool_mask(mask)
     allowed = [term_shape[:k] for k in range(1, len(term_shape) + 1)] or [()]
     if mask.shape not in allowed:
         raise ValueError(
@@ -423,16 +416,10 @@ def get(name_or_instance, /, **kwargs) -> Loss:
         Constructor arguments, e.g. ``reduction="sum"``; not allowed with an instance, nor in
         conflict with the name (``"half_sse"`` fixes ``reduction="half_sum"``).
     """
-    if isinstance(name_or_instance, Loss):
-        if kwargs:
-            raise ValueError(f"loss is already a {type(name_or_instance).__name__} instance; cannot apply {kwargs}")
-        return name_or_instance
-    if not isinstance(name_or_instance, str):
-        got = f"{type(name_or_instance).__name__} {name_or_instance!r}"
-        raise TypeError(f"loss must be a loss name (str) or a Loss instance, got {got}")
-    if name_or_instance not in NAMES:
-        raise ValueError(f"loss must be one of {', '.join(repr(n) for n in NAMES)}; got {name_or_instance!r}")
-    cls, preset = NAMES[name_or_instance]
+    entry = registry_entry("loss", name_or_instance, Loss, NAMES, kwargs)
+    if isinstance(entry, Loss):
+        return entry
+    cls, preset = entry
     for key, value in preset.items():
         if key in kwargs and kwargs[key] != value:
             raise ValueError(f"loss {name_or_instance!r} means {key}={value!r}; got {key}={kwargs[key]!r}")

@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from rnnlab._validation import check_rate
+from rnnlab._validation import check_rate, registry_entry
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES", "clip_grad_norm", "clip_grad_value"]
 
@@ -549,16 +549,8 @@ def get(name_or_instance, /, **kwargs) -> Optimizer:
     **kwargs
         Constructor arguments (``lr=...``); not allowed with an instance.
     """
-    if isinstance(name_or_instance, Optimizer):
-        if kwargs:
-            raise ValueError(f"optimizer is already a {type(name_or_instance).__name__} instance; cannot apply {kwargs}")
-        return name_or_instance
-    if not isinstance(name_or_instance, str):
-        got = f"{type(name_or_instance).__name__} {name_or_instance!r}"
-        raise TypeError(f"optimizer must be an optimizer name (str) or an Optimizer instance, got {got}")
-    if name_or_instance not in NAMES:
-        raise ValueError(f"optimizer must be one of {', '.join(repr(n) for n in NAMES)}; got {name_or_instance!r}")
-    return NAMES[name_or_instance](**kwargs)
+    entry = registry_entry("optimizer", name_or_instance, Optimizer, NAMES, kwargs)
+    return entry if isinstance(entry, Optimizer) else entry(**kwargs)
 
 
 # --------------------------------------------------------------------------- clipping

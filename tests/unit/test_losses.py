@@ -127,8 +127,8 @@ def test_regression_targets_finite_and_real(rng):
         (np.ones((T, B), bool), ValueError, r"mask must have the shape of the leading \(step\) axes of y_pred of shape \(3, 4, 5\), one of \(3,\), \(3, 4\); got shape \(4, 3\)"),
         (np.ones((B, T, C), bool), ValueError, r"one of \(3,\), \(3, 4\); got shape \(3, 4, 5\)"),
         (np.ones((B, 1), bool), ValueError, r"got shape \(3, 1\)"),
-        (np.full((B, T), 2), ValueError, r"mask must hold only 0 and 1 \(or booleans\), got value 2"),
-        (np.full((B, T), 0.5), ValueError, r"mask must hold only 0 and 1.*got value 0.5"),
+        (np.full((B, T), 2), ValueError, r"mask must hold only 0 and 1 \(or booleans\), got values \[2\]"),
+        (np.full((B, T), 0.5), ValueError, r"mask must hold only 0 and 1.*got values \[0.5\]"),
         (np.full((B, T), "x"), TypeError, r"mask must be a boolean or 0/1 array, got dtype <U1"),
     ],
 )
@@ -359,7 +359,7 @@ def test_get_by_name(name, cls, reduction):
 def test_get_errors():
     with pytest.raises(ValueError, match=r"loss must be one of 'mse', .*'binary_crossentropy'; got 'msee'"):
         losses.get("msee")
-    with pytest.raises(TypeError, match=r"loss must be a loss name \(str\) or a Loss instance, got int 3"):
+    with pytest.raises(TypeError, match=r"loss must be a name \(str\) or an instance of Loss, got int 3"):
         losses.get(3)
     with pytest.raises(ValueError, match=r"loss 'half_sse' means reduction='half_sum'; got reduction='mean'"):
         losses.get("half_sse", reduction="mean")

@@ -122,7 +122,7 @@ def test_get_by_name(name, cls):
 def test_get_errors():
     with pytest.raises(ValueError, match=r"optimizer must be one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'; got 'adamax'"):
         optim.get("adamax")
-    with pytest.raises(TypeError, match=r"optimizer must be an optimizer name \(str\) or an Optimizer instance, got float 0.1"):
+    with pytest.raises(TypeError, match=r"optimizer must be a name \(str\) or an instance of Optimizer, got float 0.1"):
         optim.get(0.1)
     opt = Adam()
     assert optim.get(opt) is opt
