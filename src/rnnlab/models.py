@@ -449,15 +449,17 @@ class OneToMany(Module):
         return self.output.output_shape(self.layer.output_shape((input_shape[0], self.steps)))
 
     # ------------------------------------------------------------------ forward / backward
-    def _inputs(self, x: np.ndarray, T: int, prev: np.ndarray | None) -> np.ndarray:
-        """The layer's input u (B, T, D') from x (B, D) and the previous tokens (B, T) (-1 = none)."""
+    def _inputs(self, x: np.ndarray, T: int, prev: np.ndarray | None, start: int = 0) -> np.ndarray:
+        """The layer's input u (B, T, D') for steps ``start .. start+T-1``, from x (B, D) and the
+        previous tokens ``prev`` (B, T) (-1 = no token, i.e. a zero one-hot)."""
         B, D = x.shape
         parts = []
         if self.input_mode == "every":
             parts.append(np.broadcast_to(x[:, None, :], (B, T, D)))  # (B, T, D)
         elif self.input_mode == "first":
-            first = np.zeros((B, T, D), dtype=self.dtype)  # (B, T, D)
-            first[:, 0] = x
+            first = np.zeros((B, T, D), dtype=self.dtype)  # (B, T, D): x at step 0 only
+            if start == 0:
+                first[:, 0] = x
             parts.append(first)
         if self.feedback:
             onehot = np.zeros((B, T, self.num_classes), dtype=self.dtype)  # (B, T, K)
@@ -481,14 +483,14 @@ class OneToMany(Module):
         if self.feedback:
             x, targets = _pair("OneToMany with feedback=True", x, "inputs (B, D)", "targets (B, T)")
             targets = _check_ids("targets", targets, self.num_classes)
-        x = as_float_array("x", x, self.dtype, ndim=2)
-        if x.shape[0] == 0:
-            raise ValueError(f"x must hold at least one example, got shape {x.shape}")
-        T = self.steps if targets is None else targets.shape[1]
-        if targets is not None and targets.shape[0] != x.shape[0]:
-            raise ValueError(f"targets must have one row per input: x has {x.shape[0]}, targets {targets.shape[0]}")
+        return self._forward(x, self.steps if targets is None else targets.shape[1], targets, mask, initial_state, training)
+
+    def _forward(self, x, T: int, targets, mask, initial_state, training):
+        x = self._check_x(x)
         prev = None
         if targets is not None:
+            if targets.shape[0] != x.shape[0]:
+                raise ValueError(f"targets must have one row per input: x has {x.shape[0]}, targets {targets.shape[0]}")
             prev = np.full(targets.shape, -1, dtype=np.int64)  # (B, T): nothing before step 0
             prev[:, 1:] = targets[:, :-1]
         u = self._inputs(x, T, prev)  # (B, T, D')
@@ -499,6 +501,12 @@ class OneToMany(Module):
         self._cache = (x.shape[1],)
         self.built = True
         return out
+
+    def _check_x(self, x) -> np.ndarray:
+        x = as_float_array("x", x, self.dtype, ndim=2)
+        if x.shape[0] == 0:
+            raise ValueError(f"x must hold at least one example, got shape {x.shape}")
+        return x
 
     def backward(self, dy, *d_states):
         (D,) = self._need_tape(self._cache)
@@ -522,24 +530,16 @@ class OneToMany(Module):
         fed back as the next step's input, one step (and one state update) at a time.
         """
         steps = self.steps if steps is None else check_positive_int("steps", steps)
-        x = as_float_array("x", x, self.dtype, ndim=2)
+        x = self._check_x(x)
         if not self.feedback:
-            saved, self.steps = self.steps, steps
-            try:
-                out = self.forward(x, initial_state=initial_state)
-            finally:
-                self.steps = saved
+            out = self._forward(x, steps, None, None, initial_state, False)  # (B, steps, K)
             self._cache = None
             return out.argmax(axis=-1)
-        B = x.shape[0]
         states = self._bridge_states(x, initial_state, False)
-        prev = np.full((B, 1), -1, dtype=np.int64)
+        prev = np.full((x.shape[0], 1), -1, dtype=np.int64)  # (B, 1): no token before step 0
         chosen = []
         for t in range(steps):
-            u = self._inputs(x, 1, prev)  # (B, 1, D')
-            if self.input_mode == "first" and t > 0:
-                u[:, :, :x.shape[1]] = 0.0
-            y, *states = self.layer(u, initial_state=states)  # (B, 1, H), states (B, H) each
+            y, *states = self.layer(self._inputs(x, 1, prev, start=t), initial_state=states)  # (B, 1, H), (B, H) each
             prev = self.output(y).argmax(axis=-1)  # (B, 1)
             chosen.append(prev[:, 0])
         self._cache = None  # the tapes hold the last single step, not a sequence: no backward

@@ -1,0 +1,207 @@
+"""The command line: ``rnnlab <command> [options]`` (also ``python -m rnnlab``).
+
+Thin by design: each command parses its options, calls the library, prints, and returns an exit
+code. ``main(argv)`` never calls ``sys.exit`` itself, so tests run it in-process.
+
+Exit codes: 0 success; 1 the command failed (bad or missing data, a failed check), with the reason
+on stderr; 2 usage error (argparse's convention).
+
+Adding a command: write ``configure(parser)`` (adds the options) and ``run(args) -> int``, and
+register them with ``@command("name", "one-line help", configure)`` on ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rnnlab.datasets import DATA_ENV, DatasetError
+
+__all__ = ["main", "build_parser", "command", "COMMANDS"]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Register the decorated ``run(args) -> int`` as the sub-command ``name``."""
+    def register(run: Callable[[argparse.Namespace], int]):
+        if name in COMMANDS:
+            raise ValueError(f"command {name!r} is already registered")
+        COMMANDS[name] = Command(name, help, configure, run)
+        return run
+    return register
+
+
+# --------------------------------------------------------------------------- option types
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", default=None,
+                        help=f"data directory holding one folder per data set (default: ${DATA_ENV})")
+
+
+# --------------------------------------------------------------------------- demo
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    from rnnlab.demo import CELLS, DemoConfig
+
+    defaults = DemoConfig()
+    add_data_dir(parser)
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="training epochs (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, the weights and the shuffling (default: %(default)s)")
+    parser.add_argument("--cell", choices=sorted(CELLS), default=defaults.cell, help="recurrent cell (default: %(default)s)")
+    parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=defaults.bidirectional,
+                        help="read each sentence in both directions (default: %(default)s)")
+    parser.add_argument("--limit", type=int_at_least(10), default=None, metavar="N",
+                        help="use only N sentences (at least 10) after the seeded shuffle, for a quick run")
+
+
+@command("demo", "train a sentiment classifier on the UCI sentiment sentences and report its test accuracy", _configure_demo)
+def _run_demo(args: argparse.Namespace) -> int:
+    from rnnlab.demo import DemoConfig, run_demo
+
+    config = DemoConfig(data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, cell=args.cell,
+                        bidirectional=args.bidirectional, limit=args.limit)
+    run_demo(config, print_fn=lambda line: print(line, flush=True))
+    return 0
+
+
+# --------------------------------------------------------------------------- gradcheck
+def _configure_gradcheck(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tol", type=positive_float, default=1e-6, help="largest relative error accepted (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, inputs and projections (default: %(default)s)")
+
+
+def gradcheck_cases(seed: int = 0):
+    """``(label, module, x, kwargs)``: one small float64 module of each kind, with masks and initial states."""
+    import numpy as np
+
+    from rnnlab import GRU, LSTM, Bidirectional, Dense, Embedding, Sequential, SimpleRNN
+    from rnnlab.models import OneToMany, Seq2Seq
+
+    f64 = {"dtype": "float64"}
+    rng = np.random.default_rng(seed)
+    B, T, D, H = 3, 4, 3, 4
+    x = rng.standard_normal((B, T, D))  # (B, T, D)
+    mask = np.arange(T)[None, :] < np.array([[4], [2], [3]])  # (B, T): lengths 4, 2, 3 (right padding)
+    h0 = lambda: rng.standard_normal((B, H))  # noqa: E731
+    cases = [
+        ("SimpleRNN(tanh)", SimpleRNN(H, return_sequences=True, seed=seed, **f64), x, {"mask": mask, "initial_state": [h0()]}),
+        ("SimpleRNN(relu)", SimpleRNN(H, activation="relu", seed=seed, **f64), x, {"initial_state": [h0()]}),
+        ("LSTM", LSTM(H, return_sequences=True, return_state=True, seed=seed, **f64), x, {"mask": mask, "initial_state": [h0(), h0()]}),
+        ("GRU", GRU(H, return_sequences=True, seed=seed, **f64), x, {"mask": mask, "initial_state": [h0()]}),
+        ("GRU(reset_after=False)", GRU(H, reset_after=False, seed=seed, **f64), x, {"mask": mask, "initial_state": [h0()]}),
+        ("LSTM(go_backwards)", LSTM(H, go_backwards=True, return_sequences=True, seed=seed, **f64), x, {"mask": mask}),
+        ("Bidirectional(LSTM)", Bidirectional(LSTM(H, return_sequences=True, seed=seed, **f64)), x, {"mask": mask}),
+        ("Dense(tanh)", Dense(5, activation="tanh", seed=seed, **f64), x, {}),
+        ("Embedding+GRU+Dense", Sequential([Embedding(7, D, mask_zero=True, seed=seed, **f64), GRU(H, seed=seed, **f64),
+                                            Dense(2, seed=seed, **f64)]), np.array([[1, 2, 3, 4], [5, 6, 0, 0], [1, 3, 5, 0]]), {}),
+        ("OneToMany(first)", OneToMany(LSTM(H, return_sequences=True, seed=seed, **f64), Dense(5, seed=seed, **f64), T),
+         rng.standard_normal((B, D)), {}),
+        ("OneToMany(state, feedback)", OneToMany(GRU(H, return_sequences=True, return_state=True, seed=seed, **f64),
+                                                 Dense(5, seed=seed, **f64), T, input_mode="state", feedback=True, seed=seed),
+         (rng.standard_normal((B, D)), rng.integers(0, 5, (B, T))), {}),
+    ]
+    encoder = Sequential([Embedding(7, D, mask_zero=True, seed=seed, **f64), LSTM(H, return_state=True, seed=seed, **f64)])
+    decoder = Sequential([Embedding(7, D, seed=seed, **f64), LSTM(H, return_sequences=True, return_state=True, seed=seed, **f64)])
+    seq2seq = Seq2Seq(encoder, decoder, Dense(7, seed=seed, **f64), start_id=1, end_id=2)
+    source = np.array([[3, 4, 5, 6], [6, 5, 0, 0], [4, 4, 3, 0]])
+    targets = np.array([[6, 5, 4, 3, 2], [5, 6, 2, 0, 0], [3, 4, 4, 2, 0]])
+    cases.append(("Seq2Seq(LSTM)", seq2seq, (source, targets), {}))
+    return cases
+
+
+@command("gradcheck", "check every layer's hand-written gradients against finite differences (float64)", _configure_gradcheck)
+def _run_gradcheck(args: argparse.Namespace) -> int:
+    from rnnlab.gradcheck import gradcheck
+
+    rows = []
+    for label, module, x, kwargs in gradcheck_cases(args.seed):
+        report = gradcheck(module, x, seed=args.seed, **kwargs)
+        rows += [(label, name, error) for name, error in report.errors.items()]
+    widths = (max(len("module"), *(len(r[0]) for r in rows)), max(len("gradient of"), *(len(r[1]) for r in rows)))
+    print(f"{'module'.ljust(widths[0])}  {'gradient of'.ljust(widths[1])}  relative error  result")
+    for label, name, error in rows:
+        print(f"{label.ljust(widths[0])}  {name.ljust(widths[1])}  {error:14.3e}  {'ok' if error < args.tol else 'FAIL'}")
+    failed = [r for r in rows if not r[2] < args.tol]
+    worst = max(r[2] for r in rows)
+    print(f"{len(rows)} gradients checked, largest relative error {worst:.3e}, tolerance {args.tol:g}: "
+          + ("all passed" if not failed else f"{len(failed)} FAILED"))
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    from rnnlab import __version__
+
+    parser = argparse.ArgumentParser(prog="rnnlab", description="Recurrent neural networks in NumPy with hand-written BPTT.")
+    parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.configure(p)
+        p.set_defaults(run=cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``rnnlab`` with ``argv`` (``sys.argv[1:]`` when None) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print("rnnlab: error: a command is required: " + ", ".join(COMMANDS), file=sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except DatasetError as exc:
+        print(f"rnnlab {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
