@@ -374,6 +374,9 @@ class OneToMany(Module):
         step): an autoregressive generator. In training the *true* previous token is fed (teacher
         forcing), so ``forward`` takes ``x = (inputs, targets)`` with ``targets`` (B, T) ints in
         ``[0, K)``; :meth:`generate` feeds back its own greedy choices.
+    input_size : int, optional
+        D, the size of ``x``; inferred from the first call when omitted (then kept in the config,
+        so ``from_config`` rebuilds every part, the bridge included).
     seed : int or numpy.random.Generator, optional
         Initial weights of the bridge (``input_mode="state"``).
 
@@ -392,7 +395,7 @@ class OneToMany(Module):
     INPUT_MODES = ("first", "every", "state")
 
     def __init__(self, layer: Recurrent, output: Module, steps: int, *, input_mode: str = "first", feedback: bool = False,
-                 seed=None, name: str | None = None):
+                 input_size: int | None = None, seed=None, name: str | None = None):
         if not isinstance(layer, Recurrent):
             raise TypeError(f"layer must be a SimpleRNN, LSTM or GRU (a causal recurrent layer), got {type(layer).__name__}")
         if not isinstance(output, Module):
@@ -423,7 +426,10 @@ class OneToMany(Module):
         self.initial_state_grad = None
         self.output_mask = None
         self._cache = None
+        self.input_size = None
         self.built = all(m.built for _, m in self.children())
+        if input_size is not None:
+            self.build((None, input_size))
 
     @property
     def num_classes(self) -> int | None:
@@ -438,7 +444,10 @@ class OneToMany(Module):
         return (D if self.input_mode != "state" else 0) + (self.num_classes if self.feedback else 0)
 
     def build(self, input_shape):
-        D = check_positive_int("input features", input_shape[-1])
+        D = check_positive_int("input_size", input_shape[-1])
+        if self.input_size is not None and D != self.input_size:
+            raise ValueError(f"OneToMany was built for inputs of {self.input_size} features, got {D}")
+        self.input_size = D
         if self.bridge is not None:
             self.bridge.build((None, D))
         self.layer.build((None, self.steps, self._step_width(D)))
@@ -503,9 +512,11 @@ class OneToMany(Module):
         return out
 
     def _check_x(self, x) -> np.ndarray:
+        """Validate x (B, D) and build the parts for D (or check D against the built size)."""
         x = as_float_array("x", x, self.dtype, ndim=2)
         if x.shape[0] == 0:
             raise ValueError(f"x must hold at least one example, got shape {x.shape}")
+        self.build(x.shape)
         return x
 
     def backward(self, dy, *d_states):
@@ -549,7 +560,7 @@ class OneToMany(Module):
     def get_config(self):
         return {"layer": {"class_name": type(self.layer).__name__, "config": self.layer.get_config()},
                 "output": {"class_name": type(self.output).__name__, "config": self.output.get_config()},
-                "steps": self.steps, "input_mode": self.input_mode, "feedback": self.feedback,
+                "steps": self.steps, "input_mode": self.input_mode, "feedback": self.feedback, "input_size": self.input_size,
                 "seed": self.seed if isinstance(self.seed, int) else None, "name": self.name}
 
     @classmethod

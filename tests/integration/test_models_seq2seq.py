@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import rnnlab
+import rnnlab.io
 from rnnlab import GRU, LSTM, Bidirectional, Dense, Embedding, OneHot, Sequential, SimpleRNN, gradcheck
 from rnnlab.models import OneToMany, Seq2Seq
 from rnnlab.module import Module
@@ -277,6 +278,29 @@ def test_config_round_trip_rebuilds_the_same_model(make, inputs, rng):
     clone.set_weights(model.params)
     np.testing.assert_array_equal(clone(x), out)
     assert clone.get_config() == config
+
+
+@pytest.mark.parametrize("make, inputs", [
+    (lambda: _seq2seq(LSTM, True), lambda r: (SOURCE, TARGETS)),
+    (lambda: _one_to_many(GRU, "state", True), lambda r: (r.standard_normal((2, 3)), r.integers(0, 5, (2, 4)))),
+    (lambda: _one_to_many(LSTM, "first", False), lambda r: r.standard_normal((2, 3))),
+])
+def test_save_and_load_predict_identically(make, inputs, rng, tmp_path):
+    model = make()
+    x = inputs(rng)
+    out = model(x)
+    rnnlab.io.save(model, tmp_path / "model")
+    loaded = rnnlab.io.load(tmp_path / "model")
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded(x), out)
+
+
+def test_one_to_many_input_size_is_checked_and_kept():
+    model = OneToMany(GRU(4, return_sequences=True, return_state=True, seed=0, **F64), Dense(5, seed=1, **F64), 3,
+                      input_mode="state", feedback=True, input_size=2, seed=2)
+    assert model.built and model.params["bridge.V"].shape == (4, 2) and model.get_config()["input_size"] == 2
+    with pytest.raises(ValueError, match=r"OneToMany was built for inputs of 2 features, got 3"):
+        model.generate(np.zeros((1, 3)))
 
 
 @pytest.mark.parametrize("build, error, match", [
