@@ -217,6 +217,8 @@ class Recurrent(Module):
                 y *= tape.mask.transpose(1, 0, 2)
         else:
             y = h[T].copy()  # (B, H)
+            if tape.mask is not None:
+                y *= tape.mask.any(axis=0)  # a row that is all padding has no last output: zeros
         final = [s[T].copy() for s in tape.states]
         if self.stateful:
             self._state = [s.copy() for s in final]
@@ -254,7 +256,7 @@ class Recurrent(Module):
             if tape.mask is not None:
                 dY = dY * tape.mask
         else:
-            dstate[0] += dy
+            dstate[0] += dy if tape.mask is None else dy * tape.mask.any(axis=0)
 
         tape.dgates = np.empty_like(tape.gates)
         self.cell.prepare_backward(tape)

@@ -408,12 +408,6 @@ def test_all_padding_row_outputs_zeros_and_keeps_its_state(kind, data):
     assert_same_grads(rest.grads, r.grads, **EXACT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recurrent.py Recurrent.forward returns y = h[T] (the final state) when return_sequences=False, so a "
-           "row that is all padding outputs its initial state, not zeros as the module docstring says ('A batch "
-           "row that is all padding outputs zeros and ends in its initial state') and as Keras does (its last "
-           "output starts at zeros and only valid steps replace it); the two agree only for a zero initial state")
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 def test_all_padding_row_last_output_is_zero_from_a_nonzero_initial_state(kind):
     layer = CELLS[kind](2, input_size=1, dtype="float64", seed=0)
