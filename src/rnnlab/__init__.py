@@ -1,11 +1,11 @@
 """rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
 
-from rnnlab import initializers, interop, losses, optim
+from rnnlab import datasets, initializers, interop, losses, optim, text
 from rnnlab.functional import one_hot
 from rnnlab.gradcheck import GradcheckReport, gradcheck
 from rnnlab.io import ModelFileError, load, save
 from rnnlab.layers import Dense, Dropout, Embedding, OneHot
-from rnnlab.models import Sequential, TrainingDiverged
+from rnnlab.models import OneToMany, Seq2Seq, Sequential, TrainingDiverged
 from rnnlab.module import Module
 from rnnlab.recurrent import GRU, LSTM, Bidirectional, Recurrent, SimpleRNN, stack
 
@@ -22,10 +22,13 @@ __all__ = [
     "Module",
     "ModelFileError",
     "OneHot",
+    "OneToMany",
     "Recurrent",
+    "Seq2Seq",
     "Sequential",
     "SimpleRNN",
     "TrainingDiverged",
+    "datasets",
     "gradcheck",
     "initializers",
     "interop",
@@ -35,4 +38,5 @@ __all__ = [
     "optim",
     "save",
     "stack",
+    "text",
 ]
