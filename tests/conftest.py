@@ -33,7 +33,7 @@ def data_dir() -> Path:
     """The shared datasets: ``$RNNLAB_DATA`` or a ``shared/data`` folder beside a parent of this file."""
     env = os.environ.get("RNNLAB_DATA")
     if env:
-        return Path(env)
+        return Path(env).resolve()  # tests may chdir; a relative path must not follow them
     for parent in Path(__file__).resolve().parents:
         candidate = parent / "shared" / "data"
         if candidate.is_dir():
