@@ -44,25 +44,17 @@ def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser],
 
 
 # --------------------------------------------------------------------------- option types
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer ``>= minimum``."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
         return value
     return parse
 
@@ -88,7 +80,7 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
 
     defaults = DemoConfig()
     add_data_dir(parser)
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="training epochs (default: %(default)s)")
+    parser.add_argument("--epochs", type=int_at_least(1), default=defaults.epochs, help="training epochs (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, the weights and the shuffling (default: %(default)s)")
     parser.add_argument("--cell", choices=sorted(CELLS), default=defaults.cell, help="recurrent cell (default: %(default)s)")
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=defaults.bidirectional,

@@ -42,6 +42,29 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
+def numerical_gradient(f, array: np.ndarray, eps: float = 1e-6, entries=None) -> np.ndarray:
+    """Central differences ``(f(a + eps e_k) - f(a - eps e_k)) / (2 eps)`` of a scalar function.
+
+    ``array`` is perturbed in place, one entry at a time, and restored; ``f(array)`` returns the
+    scalar. ``entries`` are flat indices to differentiate (all by default); the result has one value
+    per entry, or ``array``'s shape if all.
+    """
+    if not array.flags.c_contiguous:
+        raise ValueError("numerical_gradient perturbs array in place, so it must be C-contiguous")
+    flat = array.reshape(-1)  # a view
+    idx = np.arange(flat.size) if entries is None else np.asarray(entries)
+    grad = np.zeros(len(idx))
+    for j, k in enumerate(idx):
+        old = flat[k]
+        flat[k] = old + eps
+        plus = f(array)
+        flat[k] = old - eps
+        minus = f(array)
+        flat[k] = old
+        grad[j] = (plus - minus) / (2 * eps)
+    return grad.reshape(array.shape) if entries is None else grad
+
+
 def _rel_error(a: np.ndarray, n: np.ndarray) -> float:
     scale = max(np.linalg.norm(a), np.linalg.norm(n))
     return 0.0 if scale == 0 else float(np.linalg.norm(a - n) / scale)
@@ -124,17 +147,7 @@ def gradcheck(module: Module, x, *, mask=None, initial_state=None, eps: float = 
         idx = np.arange(array.size)
         if max_entries is not None and array.size > max_entries:
             idx = rng.choice(array.size, size=max_entries, replace=False)
-        flat_view = array.reshape(-1)
-        grad = np.zeros(len(idx))
-        for j, k in enumerate(idx):
-            old = flat_view[k]
-            flat_view[k] = old + eps
-            plus = loss()
-            flat_view[k] = old - eps
-            minus = loss()
-            flat_view[k] = old
-            grad[j] = (plus - minus) / (2 * eps)
-        return idx, grad
+        return idx, numerical_gradient(lambda _: loss(), array, eps, entries=idx)
 
     report = GradcheckReport()
     for name, p in module.named_parameters():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Sequential, SimpleRNN, gradcheck
+from rnnlab.gradcheck import numerical_gradient
 
 # uninitialised buffers read NaN, so a bug that reads one fails every run, not at random (conftest.py)
 pytestmark = pytest.mark.usefixtures("poison_uninitialised_memory")
@@ -100,19 +101,7 @@ def assert_gradcheck(module, x, *, mask=None, initial_state=None, zero_grads=())
     return report
 
 
-def fd_grad(f, a: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central-difference gradient of the scalar ``f(a)`` with respect to every entry of ``a`` (in place)."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + eps
-        plus = f(a)
-        flat[k] = old - eps
-        minus = f(a)
-        flat[k] = old
-        gflat[k] = (plus - minus) / (2 * eps)
-    return grad
+fd_grad = numerical_gradient
 
 
 # ---------------------------------------------------------------------------------------- one layer

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rnnlab.functional import softmax
+from rnnlab.gradcheck import numerical_gradient
 from rnnlab.losses import BinaryCrossEntropyWithLogits, MeanSquaredError, SoftmaxCrossEntropy
 
 EPS = 1e-6
@@ -21,17 +22,7 @@ MASKS = ["none", "steps", "batch"]  # no mask, a (B, T) mask, a (B,) mask
 
 
 def numerical_grad(f, x: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar ``f`` at ``x``, one element at a time."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        saved = x[i]
-        x[i] = saved + EPS
-        up = f(x)
-        x[i] = saved - EPS
-        down = f(x)
-        x[i] = saved
-        grad[i] = (up - down) / (2 * EPS)
-    return grad
+    return numerical_gradient(f, x, EPS)
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
