@@ -1,6 +1,6 @@
 """rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
 
-from rnnlab import datasets, initializers, interop, losses, optim, text
+from rnnlab import data, datasets, initializers, interop, losses, metrics, optim, synthetic, text, timeseries
 from rnnlab.functional import one_hot
 from rnnlab.gradcheck import GradcheckReport, gradcheck
 from rnnlab.io import ModelFileError, load, save
@@ -28,15 +28,19 @@ __all__ = [
     "Sequential",
     "SimpleRNN",
     "TrainingDiverged",
+    "data",
     "datasets",
     "gradcheck",
     "initializers",
     "interop",
     "load",
     "losses",
+    "metrics",
     "one_hot",
     "optim",
     "save",
     "stack",
+    "synthetic",
     "text",
+    "timeseries",
 ]
