@@ -195,15 +195,18 @@ class Recurrent(Module):
             tape.mask = np.ascontiguousarray(m)[:, :, None]  # (T, B, 1)
         self.cell.input_projection(p, tape)
 
+        if tape.mask is not None:
+            step_has_data, step_all_data = tape.mask.any(axis=(1, 2)), tape.mask.all(axis=(1, 2))  # (T,)
+            padded = ~tape.mask  # (T, B, 1)
         for t in range(T):
             if tape.mask is None:
                 self.cell.step(p, tape, t)
                 continue
-            m_t = tape.mask[t]
-            if m_t.any():  # a step that is padding for the whole batch costs nothing
+            if step_has_data[t]:  # a step that is padding for the whole batch costs nothing
                 self.cell.step(p, tape, t)
-                for s in tape.states:
-                    np.copyto(s[t + 1], s[t], where=~m_t)
+                if not step_all_data[t]:
+                    for s in tape.states:
+                        np.copyto(s[t + 1], s[t], where=padded[t])
             else:
                 for s in tape.states:
                     s[t + 1] = s[t]
@@ -264,6 +267,11 @@ class Recurrent(Module):
         if self.record_grad_norms:
             tape.grad_norms = {name: np.zeros((T, B), dtype=self.dtype) for name in self.state_names}
         p = self._params
+        if tape.mask is not None:
+            step_has_data, step_all_data = tape.mask.any(axis=(1, 2)), tape.mask.all(axis=(1, 2))  # (T,)
+            keep = tape.mask.astype(self.dtype)  # (T, B, 1)
+            pad = 1.0 - keep
+            carried = [np.empty((B, H), dtype=self.dtype) for _ in dstate]
         for t in reversed(range(T)):
             if dY is not None:
                 dstate[0] += dY[t]
@@ -272,12 +280,17 @@ class Recurrent(Module):
             if tape.mask is None:
                 dstate = self.cell.step_backward(p, tape, t, dstate)
                 continue
-            m_t = tape.mask[t]
-            if not m_t.any():
+            if not step_has_data[t]:
                 self.cell.skip_step_backward(tape, t)
                 continue
-            carried = [np.where(m_t, 0, d) for d in dstate]  # passes the masked step unchanged
-            dstate = self.cell.step_backward(p, tape, t, [np.where(m_t, d, 0) for d in dstate])
+            if step_all_data[t]:
+                dstate = self.cell.step_backward(p, tape, t, dstate)
+                continue
+            # dstate = step_backward(m * d) + (1 - m) * d: the padded rows pass the step unchanged
+            for d, c in zip(dstate, carried):
+                np.multiply(d, pad[t], out=c)
+                d *= keep[t]
+            dstate = self.cell.step_backward(p, tape, t, dstate)
             for d, c in zip(dstate, carried):
                 d += c
 

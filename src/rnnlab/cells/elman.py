@@ -47,7 +47,11 @@ class ElmanCell(Cell):
     def step(self, p, tape: Tape, t: int) -> None:
         a = tape.states[0]
         z = a[t + 1]  # (B, H), holds U x_t + b
-        z += a[t] @ p["W"].T
+        za = tape.extra.get("za")
+        if za is None:
+            za = tape.extra["za"] = np.empty_like(z)  # (B, H) scratch: a_{t-1} W^T
+        np.matmul(a[t], p["W"].T, out=za)
+        z += za
         self.f(z, out=z)
 
     def step_backward(self, p, tape: Tape, t: int, dstate):
@@ -55,7 +59,14 @@ class ElmanCell(Cell):
         dz = tape.dgates[t]  # (B, H)
         self.f_grad(tape.states[0][t + 1], out=dz)
         dz *= da
-        return [dz @ p["W"]]
+        pair = tape.extra["da_buffers"]
+        da_prev = pair[1] if pair[0] is da else pair[0]  # (B, H), never the buffer da came in
+        np.matmul(dz, p["W"], out=da_prev)
+        return [da_prev]
+
+    def prepare_backward(self, tape: Tape) -> None:
+        B, H = tape.states[0].shape[1:]
+        tape.extra["da_buffers"] = [np.empty((B, H), dtype=tape.gates.dtype) for _ in range(2)]
 
     def get_config(self):
         return {"activation": self.activation}

@@ -54,8 +54,10 @@ class GRUCell(Cell):
 
     def allocate(self, T, B, X, states0):
         tape = super().allocate(T, B, X, states0)
+        H, dtype = self.hidden_size, X.dtype
         # reset_after: hn_t = W_n h_{t-1} + b_hn;  original: rh_t = r_t * h_{t-1}
-        tape.extra["hn" if self.reset_after else "rh"] = np.empty((T, B, self.hidden_size), dtype=X.dtype)
+        tape.extra["hn" if self.reset_after else "rh"] = np.empty((T, B, H), dtype=dtype)  # (T, B, H)
+        tape.extra["gh"] = np.empty((B, 3 * H), dtype=dtype)  # (B, 3H) scratch: h_{t-1} W^T
         return tape
 
     def step(self, p, tape: Tape, t: int) -> None:
@@ -65,19 +67,24 @@ class GRUCell(Cell):
         z_all = tape.gates[t]  # (B, 3H), holds U x_t + b
         rz, n = z_all[:, :2 * H], z_all[:, 2 * H:]
         W = p["W"]
+        gh = tape.extra["gh"]  # (B, 3H)
         if self.reset_after:
-            gh = h_prev @ W.T  # (B, 3H)
+            np.matmul(h_prev, W.T, out=gh)
             rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             hn = tape.extra["hn"][t]
             np.add(gh[:, 2 * H:], p["b_hn"], out=hn)
-            n += rz[:, :H] * hn
+            rhn = gh[:, :H]  # scratch: r_t * hn_t
+            np.multiply(rz[:, :H], hn, out=rhn)
+            n += rhn
         else:
-            rz += h_prev @ W[:2 * H].T
+            np.matmul(h_prev, W[:2 * H].T, out=gh[:, :2 * H])
+            rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             rh = tape.extra["rh"][t]
             np.multiply(rz[:, :H], h_prev, out=rh)
-            n += rh @ W[2 * H:].T
+            np.matmul(rh, W[2 * H:].T, out=gh[:, 2 * H:])
+            n += gh[:, 2 * H:]
         np.tanh(n, out=n)
         z = rz[:, H:]
         out = h[t + 1]  # h_t = n + z * (h_{t-1} - n)
@@ -94,28 +101,37 @@ class GRUCell(Cell):
         dg = tape.dgates[t]  # (B, 3H)
         dr, dz, dn = dg[:, :H], dg[:, H:2 * H], dg[:, 2 * H:]
         W = p["W"]
+        act_grad = tape.extra["act_grad"]  # (B, 3H) scratch: s'(.) on r, z; tanh'(.) on n
+        scratch = tape.extra["gh"]  # (B, 3H)
+        pair = tape.extra["dh_buffers"]
+        dh_prev = pair[1] if pair[0] is dh else pair[0]  # never the buffer dh came in
 
+        np.subtract(1.0, gates, out=act_grad)
+        act_grad *= gates  # s(1 - s) on r, z
+        tanh_grad(n, out=act_grad[:, 2 * H:])
         np.subtract(1.0, z, out=dn)
         dn *= dh
-        dn *= tanh_grad(n)
+        dn *= act_grad[:, 2 * H:]
         np.subtract(h_prev, n, out=dz)
         dz *= dh
-        dz *= sigmoid_grad(z)
-        dh_prev = dh * z
+        np.multiply(dh, z, out=dh_prev)
         if self.reset_after:
             np.multiply(dn, tape.extra["hn"][t], out=dr)
-            dr *= sigmoid_grad(r)
+            dg[:, :2 * H] *= act_grad[:, :2 * H]
             dgh = tape.extra["dgh"][t]  # recurrent-side gradient: n block scaled by r_t
             dgh[:, :2 * H] = dg[:, :2 * H]
             np.multiply(dn, r, out=dgh[:, 2 * H:])
-            dh_prev += dgh @ W
+            np.matmul(dgh, W, out=scratch[:, :H])
+            dh_prev += scratch[:, :H]
         else:
-            drh = dn @ W[2 * H:]  # (B, H)
+            drh = scratch[:, :H]  # (B, H)
+            np.matmul(dn, W[2 * H:], out=drh)
             np.multiply(drh, h_prev, out=dr)
-            dr *= sigmoid_grad(r)
+            dg[:, :2 * H] *= act_grad[:, :2 * H]
             drh *= r
             dh_prev += drh
-            dh_prev += dg[:, :2 * H] @ W[:2 * H]
+            np.matmul(dg[:, :2 * H], W[:2 * H], out=scratch[:, H:2 * H])
+            dh_prev += scratch[:, H:2 * H]
         return [dh_prev]
 
     def accumulate_grads(self, p, g, tape: Tape) -> None:
@@ -144,6 +160,10 @@ class GRUCell(Cell):
             tape.extra["dgh"][t] = 0
 
     def prepare_backward(self, tape: Tape) -> None:
+        _, B, G_H = tape.gates.shape
+        dtype = tape.gates.dtype
+        tape.extra["act_grad"] = np.empty((B, G_H), dtype=dtype)  # (B, 3H)
+        tape.extra["dh_buffers"] = [np.empty((B, self.hidden_size), dtype=dtype) for _ in range(2)]
         if self.reset_after:
             tape.extra["dgh"] = np.empty_like(tape.gates)
 

@@ -55,26 +55,80 @@ class LSTMCell(Cell):
             values["b"][H:2 * H] = self.forget_bias
         return values
 
+    # ------------------------------------------------------------------ forward
+    def _fused_tanh(self, tape: Tape) -> bool:
+        """One ``tanh`` call for all four gates: for a tanh candidate, over more than one step (the
+        halved weight copies cost about one step's GEMM, so a single step, as in generation, skips it)."""
+        return self.candidate_activation == "tanh" and tape.X.shape[0] > 1
+
+    def _gate_scale(self, dtype) -> np.ndarray:
+        """(4H,) 1/2 on the sigmoid rows (i, f, o), 1 on the candidate's: ``s(x) = (1 + tanh(x/2)) / 2``."""
+        H = self.hidden_size
+        scale = np.full(4 * H, 0.5, dtype=dtype)
+        scale[2 * H:3 * H] = 1.0
+        return scale
+
     def allocate(self, T, B, X, states0):
         tape = super().allocate(T, B, X, states0)
-        tape.extra["tanh_c"] = np.empty((T, B, self.hidden_size), dtype=X.dtype)  # (T, B, H)
+        H, dtype = self.hidden_size, X.dtype
+        tape.extra["tanh_c"] = np.empty((T, B, H), dtype=dtype)  # (T, B, H)
+        tape.extra["zh"] = np.empty((B, 4 * H), dtype=dtype)  # (B, 4H) scratch: h_{t-1} W^T
+        tape.extra["ig"] = np.empty((B, H), dtype=dtype)  # (B, H) scratch: i_t * g_t
         return tape
+
+    def input_projection(self, p, tape: Tape) -> None:
+        """As the base class, with the sigmoid rows of ``U``, ``b`` (and ``W`` for the loop) halved.
+
+        Halving is exact in binary floating point, so ``x (U/2)^T + b/2`` is bit for bit half of
+        ``x U^T + b`` and one ``tanh`` over the whole (B, 4H) row gives every gate: ``tanh(x/2)`` on
+        i, f, o (turned into ``s(x)`` by ``y/2 + 1/2``) and ``tanh(x)`` on g.
+        """
+        if not self._fused_tanh(tape):
+            return super().input_projection(p, tape)
+        T, B, D = tape.X.shape
+        scale = self._gate_scale(tape.X.dtype)
+        U_half = p["U"] * scale[:, None]  # (4H, D)
+        np.matmul(tape.X.reshape(T * B, D), U_half.T, out=tape.gates.reshape(T * B, -1))
+        tape.gates += p["b"] * scale
+        tape.extra["W_half_T"] = np.multiply(p["W"].T, scale)  # (H, 4H), C-contiguous
+        return None
 
     def step(self, p, tape: Tape, t: int) -> None:
         H = self.hidden_size
         h, c = tape.states
-        z = tape.gates[t]  # (B, 4H), holds U x_t + b
-        z += h[t] @ p["W"].T
-        sigmoid(z[:, :2 * H], out=z[:, :2 * H])  # i, f
-        self.phi(z[:, 2 * H:3 * H], out=z[:, 2 * H:3 * H])  # g
-        sigmoid(z[:, 3 * H:], out=z[:, 3 * H:])  # o
+        z = tape.gates[t]  # (B, 4H), holds U x_t + b (sigmoid rows halved when fused)
+        zh = tape.extra["zh"]
+        if "W_half_T" in tape.extra:
+            np.matmul(h[t], tape.extra["W_half_T"], out=zh)
+            z += zh
+            np.tanh(z, out=z)  # tanh(pre/2) on i, f, o; tanh(pre) on g
+            for sig in (z[:, :2 * H], z[:, 3 * H:]):
+                sig *= 0.5
+                sig += 0.5
+        else:
+            np.matmul(h[t], p["W"].T, out=zh)
+            z += zh
+            sigmoid(z[:, :2 * H], out=z[:, :2 * H])  # i, f
+            self.phi(z[:, 2 * H:3 * H], out=z[:, 2 * H:3 * H])  # g
+            sigmoid(z[:, 3 * H:], out=z[:, 3 * H:])  # o
         i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
         c_t = c[t + 1]  # (B, H)
         np.multiply(f, c[t], out=c_t)
-        c_t += i * g
+        ig = tape.extra["ig"]
+        np.multiply(i, g, out=ig)
+        c_t += ig
         tanh_c = tape.extra["tanh_c"][t]
         np.tanh(c_t, out=tanh_c)
         np.multiply(o, tanh_c, out=h[t + 1])
+
+    # ------------------------------------------------------------------ backward
+    def prepare_backward(self, tape: Tape) -> None:
+        """Scratch for the loop: the gates' local derivatives and two alternating (dh, dc) pairs."""
+        _, B, G_H = tape.gates.shape
+        H, dtype = self.hidden_size, tape.gates.dtype
+        tape.extra["act_grad"] = np.empty((B, G_H), dtype=dtype)  # (B, 4H)
+        tape.extra["dstate_buffers"] = [[np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)]
+                                        for _ in range(2)]
 
     def step_backward(self, p, tape: Tape, t: int, dstate):
         H = self.hidden_size
@@ -85,25 +139,29 @@ class LSTMCell(Cell):
         c_prev = tape.states[1][t]
         dz = tape.dgates[t]  # (B, 4H)
         di, df, dg, do = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
+        pair = tape.extra["dstate_buffers"]
+        dh_prev, dc = pair[1] if pair[0][1] is dc_next else pair[0]  # never the buffers dstate came in
 
-        dc = 1.0 - tanh_c * tanh_c
+        np.multiply(tanh_c, tanh_c, out=dc)
+        np.subtract(1.0, dc, out=dc)
         dc *= o
         dc *= dh
         dc += dc_next  # dL/dc_t
         if tape.grad_norms is not None:
             tape.grad_norms["c"][t] = np.sqrt(np.einsum("bh,bh->b", dc, dc))
 
-        np.multiply(dh, tanh_c, out=do)
-        do *= sigmoid_grad(o)
+        act_grad = tape.extra["act_grad"]  # (B, 4H): s'(.) = s(1 - s) on i, f, o; phi'(.) on g
+        np.subtract(1.0, z, out=act_grad)
+        act_grad *= z
+        self.phi_grad(g, out=act_grad[:, 2 * H:3 * H])
         np.multiply(dc, g, out=di)
-        di *= sigmoid_grad(i)
         np.multiply(dc, c_prev, out=df)
-        df *= sigmoid_grad(f)
-        self.phi_grad(g, out=dg)
-        dg *= dc
-        dg *= i
+        np.multiply(dc, i, out=dg)
+        np.multiply(dh, tanh_c, out=do)
+        dz *= act_grad
         dc *= f  # dc_{t-1}
-        return [dz @ p["W"], dc]
+        np.matmul(dz, p["W"], out=dh_prev)
+        return [dh_prev, dc]
 
     def get_config(self):
         return {"candidate_activation": self.candidate_activation, "forget_bias": self.forget_bias}
