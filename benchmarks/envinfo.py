@@ -83,10 +83,11 @@ def library_info(lib: str) -> dict:
                      "torch_blas": re.findall(r"BLAS_INFO=(\w+)", torch.__config__.show()),
                      "torch_parallel": [line.strip() for line in torch.__config__.parallel_info().splitlines()
                                         if "OpenMP" in line or "MKL" in line or "backend" in line]})
-    if lib == "rnnlab":
+    if lib.startswith("rnnlab"):
         import rnnlab
 
         info["rnnlab"] = rnnlab.__version__
+        info["rnnlab_source"] = os.path.dirname(rnnlab.__file__)
         try:
             from rnnlab import _kernels
 

@@ -44,9 +44,10 @@ PRESETS = {
 }
 
 
-def run_worker(lib: str, cases_file: str, *extra: str) -> dict:
+def run_worker(lib: str, cases_file: str, *extra: str, baseline: str | None = None) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    first = [baseline] if lib == "rnnlab-base" and baseline else []
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, first + [str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", lib, cases_file, *extra], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -61,7 +62,7 @@ def _write_cases(cases: list[dict], directory: str, name: str) -> str:
     return path
 
 
-def measure_times(libs, cases, rounds, warmup, reps, log) -> tuple[dict, dict]:
+def measure_times(libs, cases, rounds, warmup, reps, log, baseline=None) -> tuple[dict, dict]:
     """``per_round[lib][case] = [median seconds of round r, ...]`` and each library's info."""
     per_round = {lib: {} for lib in libs}
     info = {}
@@ -71,11 +72,11 @@ def measure_times(libs, cases, rounds, warmup, reps, log) -> tuple[dict, dict]:
             order = libs[r % len(libs):] + libs[:r % len(libs)]
             for lib in order:
                 start = time.perf_counter()
-                out = run_worker(lib, path, "--warmup", str(warmup), "--reps", str(reps))
+                out = run_worker(lib, path, "--warmup", str(warmup), "--reps", str(reps), baseline=baseline)
                 info[lib] = out["info"]
                 for name, runs in out["times"].items():
                     per_round[lib].setdefault(name, []).append(statistics.median(runs))
-                log(f"round {r + 1}/{rounds} {lib:<6} {time.perf_counter() - start:6.1f} s")
+                log(f"round {r + 1}/{rounds} {lib:<11} {time.perf_counter() - start:6.1f} s")
     return per_round, info
 
 
@@ -109,7 +110,7 @@ def summarize(cases, per_round, memory) -> dict:
         kind = "generate" if "/generate/" in name else name.split("/")[1]
         get = lambda lib, key=name: per_round.get(lib, {}).get(key, [])  # noqa: E731
         base = name.split("#")[0]
-        rn, th, gm = get("rnnlab", base), get("torch"), get("gemm", base)
+        rn, th, gm, before = get("rnnlab", base), get("torch"), get("gemm", base), get("rnnlab-base", base)
         rows.append({
             "case": name, "kind": kind, "torch_variant": "nn.LSTM/GRU with state" if name.endswith("#layer") else (
                 "LSTMCell/GRUCell" if kind == "generate" else "nn module"),
@@ -118,6 +119,9 @@ def summarize(cases, per_round, memory) -> dict:
             "gemm_s": statistics.median(gm) if gm else None,
             "rnnlab_over_torch": _ratio_stats(rn, th),
             "rnnlab_over_gemm": _ratio_stats(rn, gm),
+            "baseline_s": statistics.median(before) if before else None,
+            "baseline_over_torch": _ratio_stats(before, th),
+            "rnnlab_over_baseline": _ratio_stats(rn, before),
             "target_vs_torch": TARGETS[kind] if not name.endswith("#layer") else None,
         })
     mem_rows = []
@@ -149,15 +153,19 @@ def to_markdown(result: dict) -> str:
     lines = [f"Run {m['started']} ({m['preset']}: {m['rounds']} rounds × {m['reps']} timed repetitions after "
              f"{m['warmup']} warm-up; medians; ratios are medians of per-round ratios, (min–max) over rounds; "
              f"✓/✗ against the issue's target).", ""]
-    lines += ["| case | rnnlab ms | PyTorch ms | GEMM floor ms | rnnlab / PyTorch | rnnlab / floor |",
-              "|---|---:|---:|---:|---:|---:|"]
+    baseline = any(row["baseline_s"] is not None for row in s["timings"])
+    extra_head = " before ms | before / PyTorch | after / before |" if baseline else ""
+    lines += ["| case | rnnlab ms | PyTorch ms | GEMM floor ms | rnnlab / PyTorch | rnnlab / floor |" + extra_head,
+              "|---|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if baseline else "")]
     for row in s["timings"]:
         floor_target = TARGETS["train_vs_floor"] if row["kind"] == "train" else None
         label = row["case"] + (" (vs nn.LSTM/GRU with state)" if row["case"].endswith("#layer") else
                                " (vs LSTMCell/GRUCell)" if row["kind"] == "generate" else "")
         lines.append(f"| {label.replace('#layer', '')} | {_ms(row['rnnlab_s'])} | {_ms(row['torch_s'])} | "
                      f"{_ms(row['gemm_s'])} | {_ratio(row['rnnlab_over_torch'], row['target_vs_torch'])} | "
-                     f"{_ratio(row['rnnlab_over_gemm'], floor_target)} |")
+                     f"{_ratio(row['rnnlab_over_gemm'], floor_target)} |" + (
+                         f" {_ms(row['baseline_s'])} | {_ratio(row['baseline_over_torch'])} | "
+                         f"{_ratio(row['rnnlab_over_baseline'])} |" if baseline else ""))
     if s["memory"]:
         lines += ["", "Peak resident memory of one training step (fresh process each; 'step' = the peak during "
                   "the step minus the resident set before it; 'process' = the whole process's peak, imports "
@@ -193,6 +201,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, help="untimed calls per case before timing")
     parser.add_argument("--cells", nargs="+", choices=C.CELLS, default=list(C.CELLS))
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="also time rnnlab imported from this source directory (e.g. an older checkout's src/) "
+                             "as 'rnnlab-base', for before/after ratios in the same rounds")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="directory for results.json/.md")
     args = parser.parse_args(argv)
 
@@ -202,7 +213,7 @@ def main(argv=None) -> int:
     reps = reps if args.reps is None else args.reps
     if rounds < 1 or reps < 1 or warmup < 0:
         parser.error(f"rounds and reps must be >= 1 and warmup >= 0, got {rounds}, {reps}, {warmup}")
-    libs = ["rnnlab", "gemm"]
+    libs = ["rnnlab", "gemm"] + (["rnnlab-base"] if args.baseline else [])
     if importlib.util.find_spec("torch") is not None:
         libs.insert(1, "torch")
     else:
@@ -210,10 +221,10 @@ def main(argv=None) -> int:
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     meta = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "preset": args.preset,
-            "rounds": rounds, "warmup": warmup, "reps": reps, "machine": machine_info(), "command": sys.argv}
+            "rounds": rounds, "warmup": warmup, "reps": reps, "baseline": args.baseline, "machine": machine_info(), "command": sys.argv}
     cases = C.timing_cases(shapes, tuple(args.cells), generation=generation)
-    per_round, info = measure_times(libs, cases, rounds, warmup, reps, log)
-    memory = {} if args.no_memory else measure_memory([lib for lib in libs if lib != "gemm"],
+    per_round, info = measure_times(libs, cases, rounds, warmup, reps, log, baseline=args.baseline)
+    memory = {} if args.no_memory else measure_memory([lib for lib in libs if lib in ("rnnlab", "torch")],
                                                       C.memory_cases(shapes, tuple(args.cells)), log)
     meta["libraries"] = info
     meta["load_average_end"] = machine_info()["load_average"]

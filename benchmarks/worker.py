@@ -1,6 +1,6 @@
 """One library's measurements, in a process of its own: ``python -m benchmarks.worker LIB CASES.json``.
 
-``LIB`` is ``rnnlab``, ``torch`` or ``gemm`` (the GEMM skeleton: the same matrix products as rnnlab,
+``LIB`` is ``rnnlab``, ``rnnlab-base`` (rnnlab from the tree on ``PYTHONPATH``), ``torch`` or ``gemm`` (the GEMM skeleton: the same matrix products as rnnlab,
 in NumPy, with no elementwise work). The worker builds every case, warms it up, times it ``reps``
 times and prints one JSON object on stdout: ``{"lib", "times": {case name: [seconds, ...]}, "info"}``.
 With ``--memory`` it instead runs one case's training step once after a warm-up and reports the
@@ -155,7 +155,8 @@ def build_gemm(case, rng):
     return forward if case["kind"] == "forward" else train_step
 
 
-BUILDERS = {"rnnlab": build_rnnlab, "torch": build_torch, "gemm": build_gemm}
+#: "rnnlab-base" is rnnlab imported from another source tree (``run.py --baseline``), for before/after ratios.
+BUILDERS = {"rnnlab": build_rnnlab, "rnnlab-base": build_rnnlab, "torch": build_torch, "gemm": build_gemm}
 
 
 # ---------------------------------------------------------------------- measuring
