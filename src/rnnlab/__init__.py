@@ -1,6 +1,6 @@
 """rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
 
-from rnnlab import data, datasets, initializers, interop, losses, metrics, optim, synthetic, text, timeseries
+from rnnlab import data, datasets, generate, initializers, interop, losses, metrics, optim, synthetic, text, timeseries
 from rnnlab.functional import one_hot
 from rnnlab.gradcheck import GradcheckReport, gradcheck
 from rnnlab.io import ModelFileError, load, save
@@ -30,6 +30,7 @@ __all__ = [
     "TrainingDiverged",
     "data",
     "datasets",
+    "generate",
     "gradcheck",
     "initializers",
     "interop",
