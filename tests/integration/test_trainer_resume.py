@@ -1,0 +1,243 @@
+"""Nothing lost: an interrupted run, resumed from its last checkpoint, ends bit for bit where an
+uninterrupted run with the same seeds ends.
+
+The setup exercises every piece of state a checkpoint must hold: a character stream whose batches
+continue one another (carried recurrent states), the general k1/k2 truncated BPTT (kept anchor states
+and inputs reaching back into the previous batch), dropout (a layer RNG), Adam (optimizer moments),
+a plateau schedule and early stopping (their counters), a metric (epoch accumulators), and a
+per-epoch random stream offset (the data's own (seed, epoch) order).
+
+Run as a script (``python test_trainer_resume.py RUN_DIR``) this file trains the same setup slowly,
+for the test that kills it with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from rnnlab import GRU, LSTM, Dense, Dropout, Embedding, Sequential
+from rnnlab.callbacks import Callback
+from rnnlab.train import TrainConfig, Trainer, latest_checkpoint
+
+V, B, WINDOW = 7, 4, 6
+
+
+# ---------------------------------------------------------------------- stand-ins for rnnlab.data
+@dataclass
+class Batch:
+    x: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray | None = None
+    new_sequence: bool = True
+
+
+class CharStream:
+    """A token stream cut into B rows, read in windows; each epoch starts at an offset drawn from (seed, epoch)."""
+
+    def __init__(self, ids, batch_size, window, seed):
+        self.ids, self.B, self.k, self.seed = ids, batch_size, window, seed
+        self.N = (len(ids) - window) // batch_size
+
+    def __len__(self):
+        return math.ceil((self.N - 1) / self.k)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def batches_from(self, epoch, start):
+        o = int(np.random.default_rng([self.seed, epoch]).integers(self.k))
+        rows = self.ids[o:o + self.B * self.N].reshape(self.B, self.N)
+        for t in range(start * self.k, self.N - 1, self.k):
+            k = min(self.k, self.N - 1 - t)
+            yield Batch(rows[:, t:t + k], rows[:, t + 1:t + k + 1], new_sequence=(t == 0))
+
+
+def accuracy(y_pred, y_true, mask=None):
+    return float((y_pred.argmax(-1) == y_true).mean())
+
+
+def text_ids(n, seed):
+    """A toy language: words from a tiny vocabulary, so there is something to learn."""
+    rng = np.random.default_rng(seed)
+    words = [[1, 2, 3], [4, 5], [1, 6], [2, 4, 5, 3]]
+    ids = []
+    while len(ids) < n:
+        ids += words[rng.integers(len(words))] + [0]
+    return np.array(ids[:n])
+
+
+def build(model_seed=0, epochs=3, checkpoint_every_steps=7):
+    model = Sequential([Embedding(V, 5, seed=model_seed), LSTM(8, return_sequences=True, seed=model_seed + 1),
+                        Dropout(0.25, seed=model_seed + 2), GRU(6, return_sequences=True, seed=model_seed + 3),
+                        Dense(V, seed=model_seed + 4)])
+    config = TrainConfig(epochs=epochs, lr=0.02, clip_norm=1.0, bptt_k1=2, bptt_k2=5, metrics=["accuracy"],
+                         schedule="plateau", patience=5,
+                         schedule_args={"monitor": "val_accuracy", "patience": 1, "factor": 0.5, "min_delta": 0.3},
+                         checkpoint_every_steps=checkpoint_every_steps, log_every=10_000)
+    train = CharStream(text_ids(260, 0), B, WINDOW, seed=1)
+    val = CharStream(text_ids(120, 1), 2, WINDOW, seed=2)
+    return model, config, train, val
+
+
+def weights(model):
+    return {name: p.copy() for name, p in model.named_parameters()}
+
+
+def assert_bitwise_equal(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), name
+
+
+def without_time(history):
+    return {k: v for k, v in history.items() if k != "time"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    model, config, train, val = build()
+    history = Trainer(model, "cross_entropy", config, train, val, tmp_path_factory.mktemp("reference"),
+                      metrics={"accuracy": accuracy}).run()
+    return weights(model), history
+
+
+class Interrupt(Callback):
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_batch_end(self, trainer, logs):
+        if trainer.step >= self.at_step:
+            raise KeyboardInterrupt(f"interrupted after step {trainer.step}")
+
+
+# ---------------------------------------------------------------------- tests
+def test_the_reference_run_learns_and_uses_every_piece_of_state(uninterrupted):
+    _, history = uninterrupted
+    assert history["epoch"] == [1, 2, 3]
+    assert history["loss"][-1] < history["loss"][0] < math.log(V) + 0.1
+    assert history["lr"] == [0.02, 0.02, 0.01]  # the plateau schedule acted: its state matters on resume
+    assert len(CharStream(text_ids(260, 0), B, WINDOW, 1)) == 11  # several checkpoints per epoch at every 7 steps
+
+
+@pytest.mark.parametrize("at_step", [12, 45, 80])
+def test_resuming_after_an_interruption_ends_with_bitwise_identical_weights(tmp_path, uninterrupted, at_step):
+    expected_weights, expected_history = uninterrupted
+    model, config, train, val = build()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model, "cross_entropy", config, train, val, tmp_path, callbacks=[Interrupt(at_step)],
+                metrics={"accuracy": accuracy}).run()
+    manifest = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert 0 < manifest["step"] < at_step
+
+    # a different seed: every weight and the dropout generator must come from the checkpoint
+    model, config, train, val = build(model_seed=100)
+    history = Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run(resume=True)
+    assert_bitwise_equal(weights(model), expected_weights)
+    assert without_time(history) == without_time(expected_history)
+    assert json.loads((tmp_path / "history.json").read_text())["loss"] == expected_history["loss"]
+
+
+def test_trainer_resume_rebuilds_model_loss_and_config_from_the_run_directory(tmp_path, uninterrupted):
+    expected_weights, expected_history = uninterrupted
+    model, config, train, val = build()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model, "cross_entropy", config, train, val, tmp_path, callbacks=[Interrupt(25)],
+                metrics={"accuracy": accuracy}).run()
+    trainer = Trainer.resume(tmp_path, train, val, metrics={"accuracy": accuracy})
+    assert trainer.config == config and type(trainer.loss).__name__ == "SoftmaxCrossEntropy"
+    history = trainer.run()
+    assert_bitwise_equal(weights(trainer.model), expected_weights)
+    assert without_time(history) == without_time(expected_history)
+    assert "resumed from" in (tmp_path / "train.log").read_text()
+
+
+def test_a_run_directory_with_a_checkpoint_is_not_overwritten_and_resume_needs_one(tmp_path):
+    model, config, train, val = build(epochs=1)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint to resume from in .* \(looked for .*checkpoint.json.\)"):
+        Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run(resume=True)
+    Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+    with pytest.raises(FileExistsError, match="already holds a training checkpoint; pass resume=True"):
+        Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+
+
+def test_a_corrupt_checkpoint_file_is_detected(tmp_path):
+    model, config, train, val = build(epochs=1)
+    Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+    path = latest_checkpoint(tmp_path) / "optimizer.npz"
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="optimizer.npz' does not match its SHA-256"):
+        Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run(resume=True)
+
+
+def test_only_the_latest_complete_checkpoint_is_kept(tmp_path):
+    model, config, train, val = build(epochs=1, checkpoint_every_steps=3)
+    (tmp_path / "checkpoints").mkdir(parents=True)
+    (tmp_path / "checkpoints" / ".tmp-half-written").mkdir()  # as a killed run leaves it
+    Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [latest_checkpoint(tmp_path).name]
+    assert sorted(p.name for p in latest_checkpoint(tmp_path).iterdir()) == ["model", "optimizer.npz", "state.json",
+                                                                             "streams.npz"]
+
+
+def test_killed_with_sigkill_mid_epoch_then_resumed_matches_the_uninterrupted_run(tmp_path, uninterrupted):
+    expected_weights, expected_history = uninterrupted
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, __file__, str(run_dir)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONHASHSEED": "0"})
+    manifest = run_dir / "checkpoint.json"
+    deadline = time.monotonic() + 60
+    killed_at = None
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            if manifest.exists():
+                try:
+                    position = json.loads(manifest.read_text())
+                except json.JSONDecodeError:  # never happens with an atomic rename; would be a bug
+                    raise AssertionError("checkpoint.json was read half-written") from None
+                if position["epoch"] >= 1 and position["batch"] > 0:  # a step checkpoint inside epoch 2
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed_at = position
+                    break
+            time.sleep(0.005)
+    finally:
+        if child.poll() is None and killed_at is None:
+            child.kill()
+        stderr = child.communicate()[1].decode()
+    assert killed_at is not None, f"the child ended (code {child.returncode}) before a mid-epoch checkpoint: {stderr}"
+    assert child.returncode == -signal.SIGKILL
+
+    model, config, train, val = build(model_seed=100)
+    trainer = Trainer.resume(run_dir, train, val, metrics={"accuracy": accuracy})
+    assert trainer.step >= killed_at["step"]
+    history = trainer.run()
+    assert_bitwise_equal(weights(trainer.model), expected_weights)
+    assert without_time(history) == without_time(expected_history)
+
+
+# ---------------------------------------------------------------------- the child process
+class Slow(Callback):
+    """Time for the parent to see a checkpoint and kill this process in the middle of an epoch."""
+
+    def on_batch_end(self, trainer, logs):
+        time.sleep(0.03)
+
+
+def _child(run_dir: str) -> None:
+    model, config, train, val = build()
+    Trainer(model, "cross_entropy", config, train, val, run_dir, callbacks=[Slow()], metrics={"accuracy": accuracy}).run()
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

@@ -1,0 +1,404 @@
+"""TrainConfig validation, the Trainer's loop, history files, progress, early stopping, divergence."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from rnnlab import Dense, Dropout, Sequential, SimpleRNN
+from rnnlab.callbacks import Callback, EarlyStopping
+from rnnlab.losses import get as get_loss
+from rnnlab.train import TrainConfig, Trainer, TrainingDiverged, latest_checkpoint
+
+
+# ---------------------------------------------------------------------- stand-ins for rnnlab.data
+@dataclass
+class Batch:
+    x: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray | None = None
+    new_sequence: bool = True
+
+
+class FixedBatches:
+    def __init__(self, batches):
+        self.batches = list(batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def batches_from(self, epoch, start):
+        return iter(self.batches[start:])
+
+
+def regression_batches(sizes=(4, 4, 3), T=5, D=3, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return FixedBatches(Batch(rng.standard_normal((n, T, D)).astype(dtype), rng.standard_normal((n, 1)).astype(dtype))
+                        for n in sizes)
+
+
+def classification_batches(sizes=(5, 3), T=4, D=3, C=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return FixedBatches(Batch(rng.standard_normal((n, T, D)), rng.integers(0, C, n)) for n in sizes)
+
+
+def rnn(out=1, seed=0, dtype="float64"):
+    return Sequential([SimpleRNN(4, input_size=3, seed=seed, dtype=dtype), Dense(out, seed=seed + 1, dtype=dtype)])
+
+
+def quiet(**kwargs):
+    return TrainConfig(**{"log_every": 10_000, **kwargs})
+
+
+class Recording(Callback):
+    """Remembers every hook call, the batch logs and a copy of the weights after each step."""
+
+    def __init__(self):
+        self.calls, self.batch_logs, self.weights = [], [], []
+
+    def on_train_begin(self, trainer):
+        self.calls.append("train_begin")
+        self.weights.append({k: v.copy() for k, v in trainer.model.named_parameters()})
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.calls.append(f"epoch_begin {epoch}")
+
+    def on_batch_end(self, trainer, logs):
+        self.calls.append("batch")
+        self.batch_logs.append(dict(logs))
+        self.weights.append({k: v.copy() for k, v in trainer.model.named_parameters()})
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.calls.append(f"epoch_end {epoch}")
+
+    def on_train_end(self, trainer):
+        self.calls.append(f"train_end {type(trainer.error).__name__}")
+
+
+# ---------------------------------------------------------------------- TrainConfig
+def test_config_round_trips_through_a_dict_and_json():
+    config = TrainConfig(epochs=3, optimizer="sgd", optimizer_args={"momentum": 0.9}, lr=1.0, clip_norm=5.0,
+                         bptt_k1=5, bptt_k2=10, schedule="step", schedule_args={"decay_after": 4, "factor": 0.5},
+                         patience=2, monitor="val_accuracy", metrics=["accuracy"], checkpoint_every_steps=100)
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    assert again.truncation == (5, 10) and TrainConfig(bptt=7).truncation == (7, 7) and TrainConfig().truncation is None
+
+
+def test_unknown_config_keys_are_named_with_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown TrainConfig key\(s\) \['epoch', 'learning_rate'\]; valid keys are epochs, "):
+        TrainConfig.from_dict({"epoch": 3, "learning_rate": 0.1})
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"epochs": 0}, ValueError, "TrainConfig.epochs must be an int >= 1, got int 0"),
+    ({"epochs": 2.5}, TypeError, "TrainConfig.epochs must be an int >= 1, got float 2.5"),
+    ({"optimizer": "adamm"}, ValueError, "TrainConfig.optimizer must be one of 'sgd', 'adam', .*; got 'adamm'"),
+    ({"lr": -0.1}, ValueError, r"TrainConfig.lr must be a finite number > 0, got float -0.1"),
+    ({"lr": float("nan")}, ValueError, "TrainConfig.lr must be a finite number > 0"),
+    ({"optimizer": "sgd", "optimizer_args": {"momentum": 1.5}}, ValueError,
+     r"TrainConfig.optimizer_args \{'momentum': 1.5\} do not suit optimizer 'sgd': momentum must be in \[0, 1\)"),
+    ({"optimizer_args": {"lr": 0.1}}, ValueError, "must not contain 'lr'"),
+    ({"clip_norm": 0}, ValueError, "TrainConfig.clip_norm must be a finite number > 0 or None, got float 0.0"),
+    ({"bptt": 0}, ValueError, "TrainConfig.bptt must be an int >= 1 or None, got int 0"),
+    ({"bptt": 5, "bptt_k1": 5, "bptt_k2": 5}, ValueError, "either bptt .* or bptt_k1 and bptt_k2, not both"),
+    ({"bptt_k1": 5}, ValueError, "bptt_k1 and bptt_k2 go together; got bptt_k1=5, bptt_k2=None"),
+    ({"bptt_k1": 5, "bptt_k2": 3}, ValueError, "bptt_k2 must be >= bptt_k1 .*got bptt_k1=5, bptt_k2=3"),
+    ({"schedule": "linear"}, ValueError, "TrainConfig.schedule must be one of 'constant', 'step', .*; got 'linear'"),
+    ({"schedule": "step", "schedule_args": {"factor": 2}}, ValueError,
+     r"TrainConfig.schedule_args \{'factor': 2\} do not suit schedule 'step': factor must be"),
+    ({"schedule": "cosine", "schedule_args": {"t_mx": 3}}, TypeError, r"unknown argument\(s\) \['t_mx'\]"),
+    ({"monitor": "val_accuracy"}, ValueError,
+     "TrainConfig.monitor must be one of 'loss', 'val_loss'; got 'val_accuracy'"),
+    ({"mode": "up"}, ValueError, "TrainConfig.mode must be one of 'auto', 'min', 'max'; got 'up'"),
+    ({"patience": 0}, ValueError, "TrainConfig.patience must be an int >= 1 or None, got int 0"),
+    ({"metrics": "accuracy"}, TypeError, "TrainConfig.metrics must be a list of metric names, got str 'accuracy'"),
+    ({"metrics": ["accuracy", "accuracy"]}, ValueError, "lists a metric twice"),
+    ({"metrics": ["val_accuracy"]}, ValueError, "invalid metric name 'val_accuracy'"),
+    ({"seed": -1}, ValueError, "TrainConfig.seed must be an int >= 0, got int -1"),
+    ({"checkpoint_every_steps": 0}, ValueError, "TrainConfig.checkpoint_every_steps must be an int >= 1 or None"),
+    ({"log_every": True}, TypeError, "TrainConfig.log_every must be an int >= 1, got bool True"),
+    ({"max_steps": 0}, ValueError, "TrainConfig.max_steps must be an int >= 1 or None, got int 0"),
+    ({"schedule": "plateau", "schedule_args": {"monitor": "val_mae"}}, ValueError,
+     r"TrainConfig.schedule_args\['monitor'\] must be one of 'loss', 'val_loss'; got 'val_mae'"),
+])
+def test_bad_config_fields_are_named_with_the_value_and_the_choices(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_trainer_refuses_inputs_it_cannot_use(tmp_path):
+    data = regression_batches()
+    with pytest.raises(ValueError, match=r"val is None, but the config reads validation results: monitor='val_loss' \(early stopping\)"):
+        Trainer(rnn(), "mse", quiet(patience=2), data, None, tmp_path)
+    with pytest.raises(TypeError, match="train must follow the Batches protocol .* list lacks batches_from"):
+        Trainer(rnn(), "mse", quiet(), [1, 2], None, tmp_path)
+    with pytest.raises(ValueError, match=r"metrics \['f1'\] are given as functions but not listed in config.metrics"):
+        Trainer(rnn(), "mse", quiet(), data, None, tmp_path, metrics={"f1": lambda *a, **k: 0.0})
+    with pytest.raises(ValueError, match="loss must be one of"):
+        Trainer(rnn(), "msee", quiet(), data, None, tmp_path)
+
+
+# ---------------------------------------------------------------------- the loop and the history
+def accuracy(y_pred, y_true, mask=None):
+    return float((y_pred.argmax(-1) == y_true).mean())
+
+
+def test_history_holds_weighted_epoch_means_and_is_written_as_json_and_csv(tmp_path):
+    train, val = classification_batches(sizes=(5, 3)), classification_batches(sizes=(4, 2, 1), seed=1)
+    rec = Recording()
+    direct_val = []
+
+    class DirectValidation(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):  # the same weights validation just used
+            x = np.concatenate([b.x for b in val.batches])
+            y = np.concatenate([b.y for b in val.batches])
+            y_pred = trainer.model(x)
+            direct_val.append((float(get_loss("cross_entropy")(y_pred, y)), accuracy(y_pred, y)))
+
+    config = quiet(epochs=3, lr=0.05, metrics=["accuracy"])
+    history = Trainer(rnn(out=3), "cross_entropy", config, train, val, tmp_path, callbacks=[rec, DirectValidation()],
+                      metrics={"accuracy": accuracy}).run()
+    assert history["epoch"] == [1, 2, 3] and history["step"] == [2, 4, 6] and history["lr"] == [0.05] * 3
+    losses = [b["loss"] for b in rec.batch_logs]
+    accs = [b["accuracy"] for b in rec.batch_logs]
+    for e in range(3):  # batch means weighted by batch size 5 and 3
+        assert history["loss"][e] == pytest.approx((5 * losses[2 * e] + 3 * losses[2 * e + 1]) / 8, rel=1e-12)
+        assert history["accuracy"][e] == pytest.approx((5 * accs[2 * e] + 3 * accs[2 * e + 1]) / 8, rel=1e-12)
+        assert history["val_loss"][e] == pytest.approx(direct_val[e][0], rel=1e-10)
+        assert history["val_accuracy"][e] == pytest.approx(direct_val[e][1], rel=1e-12)
+    assert json.loads((tmp_path / "history.json").read_text()) == history
+    with open(tmp_path / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(history)
+    assert [float(r["val_loss"]) for r in rows] == history["val_loss"]  # written exactly (repr)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert rec.calls[:3] == ["train_begin", "epoch_begin 0", "batch"] and rec.calls[-1] == "train_end NoneType"
+    saved = json.loads((tmp_path / "train_config.json").read_text())
+    assert saved["config"] == config.to_dict() and saved["loss"]["class_name"] == "SoftmaxCrossEntropy"
+
+
+def test_perplexity_is_averaged_in_log_space_so_it_equals_exp_of_the_mean_loss(tmp_path):
+    def perplexity(y_pred, y_true, mask=None):
+        return math.exp(get_loss("cross_entropy")(y_pred, y_true))
+
+    train = classification_batches(sizes=(6, 2, 3))
+    history = Trainer(rnn(out=3), "cross_entropy", quiet(epochs=2, metrics=["perplexity"]), train, train, tmp_path,
+                      metrics={"perplexity": perplexity}).run()
+    for e in range(2):
+        assert history["perplexity"][e] == pytest.approx(math.exp(history["loss"][e]), rel=1e-12)
+        assert history["val_perplexity"][e] == pytest.approx(math.exp(history["val_loss"][e]), rel=1e-12)
+
+
+def test_masked_targets_weigh_by_their_valid_steps(tmp_path):
+    rng = np.random.default_rng(0)
+    model = Sequential([SimpleRNN(4, input_size=3, return_sequences=True, seed=0, dtype="float64"), Dense(1, seed=1, dtype="float64")])
+    x = rng.standard_normal((2, 6, 3))
+    mask = np.ones((2, 6), bool)
+    mask[0, 2:] = False  # 8 valid steps of 12
+    first, second = Batch(x, rng.standard_normal((2, 6, 1)), mask), Batch(x, rng.standard_normal((2, 6, 1)))
+    rec = Recording()
+    history = Trainer(model, "mse", quiet(epochs=1, lr=1e-9), FixedBatches([first, second]), None, tmp_path,
+                      callbacks=[rec]).run()
+    l1, l2 = (b["loss"] for b in rec.batch_logs)
+    assert history["loss"][0] == pytest.approx((8 * l1 + 12 * l2) / 20, rel=1e-12)
+
+
+def test_schedule_sets_each_epochs_learning_rate(tmp_path):
+    config = quiet(epochs=4, optimizer="sgd", lr=1.0, schedule="step", schedule_args={"decay_after": 2, "factor": 0.5})
+    history = Trainer(rnn(), "mse", config, regression_batches(), None, tmp_path).run()
+    assert history["lr"] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_clip_norm_bounds_each_sgd_update(tmp_path):
+    rec = Recording()
+    config = quiet(epochs=1, optimizer="sgd", lr=1.0, clip_norm=1e-3)
+    Trainer(rnn(), "mse", config, regression_batches(), None, tmp_path, callbacks=[rec]).run()
+    for before, after, logs in zip(rec.weights, rec.weights[1:], rec.batch_logs):
+        step = math.sqrt(sum(float(((after[k] - before[k]) ** 2).sum()) for k in before))
+        assert logs["grad_norm"] > 1e-3  # the clip was active ...
+        assert step == pytest.approx(1e-3, rel=1e-5)  # ... and the update is lr * clip_norm long
+
+
+def test_max_steps_stops_mid_epoch_and_closes_that_epoch(tmp_path):
+    history = Trainer(rnn(), "mse", quiet(epochs=5, max_steps=4), regression_batches(), None, tmp_path).run()
+    assert history["epoch"] == [1, 2] and history["step"] == [3, 4]
+
+
+def test_stateful_flags_are_restored_and_saved_as_the_user_set_them(tmp_path):
+    model = rnn()
+    Trainer(model, "mse", quiet(epochs=1), regression_batches(), None, tmp_path).run()
+    assert model.layers[0].stateful is False and model.layers[0].states is None
+    saved = json.loads((latest_checkpoint(tmp_path) / "model" / "config.json").read_text())
+    assert saved["config"]["layers"][0]["config"]["stateful"] is False
+
+
+# ---------------------------------------------------------------------- progress, curves
+def test_plain_log_lines_every_log_every_steps_and_per_epoch(tmp_path, capsys):
+    config = TrainConfig(epochs=2, log_every=2)
+    Trainer(rnn(), "mse", config, regression_batches(sizes=(2,) * 5), regression_batches(), tmp_path).run()
+    out = capsys.readouterr().out
+    step_lines = [line for line in out.splitlines() if " step " in line and ": loss" in line]
+    assert [line.split(" step ")[1].split(":")[0] for line in step_lines] == ["2", "4", "6", "8", "10"]
+    assert "epoch 1/2 batch 2/5 step 2: loss" in out
+    epoch_lines = [line for line in out.splitlines() if " done in " in line]
+    assert len(epoch_lines) == 2 and "val_loss" in epoch_lines[1] and epoch_lines[1].startswith("epoch 2/2 done in")
+    assert (tmp_path / "train.log").read_text().splitlines()[-1] == epoch_lines[-1]
+
+
+def test_a_progress_bar_on_a_terminal(tmp_path, monkeypatch):
+    pytest.importorskip("tqdm")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    Trainer(rnn(), "mse", TrainConfig(epochs=1, log_every=1), regression_batches(), None, tmp_path).run()
+    out = terminal.getvalue()
+    assert "epoch 1/1: 100%" in out and "3/3" in out
+    assert " step 1: loss" not in out  # the bar replaces the per-step lines
+    assert "epoch 1/1 done in" in out
+
+
+def test_png_curves_for_the_loss_and_each_metric(tmp_path):
+    pytest.importorskip("matplotlib")
+    config = quiet(epochs=2, metrics=["accuracy"])
+    Trainer(rnn(out=3), "cross_entropy", config, classification_batches(), classification_batches(), tmp_path,
+            metrics={"accuracy": accuracy}).run()
+    for name in ("loss.png", "accuracy.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "lr.png").exists()
+
+
+def test_without_matplotlib_the_run_says_it_draws_no_curves(tmp_path, monkeypatch, capsys):
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    Trainer(rnn(), "mse", quiet(epochs=2), regression_batches(), None, tmp_path).run()
+    out = capsys.readouterr().out
+    assert out.count("matplotlib is not installed: no PNG curves are written") == 1
+    assert not (tmp_path / "loss.png").exists() and (tmp_path / "history.json").exists()
+
+
+# ---------------------------------------------------------------------- early stopping
+def scripted_metric(values):
+    """A metric whose value in epoch e is values[e] (on training and validation batches alike)."""
+    epoch = {"e": 0}
+
+    class Clock(Callback):
+        def on_epoch_begin(self, trainer, e):
+            epoch["e"] = e
+
+    return (lambda y_pred, y_true, mask=None: values[epoch["e"]]), Clock()
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
+    score, clock = scripted_metric([3.0, 2.0, 2.5, 2.4, 1.0, 0.5, 0.4])
+    config = quiet(epochs=7, metrics=["score"], patience=2, monitor="val_score", mode="min")
+    trainer = Trainer(rnn(), "mse", config, regression_batches(), regression_batches(), tmp_path,
+                      callbacks=[clock], metrics={"score": score})
+    history = trainer.run()
+    # 3 best, 2 best, 2.5 (1), 2.4 (2): stop after epoch 4
+    assert history["epoch"] == [1, 2, 3, 4] and history["val_score"] == [3.0, 2.0, 2.5, 2.4]
+    assert "early stopping after epoch 4: val_score has not improved for 2 epoch(s); best 2 at epoch 2" in \
+        (tmp_path / "train.log").read_text()
+    assert trainer.run() == history  # a finished run stays finished
+
+
+def test_early_stopping_min_delta_and_max_mode(tmp_path):
+    stopper = EarlyStopping("val_accuracy", patience=1, min_delta=0.1)
+
+    class Fake:
+        stop_training = False
+
+        def log(self, message):
+            self.message = message
+
+    fake = Fake()
+    for epoch, acc in enumerate([0.5, 0.65, 0.7]):  # "auto" maximises accuracy; +0.05 is not enough
+        stopper.on_epoch_end(fake, epoch, {"val_accuracy": acc})
+        if fake.stop_training:
+            break
+    assert epoch == 2 and stopper.best == 0.65 and stopper.best_epoch == 2
+
+
+# ---------------------------------------------------------------------- divergence
+def test_a_blow_up_stops_training_without_touching_the_weights_or_the_last_good_checkpoint(tmp_path):
+    rec = Recording()
+    config = quiet(epochs=20, optimizer="sgd", lr=30.0, checkpoint_every_steps=4)
+    trainer = Trainer(rnn(dtype="float32"), "mse", config, regression_batches(sizes=(4,) * 6, dtype=np.float32), None,
+                      tmp_path, callbacks=[rec])
+    with pytest.raises(TrainingDiverged, match=r"training diverged at epoch \d+, step \d+ \(batch \d+ of 6\): ") as info:
+        trainer.run()
+    exc = info.value
+    assert exc.step == trainer.step + 1 == len(rec.batch_logs) + 1
+    assert f"left as they were after step {exc.step - 1}" in str(exc)
+    for name, p in trainer.model.named_parameters():  # untouched by the bad step
+        assert np.array_equal(p, rec.weights[-1][name])
+    manifest = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert manifest["step"] == max(s for s in range(0, exc.step, 4) if s % 6 != 0 or s == 0) or manifest["step"] % 6 == 0
+    assert manifest["step"] < exc.step and str(latest_checkpoint(tmp_path)) in str(exc)
+    assert rec.calls[-1] == "train_end TrainingDiverged"
+    assert str(exc) in (tmp_path / "train.log").read_text()
+
+
+class PoisonedGradient(Sequential):
+    """Puts a NaN into one parameter's gradient on the ``at``-th backward pass."""
+
+    def __init__(self, layers, at, name):
+        super().__init__(layers)
+        self.at, self.poisoned, self.calls = at, name, 0
+
+    def backward(self, dy, *d_states):
+        dx = super().backward(dy, *d_states)
+        self.calls += 1
+        if self.calls == self.at:
+            dict(self.named_grads())[self.poisoned][0] = np.nan
+        return dx
+
+
+def test_a_nan_gradient_is_named_by_parameter_epoch_and_step(tmp_path):
+    model = PoisonedGradient([SimpleRNN(4, input_size=3, seed=0, dtype="float64"), Dense(1, seed=1, dtype="float64")],
+                             at=5, name="0.W")
+    rec = Recording()
+    trainer = Trainer(model, "mse", quiet(epochs=3, checkpoint_every_steps=2), regression_batches(), None, tmp_path,
+                      callbacks=[rec])
+    with pytest.raises(TrainingDiverged, match=r"at epoch 2, step 5 \(batch 2 of 3\): the gradient of parameter '0.W' is not finite"):
+        trainer.run()
+    assert trainer.step == 4 and trainer.model.calls == 5
+    for name, p in model.named_parameters():
+        assert np.array_equal(p, rec.weights[-1][name]) and np.isfinite(p).all()
+    # checkpoints: epoch 1 ended at step 3; step 4 is mid-epoch 2 and was checkpointed; nothing after
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 4
+
+
+def test_a_checkpoint_of_non_finite_weights_is_refused(tmp_path):
+    model = rnn()
+    trainer = Trainer(model, "mse", quiet(epochs=1), regression_batches(), None, tmp_path)
+    trainer.run()
+    before = latest_checkpoint(tmp_path)
+    model.layers[1].params["V"][0, 0] = np.inf
+    with pytest.raises(TrainingDiverged, match="not checkpointing: parameter '1.V' holds NaN or inf"):
+        trainer.save_checkpoint()
+    assert latest_checkpoint(tmp_path) == before and before.exists()
+
+
+def test_dropout_is_off_in_validation(tmp_path):
+    """The validation loss of a model with heavy dropout equals its loss in inference mode."""
+    model = Sequential([SimpleRNN(4, input_size=3, seed=0, dtype="float64"), Dropout(0.9, seed=0, dtype="float64"),
+                        Dense(1, seed=1, dtype="float64")])
+    val = regression_batches(sizes=(11,), seed=3)
+    history = Trainer(model, "mse", quiet(epochs=1), regression_batches(), val, tmp_path).run()
+    b = val.batches[0]
+    assert history["val_loss"][0] == pytest.approx(float(get_loss("mse")(model(b.x), b.y)), rel=1e-12)
