@@ -67,6 +67,7 @@ an uninterrupted run with the same seeds would, bit for bit.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -84,6 +85,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab import losses as losses_module
+from rnnlab import metrics as metrics_module
 from rnnlab import optim as optim_module
 from rnnlab import schedules as schedules_module
 from rnnlab.callbacks import Callback, Checkpointer, EarlyStopping, HistoryWriter, LRScheduler, ProgressLogger, write_atomic
@@ -99,10 +101,6 @@ MANIFEST = "checkpoint.json"
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "train_config.json"
 LOG_FILE = "train.log"
-
-#: Metrics averaged in log space over batches (exp of the mean log): exact for perplexity = exp(mean CE).
-_LOG_AVERAGED = frozenset({"perplexity"})
-
 
 # ====================================================================== configuration
 def _field_error(name: str, expected: str, value) -> str:
@@ -176,8 +174,10 @@ class TrainConfig:
     min_delta : float >= 0
         The smallest change that counts as an improvement.
     metrics : sequence of str
-        Computed per epoch on the training and validation batches (``"accuracy"``, ``"perplexity"``,
-        ``"bits_per_character"``, ``"mse"``, ``"mae"``; see ``rnnlab.metrics``).
+        Computed per epoch on the training and validation batches: names of ``rnnlab.metrics.NAMES``
+        (``"accuracy"``, ``"perplexity"``, ``"bits_per_character"``, ``"mse"``, ``"mae"``, ...) or of
+        metrics given to the Trainer. Each is exact over the epoch (sums of terms and counts, then
+        e.g. ``exp`` for perplexity), not a mean of batch values.
     seed : int >= 0
         Seeds ``trainer.rng`` (for callbacks that draw, such as sampling). The initial weights and
         dropout come from the layers' own seeds, the data order from the batches' seed.
@@ -521,9 +521,9 @@ class Trainer:
         Where checkpoints, history, curves and the log go (created if missing).
     callbacks : sequence of Callback
         Run after the built-in schedule and early stopping, before history, progress and checkpoint.
-    metrics : mapping of name -> callable, optional
-        Implementations of names in ``config.metrics`` that ``rnnlab.metrics`` does not provide:
-        ``fn(y_pred, y_true, mask=None) -> float``, the batch's mean over its valid targets.
+    metrics : mapping of name -> rnnlab.metrics.Metric, optional
+        Metric objects for names in ``config.metrics`` that ``rnnlab.metrics.get`` does not know, or
+        configured differently (``{"accuracy": Accuracy(threshold=0.5)}``).
 
     Attributes
     ----------
@@ -540,7 +540,7 @@ class Trainer:
     """
 
     def __init__(self, model: Module, loss, config: TrainConfig, train, val, run_dir, *,
-                 callbacks: Sequence[Callback] = (), metrics: Mapping[str, Callable] | None = None):
+                 callbacks: Sequence[Callback] = (), metrics: Mapping[str, metrics_module.Metric] | None = None):
         if not isinstance(model, Module):
             raise TypeError(f"model must be an rnnlab Module, got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
@@ -565,7 +565,7 @@ class Trainer:
         self.config = config
         self.train, self.val = train, val
         self.run_dir = Path(run_dir)
-        self.metric_fns = self._resolve_metrics(config.metrics, metrics or {})
+        self.metrics = self._resolve_metrics(config.metrics, metrics or {})
         self.optimizer = config.make_optimizer()
         self.schedule = config.make_schedule()
         self.rng = np.random.default_rng(config.seed)
@@ -593,25 +593,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup helpers
     @staticmethod
-    def _resolve_metrics(names, custom: Mapping) -> dict[str, Callable]:
-        extra = sorted(set(custom) - set(names))
+    def _resolve_metrics(names, given: Mapping) -> dict[str, metrics_module.Metric]:
+        extra = sorted(set(given) - set(names))
         if extra:
-            raise ValueError(f"metrics {extra} are given as functions but not listed in config.metrics {list(names)}")
-        fns = {}
+            raise ValueError(f"metrics {extra} are given to the Trainer but not listed in config.metrics {list(names)}")
+        out = {}
         for name in names:
-            if name in custom:
-                if not callable(custom[name]):
-                    raise TypeError(f"metric {name!r} must be callable as fn(y_pred, y_true, mask=None), "
-                                    f"got {type(custom[name]).__name__}")
-                fns[name] = custom[name]
-                continue
+            if name in given and not isinstance(given[name], metrics_module.Metric):
+                raise TypeError(f"metric {name!r} must be an rnnlab.metrics.Metric, got {type(given[name]).__name__}")
             try:
-                from rnnlab import metrics as registry
-            except ImportError:
-                raise ValueError(f"metric {name!r} needs rnnlab.metrics, which is not available; "
-                                 "pass an implementation in Trainer(metrics={name: fn})") from None
-            fns[name] = registry.get(name)
-        return fns
+                out[name] = copy.deepcopy(given[name]) if name in given else metrics_module.get(name)
+            except ValueError as exc:
+                raise ValueError(f"config.metrics: {exc}; or give Trainer(metrics={{{name!r}: a Metric}})") from None
+            out[name].reset()
+        return out
 
     def log(self, message: str) -> None:
         """Print ``message`` (through the progress bar when one is shown) and append it to ``train.log``."""
@@ -681,13 +676,15 @@ class Trainer:
             if self.stop_training or self.finished or self.batch >= n_batches:
                 break
         logs = {"epoch": epoch + 1, "step": self.step, "lr": float(self.optimizer.lr)}
-        logs.update(self._means(self._acc))
+        logs.update(self._results(self._acc.get("loss"), self.metrics))
         if self.val is not None:
             logs.update({f"val_{k}": v for k, v in self.evaluate(self.val).items()})
         logs["time"] = self._acc.get("time", [0.0])[0] + time.perf_counter() - t0
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
         self.epoch, self.batch, self._acc = epoch + 1, 0, {}
+        for m in self.metrics.values():
+            m.reset()
         self._emit("on_epoch_end", epoch, logs)
 
     # ------------------------------------------------------------------ one batch
@@ -742,30 +739,28 @@ class Trainer:
                 totals.setdefault(key, []).append(value)
         stream.t = a0 + T
         stream.prune(overlap, x_ext, mask_ext, ext_start)
-        stats = {"loss": _weighted(totals["loss"], totals["weight"]), "weight": sum(totals["weight"]), "updates": updates}
-        for name in self.metric_fns:
-            stats[name] = _weighted(totals[name], totals["weight"], log=name in _LOG_AVERAGED)
+        weight = sum(totals["weight"])
+        stats = {"loss": sum(w * v for v, w in zip(totals["loss"], totals["weight"])) / weight if weight else math.nan,
+                 "weight": weight, "updates": updates}
         if "grad_norm" in totals:
             stats["grad_norm"] = max(totals["grad_norm"])
         return self._batch_logs(stats)
 
     def _batch_logs(self, stats: dict) -> dict:
-        weight = stats["weight"]
-        for key in ("loss", *self.metric_fns):
-            v = stats[key]
-            acc = self._acc.setdefault(key, [0.0, 0.0])
-            acc[0] += weight * (math.log(v) if key in _LOG_AVERAGED and v > 0 else v)
-            acc[1] += weight
+        acc = self._acc.setdefault("loss", [0.0, 0.0])
+        acc[0] += stats["weight"] * stats["loss"]
+        acc[1] += stats["weight"]
         logs = {k: v for k, v in stats.items() if k != "weight"}
         logs.update(lr=float(self.optimizer.lr), step=self.step, batch=self.batch)
         return logs
 
-    def _means(self, acc: dict) -> dict:
-        out = {}
-        for key in ("loss", *self.metric_fns):
-            total, weight = acc.get(key, (0.0, 0.0))
-            mean = total / weight if weight else math.nan
-            out[key] = math.exp(mean) if key in _LOG_AVERAGED else mean
+    @staticmethod
+    def _results(loss_acc, metrics: Mapping[str, metrics_module.Metric]) -> dict:
+        """The epoch's mean loss and metric values (NaN for what had no valid target)."""
+        total, weight = loss_acc if loss_acc else (0.0, 0.0)
+        out = {"loss": total / weight if weight else math.nan}
+        for name, m in metrics.items():
+            out[name] = m.result() if m.count else math.nan
         return out
 
     # ------------------------------------------------------------------ one update
@@ -817,9 +812,8 @@ class Trainer:
             stats["grad_norm"] = optim_module.clip_grad_norm(self.model, self.config.clip_norm)
         self.optimizer.step(self.model)
         self.step = step
-        with np.errstate(all="ignore"):
-            for name, fn in self.metric_fns.items():
-                stats[name] = float(fn(y_out, y, mask=out_mask))
+        for m in self.metrics.values():
+            m.update(y_out, y, mask=out_mask)
         return final, stats
 
     def _advance(self, x, mask, state0) -> list:
@@ -902,7 +896,10 @@ class Trainer:
         Each batch starts from zeros when ``new_sequence`` and from the previous batch's final state
         otherwise; the training state is untouched.
         """
-        stream, acc = _Stream(), {}
+        stream, loss_acc = _Stream(), [0.0, 0.0]
+        metrics = {name: copy.deepcopy(m) for name, m in self.metrics.items()}
+        for m in metrics.values():
+            m.reset()
         with self._carrying():
             for batch in data.batches_from(0, 0):
                 x, y, mask, new_sequence = _batch_fields(batch)
@@ -920,14 +917,11 @@ class Trainer:
                     raise TrainingDiverged(f"the model's output on the validation data is not finite (after epoch "
                                            f"{self.epoch + 1}, step {self.step})")
                 weight = _n_targets(y, out_mask)
-                values = {"loss": float(self.loss(y_out, y, mask=out_mask))}
-                with np.errstate(all="ignore"):
-                    values.update({name: float(fn(y_out, y, mask=out_mask)) for name, fn in self.metric_fns.items()})
-                for key, v in values.items():
-                    a = acc.setdefault(key, [0.0, 0.0])
-                    a[0] += weight * (math.log(v) if key in _LOG_AVERAGED and v > 0 else v)
-                    a[1] += weight
-        return self._means(acc)
+                loss_acc[0] += weight * float(self.loss(y_out, y, mask=out_mask))
+                loss_acc[1] += weight
+                for m in metrics.values():
+                    m.update(y_out, y, mask=out_mask)
+        return self._results(loss_acc, metrics)
 
     # ------------------------------------------------------------------ run configuration
     def _write_run_config(self) -> None:
@@ -999,6 +993,7 @@ class Trainer:
             "stop_training": self.stop_training,
             "history": self.history,
             "epoch_accumulators": self._acc,
+            "metric_accumulators": {name: [m.total, m.count] for name, m in self.metrics.items()},
             "rng": self._rng_states(),
             "stream": stream_meta,
             "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()},
@@ -1075,13 +1070,17 @@ class Trainer:
         self.stop_training = bool(state["stop_training"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self._acc = {k: list(v) for k, v in state["epoch_accumulators"].items()}
+        for name, m in self.metrics.items():
+            m.reset()
+            if name in state["metric_accumulators"]:
+                m.total, m.count = state["metric_accumulators"][name]
         self._restored = True
         self.log(f"resumed from {directory} at epoch {self.epoch + 1}, batch {self.batch}, step {self.step}")
         return directory
 
     @classmethod
     def resume(cls, run_dir, train, val=None, *, callbacks: Sequence[Callback] = (),
-               metrics: Mapping[str, Callable] | None = None) -> Trainer:
+               metrics: Mapping[str, metrics_module.Metric] | None = None) -> Trainer:
         """A trainer restored from ``run_dir`` alone: its config, loss and latest checkpoint (model included).
 
         The data are not saved, so they are passed again (built the same way). ``.run()`` continues.
@@ -1110,12 +1109,3 @@ def _n_targets(y, mask) -> float:
         return float(size)
     m = np.asarray(mask)
     return float(int(m.sum()) * (size // max(m.size, 1)))
-
-
-def _weighted(values, weights, log: bool = False) -> float:
-    total = sum(weights)
-    if not total:
-        return math.nan
-    if log:
-        return math.exp(sum(w * math.log(v) for v, w in zip(values, weights)) / total)
-    return sum(w * v for v, w in zip(values, weights)) / total

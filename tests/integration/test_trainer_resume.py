@@ -1,11 +1,11 @@
 """Nothing lost: an interrupted run, resumed from its last checkpoint, ends bit for bit where an
 uninterrupted run with the same seeds ends.
 
-The setup exercises every piece of state a checkpoint must hold: a character stream whose batches
-continue one another (carried recurrent states), the general k1/k2 truncated BPTT (kept anchor states
-and inputs reaching back into the previous batch), dropout (a layer RNG), Adam (optimizer moments),
-a plateau schedule and early stopping (their counters), a metric (epoch accumulators), and a
-per-epoch random stream offset (the data's own (seed, epoch) order).
+The setup exercises every piece of state a checkpoint must hold: a token stream (``rnnlab.data.LMStream``,
+with a random offset per epoch from its seed) whose batches continue one another (carried recurrent
+states), the general k1/k2 truncated BPTT (kept anchor states and inputs reaching back into the
+previous batch), dropout (a layer RNG), Adam (optimizer moments), a plateau schedule and early
+stopping (their counters), and a metric and the loss (epoch accumulators).
 
 Run as a script (``python test_trainer_resume.py RUN_DIR``) this file trains the same setup slowly,
 for the test that kills it with SIGKILL.
@@ -20,50 +20,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 from rnnlab import GRU, LSTM, Dense, Dropout, Embedding, Sequential
 from rnnlab.callbacks import Callback
+from rnnlab.data import LMStream
 from rnnlab.train import TrainConfig, Trainer, latest_checkpoint
 
 V, B, WINDOW = 7, 4, 6
-
-
-# ---------------------------------------------------------------------- stand-ins for rnnlab.data
-@dataclass
-class Batch:
-    x: np.ndarray
-    y: np.ndarray
-    mask: np.ndarray | None = None
-    new_sequence: bool = True
-
-
-class CharStream:
-    """A token stream cut into B rows, read in windows; each epoch starts at an offset drawn from (seed, epoch)."""
-
-    def __init__(self, ids, batch_size, window, seed):
-        self.ids, self.B, self.k, self.seed = ids, batch_size, window, seed
-        self.N = (len(ids) - window) // batch_size
-
-    def __len__(self):
-        return math.ceil((self.N - 1) / self.k)
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def batches_from(self, epoch, start):
-        o = int(np.random.default_rng([self.seed, epoch]).integers(self.k))
-        rows = self.ids[o:o + self.B * self.N].reshape(self.B, self.N)
-        for t in range(start * self.k, self.N - 1, self.k):
-            k = min(self.k, self.N - 1 - t)
-            yield Batch(rows[:, t:t + k], rows[:, t + 1:t + k + 1], new_sequence=(t == 0))
-
-
-def accuracy(y_pred, y_true, mask=None):
-    return float((y_pred.argmax(-1) == y_true).mean())
 
 
 def text_ids(n, seed):
@@ -84,8 +49,8 @@ def build(model_seed=0, epochs=3, checkpoint_every_steps=7):
                          schedule="plateau", patience=5,
                          schedule_args={"monitor": "val_accuracy", "patience": 1, "factor": 0.5, "min_delta": 0.3},
                          checkpoint_every_steps=checkpoint_every_steps, log_every=10_000)
-    train = CharStream(text_ids(260, 0), B, WINDOW, seed=1)
-    val = CharStream(text_ids(120, 1), 2, WINDOW, seed=2)
+    train = LMStream(text_ids(260, 0), batch_size=B, bptt=WINDOW, seed=1)
+    val = LMStream(text_ids(120, 1), batch_size=2, bptt=WINDOW, seed=2)
     return model, config, train, val
 
 
@@ -106,8 +71,7 @@ def without_time(history):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     model, config, train, val = build()
-    history = Trainer(model, "cross_entropy", config, train, val, tmp_path_factory.mktemp("reference"),
-                      metrics={"accuracy": accuracy}).run()
+    history = Trainer(model, "cross_entropy", config, train, val, tmp_path_factory.mktemp("reference")).run()
     return weights(model), history
 
 
@@ -126,7 +90,7 @@ def test_the_reference_run_learns_and_uses_every_piece_of_state(uninterrupted):
     assert history["epoch"] == [1, 2, 3]
     assert history["loss"][-1] < history["loss"][0] < math.log(V) + 0.1
     assert history["lr"] == [0.02, 0.02, 0.01]  # the plateau schedule acted: its state matters on resume
-    assert len(CharStream(text_ids(260, 0), B, WINDOW, 1)) == 11  # several checkpoints per epoch at every 7 steps
+    assert len(LMStream(text_ids(260, 0), batch_size=B, bptt=WINDOW, seed=1)) == 11  # 31 steps, checkpoints every 7
 
 
 @pytest.mark.parametrize("at_step", [12, 45, 80])
@@ -134,14 +98,13 @@ def test_resuming_after_an_interruption_ends_with_bitwise_identical_weights(tmp_
     expected_weights, expected_history = uninterrupted
     model, config, train, val = build()
     with pytest.raises(KeyboardInterrupt):
-        Trainer(model, "cross_entropy", config, train, val, tmp_path, callbacks=[Interrupt(at_step)],
-                metrics={"accuracy": accuracy}).run()
+        Trainer(model, "cross_entropy", config, train, val, tmp_path, callbacks=[Interrupt(at_step)]).run()
     manifest = json.loads((tmp_path / "checkpoint.json").read_text())
     assert 0 < manifest["step"] < at_step
 
     # a different seed: every weight and the dropout generator must come from the checkpoint
     model, config, train, val = build(model_seed=100)
-    history = Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run(resume=True)
+    history = Trainer(model, "cross_entropy", config, train, val, tmp_path).run(resume=True)
     assert_bitwise_equal(weights(model), expected_weights)
     assert without_time(history) == without_time(expected_history)
     assert json.loads((tmp_path / "history.json").read_text())["loss"] == expected_history["loss"]
@@ -151,9 +114,8 @@ def test_trainer_resume_rebuilds_model_loss_and_config_from_the_run_directory(tm
     expected_weights, expected_history = uninterrupted
     model, config, train, val = build()
     with pytest.raises(KeyboardInterrupt):
-        Trainer(model, "cross_entropy", config, train, val, tmp_path, callbacks=[Interrupt(25)],
-                metrics={"accuracy": accuracy}).run()
-    trainer = Trainer.resume(tmp_path, train, val, metrics={"accuracy": accuracy})
+        Trainer(model, "cross_entropy", config, train, val, tmp_path, callbacks=[Interrupt(25)]).run()
+    trainer = Trainer.resume(tmp_path, train, val)
     assert trainer.config == config and type(trainer.loss).__name__ == "SoftmaxCrossEntropy"
     history = trainer.run()
     assert_bitwise_equal(weights(trainer.model), expected_weights)
@@ -164,28 +126,28 @@ def test_trainer_resume_rebuilds_model_loss_and_config_from_the_run_directory(tm
 def test_a_run_directory_with_a_checkpoint_is_not_overwritten_and_resume_needs_one(tmp_path):
     model, config, train, val = build(epochs=1)
     with pytest.raises(FileNotFoundError, match=r"no checkpoint to resume from in .* \(looked for .*checkpoint.json.\)"):
-        Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run(resume=True)
-    Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+        Trainer(model, "cross_entropy", config, train, val, tmp_path).run(resume=True)
+    Trainer(model, "cross_entropy", config, train, val, tmp_path).run()
     with pytest.raises(FileExistsError, match="already holds a training checkpoint; pass resume=True"):
-        Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+        Trainer(model, "cross_entropy", config, train, val, tmp_path).run()
 
 
 def test_a_corrupt_checkpoint_file_is_detected(tmp_path):
     model, config, train, val = build(epochs=1)
-    Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+    Trainer(model, "cross_entropy", config, train, val, tmp_path).run()
     path = latest_checkpoint(tmp_path) / "optimizer.npz"
     data = bytearray(path.read_bytes())
     data[-40] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="optimizer.npz' does not match its SHA-256"):
-        Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run(resume=True)
+        Trainer(model, "cross_entropy", config, train, val, tmp_path).run(resume=True)
 
 
 def test_only_the_latest_complete_checkpoint_is_kept(tmp_path):
     model, config, train, val = build(epochs=1, checkpoint_every_steps=3)
     (tmp_path / "checkpoints").mkdir(parents=True)
     (tmp_path / "checkpoints" / ".tmp-half-written").mkdir()  # as a killed run leaves it
-    Trainer(model, "cross_entropy", config, train, val, tmp_path, metrics={"accuracy": accuracy}).run()
+    Trainer(model, "cross_entropy", config, train, val, tmp_path).run()
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [latest_checkpoint(tmp_path).name]
     assert sorted(p.name for p in latest_checkpoint(tmp_path).iterdir()) == ["model", "optimizer.npz", "state.json",
                                                                              "streams.npz"]
@@ -219,7 +181,7 @@ def test_killed_with_sigkill_mid_epoch_then_resumed_matches_the_uninterrupted_ru
     assert child.returncode == -signal.SIGKILL
 
     model, config, train, val = build(model_seed=100)
-    trainer = Trainer.resume(run_dir, train, val, metrics={"accuracy": accuracy})
+    trainer = Trainer.resume(run_dir, train, val)
     assert trainer.step >= killed_at["step"]
     history = trainer.run()
     assert_bitwise_equal(weights(trainer.model), expected_weights)
@@ -236,7 +198,7 @@ class Slow(Callback):
 
 def _child(run_dir: str) -> None:
     model, config, train, val = build()
-    Trainer(model, "cross_entropy", config, train, val, run_dir, callbacks=[Slow()], metrics={"accuracy": accuracy}).run()
+    Trainer(model, "cross_entropy", config, train, val, run_dir, callbacks=[Slow()]).run()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import pytest
 from rnnlab import Dense, Dropout, Sequential, SimpleRNN
 from rnnlab.callbacks import Callback, EarlyStopping
 from rnnlab.losses import get as get_loss
+from rnnlab.metrics import Metric
+from rnnlab.optim import Optimizer
 from rnnlab.train import TrainConfig, Trainer, TrainingDiverged, latest_checkpoint
 
 
@@ -143,15 +145,29 @@ def test_trainer_refuses_inputs_it_cannot_use(tmp_path):
         Trainer(rnn(), "mse", quiet(patience=2), data, None, tmp_path)
     with pytest.raises(TypeError, match="train must follow the Batches protocol .* list lacks batches_from"):
         Trainer(rnn(), "mse", quiet(), [1, 2], None, tmp_path)
-    with pytest.raises(ValueError, match=r"metrics \['f1'\] are given as functions but not listed in config.metrics"):
-        Trainer(rnn(), "mse", quiet(), data, None, tmp_path, metrics={"f1": lambda *a, **k: 0.0})
+    with pytest.raises(ValueError, match=r"metrics \['f1'\] are given to the Trainer but not listed in config.metrics"):
+        Trainer(rnn(), "mse", quiet(), data, None, tmp_path, metrics={"f1": Metric()})
+    with pytest.raises(ValueError, match="config.metrics: metric must be one of 'accuracy', .*; got 'f1'"):
+        Trainer(rnn(), "mse", quiet(metrics=["f1"]), data, None, tmp_path)
+    with pytest.raises(TypeError, match="metric 'f1' must be an rnnlab.metrics.Metric, got function"):
+        Trainer(rnn(), "mse", quiet(metrics=["f1"]), data, None, tmp_path, metrics={"f1": lambda *a: 0.0})
     with pytest.raises(ValueError, match="loss must be one of"):
         Trainer(rnn(), "msee", quiet(), data, None, tmp_path)
 
 
 # ---------------------------------------------------------------------- the loop and the history
-def accuracy(y_pred, y_true, mask=None):
+def accuracy(y_pred, y_true):
     return float((y_pred.argmax(-1) == y_true).mean())
+
+
+class Frozen(Optimizer):
+    """Leaves every weight as it is, so epoch results can be recomputed from the final model."""
+
+    def __init__(self):
+        super().__init__(lr=1.0)
+
+    def step(self, model):
+        pass
 
 
 def test_history_holds_weighted_epoch_means_and_is_written_as_json_and_csv(tmp_path):
@@ -167,14 +183,12 @@ def test_history_holds_weighted_epoch_means_and_is_written_as_json_and_csv(tmp_p
             direct_val.append((float(get_loss("cross_entropy")(y_pred, y)), accuracy(y_pred, y)))
 
     config = quiet(epochs=3, lr=0.05, metrics=["accuracy"])
-    history = Trainer(rnn(out=3), "cross_entropy", config, train, val, tmp_path, callbacks=[rec, DirectValidation()],
-                      metrics={"accuracy": accuracy}).run()
+    history = Trainer(rnn(out=3), "cross_entropy", config, train, val, tmp_path,
+                      callbacks=[rec, DirectValidation()]).run()
     assert history["epoch"] == [1, 2, 3] and history["step"] == [2, 4, 6] and history["lr"] == [0.05] * 3
     losses = [b["loss"] for b in rec.batch_logs]
-    accs = [b["accuracy"] for b in rec.batch_logs]
     for e in range(3):  # batch means weighted by batch size 5 and 3
         assert history["loss"][e] == pytest.approx((5 * losses[2 * e] + 3 * losses[2 * e + 1]) / 8, rel=1e-12)
-        assert history["accuracy"][e] == pytest.approx((5 * accs[2 * e] + 3 * accs[2 * e + 1]) / 8, rel=1e-12)
         assert history["val_loss"][e] == pytest.approx(direct_val[e][0], rel=1e-10)
         assert history["val_accuracy"][e] == pytest.approx(direct_val[e][1], rel=1e-12)
     assert json.loads((tmp_path / "history.json").read_text()) == history
@@ -188,13 +202,37 @@ def test_history_holds_weighted_epoch_means_and_is_written_as_json_and_csv(tmp_p
     assert saved["config"] == config.to_dict() and saved["loss"]["class_name"] == "SoftmaxCrossEntropy"
 
 
-def test_perplexity_is_averaged_in_log_space_so_it_equals_exp_of_the_mean_loss(tmp_path):
-    def perplexity(y_pred, y_true, mask=None):
-        return math.exp(get_loss("cross_entropy")(y_pred, y_true))
+def test_training_metrics_are_exact_over_the_epoch_not_means_of_batch_values(tmp_path):
+    rng = np.random.default_rng(0)
+    model = Sequential([SimpleRNN(4, input_size=3, return_sequences=True, seed=0, dtype="float64"),
+                        Dense(5, seed=1, dtype="float64")])
+    sizes, T = (6, 2, 3), 4
+    batches = []
+    for n in sizes:  # unequal batches, some padding
+        mask = rng.random((n, T)) > 0.3
+        mask[:, 0] = True
+        batches.append(Batch(rng.standard_normal((n, T, 3)), rng.integers(0, 5, (n, T)), mask))
+    trainer = Trainer(model, "cross_entropy", quiet(epochs=1, metrics=["accuracy", "perplexity"]), FixedBatches(batches),
+                      None, tmp_path)
+    trainer.optimizer = Frozen()
+    history = trainer.run()
+    right = nll = count = 0
+    for b in batches:
+        logits = model(b.x, mask=b.mask)  # (n, T, 5)
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        picked = np.take_along_axis(logp, b.y[..., None], -1)[..., 0]
+        right += int(((logits.argmax(-1) == b.y) & b.mask).sum())
+        nll -= float(picked[b.mask].sum())
+        count += int(b.mask.sum())
+    assert history["accuracy"][0] == pytest.approx(right / count, rel=1e-12)
+    assert history["perplexity"][0] == pytest.approx(math.exp(nll / count), rel=1e-12)
+    assert history["loss"][0] == pytest.approx(nll / count, rel=1e-12)  # batch losses weighted by valid steps
 
+
+def test_perplexity_equals_exp_of_the_epoch_loss_while_the_weights_change(tmp_path):
     train = classification_batches(sizes=(6, 2, 3))
-    history = Trainer(rnn(out=3), "cross_entropy", quiet(epochs=2, metrics=["perplexity"]), train, train, tmp_path,
-                      metrics={"perplexity": perplexity}).run()
+    history = Trainer(rnn(out=3), "cross_entropy", quiet(epochs=2, lr=0.1, metrics=["perplexity"]), train, train,
+                      tmp_path).run()
     for e in range(2):
         assert history["perplexity"][e] == pytest.approx(math.exp(history["loss"][e]), rel=1e-12)
         assert history["val_perplexity"][e] == pytest.approx(math.exp(history["val_loss"][e]), rel=1e-12)
@@ -208,7 +246,7 @@ def test_masked_targets_weigh_by_their_valid_steps(tmp_path):
     mask[0, 2:] = False  # 8 valid steps of 12
     first, second = Batch(x, rng.standard_normal((2, 6, 1)), mask), Batch(x, rng.standard_normal((2, 6, 1)))
     rec = Recording()
-    history = Trainer(model, "mse", quiet(epochs=1, lr=1e-9), FixedBatches([first, second]), None, tmp_path,
+    history = Trainer(model, "mse", quiet(epochs=1), FixedBatches([first, second]), None, tmp_path,
                       callbacks=[rec]).run()
     l1, l2 = (b["loss"] for b in rec.batch_logs)
     assert history["loss"][0] == pytest.approx((8 * l1 + 12 * l2) / 20, rel=1e-12)
@@ -275,8 +313,7 @@ def test_a_progress_bar_on_a_terminal(tmp_path, monkeypatch):
 def test_png_curves_for_the_loss_and_each_metric(tmp_path):
     pytest.importorskip("matplotlib")
     config = quiet(epochs=2, metrics=["accuracy"])
-    Trainer(rnn(out=3), "cross_entropy", config, classification_batches(), classification_batches(), tmp_path,
-            metrics={"accuracy": accuracy}).run()
+    Trainer(rnn(out=3), "cross_entropy", config, classification_batches(), classification_batches(), tmp_path).run()
     for name in ("loss.png", "accuracy.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "lr.png").exists()
@@ -292,22 +329,27 @@ def test_without_matplotlib_the_run_says_it_draws_no_curves(tmp_path, monkeypatc
 
 
 # ---------------------------------------------------------------------- early stopping
-def scripted_metric(values):
-    """A metric whose value in epoch e is values[e] (on training and validation batches alike)."""
-    epoch = {"e": 0}
+class Scripted(Metric):
+    """A metric whose value in epoch e is values[e], on training and validation batches alike."""
 
-    class Clock(Callback):
-        def on_epoch_begin(self, trainer, e):
-            epoch["e"] = e
+    def __init__(self, values):
+        self.values, self.epoch = values, 0
+        super().__init__()
 
-    return (lambda y_pred, y_true, mask=None: values[epoch["e"]]), Clock()
+    def _terms(self, y_pred, y_true):
+        return np.full(len(y_true), self.values[self.epoch])
 
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
-    score, clock = scripted_metric([3.0, 2.0, 2.5, 2.4, 1.0, 0.5, 0.4])
+    score = Scripted([3.0, 2.0, 2.5, 2.4, 1.0, 0.5, 0.4])
+
+    class Clock(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            trainer.metrics["score"].epoch = epoch
+
     config = quiet(epochs=7, metrics=["score"], patience=2, monitor="val_score", mode="min")
     trainer = Trainer(rnn(), "mse", config, regression_batches(), regression_batches(), tmp_path,
-                      callbacks=[clock], metrics={"score": score})
+                      callbacks=[Clock()], metrics={"score": score})
     history = trainer.run()
     # 3 best, 2 best, 2.5 (1), 2.4 (2): stop after epoch 4
     assert history["epoch"] == [1, 2, 3, 4] and history["val_score"] == [3.0, 2.0, 2.5, 2.4]
