@@ -3,10 +3,11 @@
 The loop of :class:`rnnlab.train.Trainer` only trains and validates; the rest hangs off five hooks
 (mingpt's ``trainer.py`` keeps the same split). The trainer runs its callbacks in this order::
 
-    LRScheduler, EarlyStopping, <yours>, HistoryWriter, ProgressLogger, Checkpointer
+    ProgressLogger, LRScheduler, EarlyStopping, <yours>, HistoryWriter, Checkpointer
 
-so that at the end of an epoch the learning rate and the stop decision are settled before the
-history is written and the checkpoint taken, and a checkpoint holds everything the epoch changed.
+so that at the end of an epoch the progress line comes first, the learning rate and the stop
+decision are settled before the history is written and the checkpoint taken, and a checkpoint holds
+everything the epoch changed.
 
 Hooks (all optional; ``trainer`` gives access to ``model``, ``optimizer``, ``config``, ``epoch``
 (0-based), ``batch`` (batches done in the epoch), ``step`` (optimizer updates so far), ``history``,
@@ -34,6 +35,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from rnnlab._validation import check_positive_int
@@ -214,29 +216,34 @@ class HistoryWriter(Callback):
             return []
         written = []
         epochs = history.get("epoch", [])
-        for key in history:
-            if key in self.NOT_CURVES or key.startswith("val_"):
-                continue
-            fig = Figure(figsize=(5, 3.5), dpi=100)
-            FigureCanvasAgg(fig)
-            ax = fig.add_subplot()
-            ax.plot(epochs, _plottable(history[key]), marker="o", label="train")
-            if "val_" + key in history:
-                ax.plot(epochs, _plottable(history["val_" + key]), marker="o", label="validation")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(key)
-            ax.grid(True, alpha=0.3)
-            ax.legend()
-            fig.tight_layout()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-            write_atomic(run_dir / f"{key}.png", buf.getvalue())
-            written.append(run_dir / f"{key}.png")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a cosmetic matplotlib warning must not stop a training run
+                for key in history:
+                    if key in self.NOT_CURVES or key.startswith("val_"):
+                        continue
+                    fig = Figure(figsize=(5, 3.5), dpi=100)
+                    FigureCanvasAgg(fig)
+                    ax = fig.add_subplot()
+                    ax.plot(epochs, _plottable(history[key]), marker="o", label="train")
+                    if "val_" + key in history:
+                        ax.plot(epochs, _plottable(history["val_" + key]), marker="o", label="validation")
+                    ax.set_xlabel("epoch")
+                    ax.set_ylabel(key)
+                    ax.grid(True, alpha=0.3)
+                    ax.legend()
+                    fig.tight_layout()
+                    buf = io.BytesIO()
+                    fig.savefig(buf, format="png")
+                    write_atomic(run_dir / f"{key}.png", buf.getvalue())
+                    written.append(run_dir / f"{key}.png")
+        except Exception as exc:  # noqa: BLE001 - curves are a side output: report, never lose the run over them
+            log(f"could not draw the curves ({type(exc).__name__}: {exc}); training goes on")
         return written
 
 
 def _plottable(values):
-    return [math.nan if v is None else v for v in values]
+    return [v if isinstance(v, (int, float)) and math.isfinite(v) else math.nan for v in values]
 
 
 # ---------------------------------------------------------------------- progress

@@ -520,7 +520,7 @@ class Trainer:
     run_dir : str or os.PathLike
         Where checkpoints, history, curves and the log go (created if missing).
     callbacks : sequence of Callback
-        Run after the built-in schedule and early stopping, before history, progress and checkpoint.
+        Run after the built-in progress, schedule and early stopping, before history and checkpoint.
     metrics : mapping of name -> rnnlab.metrics.Metric, optional
         Metric objects for names in ``config.metrics`` that ``rnnlab.metrics.get`` does not know, or
         configured differently (``{"accuracy": Accuracy(threshold=0.5)}``).
@@ -570,11 +570,11 @@ class Trainer:
         self.schedule = config.make_schedule()
         self.rng = np.random.default_rng(config.seed)
 
-        self.callbacks: list[Callback] = [LRScheduler(self.schedule)]
+        self.callbacks: list[Callback] = [ProgressLogger(config.log_every), LRScheduler(self.schedule)]
         if config.patience is not None:
             self.callbacks.append(EarlyStopping(config.monitor, config.patience, config.mode, config.min_delta))
         self.callbacks += list(callbacks)
-        self.callbacks += [HistoryWriter(), ProgressLogger(config.log_every), Checkpointer(config.checkpoint_every_steps)]
+        self.callbacks += [HistoryWriter(), Checkpointer(config.checkpoint_every_steps)]
 
         self.recurrent = [m for _, m in _walk(model) if isinstance(m, Recurrent)]
         self._backward_reading = [name for name, m in _walk(model)

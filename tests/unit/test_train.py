@@ -444,3 +444,18 @@ def test_dropout_is_off_in_validation(tmp_path):
     history = Trainer(model, "mse", quiet(epochs=1), regression_batches(), val, tmp_path).run()
     b = val.batches[0]
     assert history["val_loss"][0] == pytest.approx(float(get_loss("mse")(model(b.x), b.y)), rel=1e-12)
+
+
+def test_evaluate_carries_the_state_through_a_stream_in_inference_mode(tmp_path):
+    rng = np.random.default_rng(0)
+    model = Sequential([SimpleRNN(4, input_size=3, return_sequences=True, seed=0, dtype="float64"),
+                        Dropout(0.5, seed=0, dtype="float64"), Dense(1, seed=1, dtype="float64")])
+    x, y = rng.standard_normal((2, 6, 3)), rng.standard_normal((2, 6, 1))
+    trainer = Trainer(model, "mse", quiet(), regression_batches(), None, tmp_path)
+    continued = trainer.evaluate(FixedBatches([Batch(x[:, :2], y[:, :2]), Batch(x[:, 2:], y[:, 2:], new_sequence=False)]))
+    restarted = trainer.evaluate(FixedBatches([Batch(x[:, :2], y[:, :2]), Batch(x[:, 2:], y[:, 2:])]))
+    whole = float(get_loss("mse")(model(x), y))  # one pass over the whole sequence, no dropout
+    assert continued["loss"] == pytest.approx(whole, rel=1e-12)
+    assert restarted["loss"] != pytest.approx(whole, rel=1e-6)
+    assert model.layers[0].stateful is False
+
