@@ -1,6 +1,7 @@
 """rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
 
-from rnnlab import data, datasets, generate, initializers, interop, losses, metrics, optim, synthetic, text, timeseries
+from rnnlab import (callbacks, data, datasets, generate, initializers, interop, losses, metrics, optim, schedules,
+                    synthetic, text, timeseries, train)
 from rnnlab.functional import one_hot
 from rnnlab.gradcheck import GradcheckReport, gradcheck
 from rnnlab.io import ModelFileError, load, save
@@ -8,6 +9,7 @@ from rnnlab.layers import Dense, Dropout, Embedding, OneHot
 from rnnlab.models import OneToMany, Seq2Seq, Sequential, TrainingDiverged
 from rnnlab.module import Module
 from rnnlab.recurrent import GRU, LSTM, Bidirectional, Recurrent, SimpleRNN, stack
+from rnnlab.train import TrainConfig, Trainer
 
 __version__ = "0.1.0"
 
@@ -27,7 +29,10 @@ __all__ = [
     "Seq2Seq",
     "Sequential",
     "SimpleRNN",
+    "TrainConfig",
+    "Trainer",
     "TrainingDiverged",
+    "callbacks",
     "data",
     "datasets",
     "generate",
@@ -40,8 +45,10 @@ __all__ = [
     "one_hot",
     "optim",
     "save",
+    "schedules",
     "stack",
     "synthetic",
     "text",
     "timeseries",
+    "train",
 ]
