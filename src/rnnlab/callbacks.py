@@ -32,12 +32,12 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from rnnlab._files import write_atomic
 from rnnlab._validation import check_positive_int
 from rnnlab.schedules import Schedule, improved, resolve_mode
 
@@ -64,21 +64,6 @@ class Callback:
     def load_state_dict(self, state: dict) -> None:
         if state:
             raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
-
-
-# ---------------------------------------------------------------------- file helper
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, and rename it over ``path``.
-
-    A reader sees the old file or the new one, never a torn one, even if the process is killed.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------- learning rate

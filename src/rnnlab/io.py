@@ -36,6 +36,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from rnnlab._files import fsync_directory, sha256_file
 from rnnlab.module import Module, registered
 
 FORMAT = "rnnlab"
@@ -130,7 +131,7 @@ def save(model: Module, path: str | os.PathLike) -> Path:
     staged: list[Path] = []
     try:
         weights_tmp = _stage(directory, WEIGHTS_FILE, lambda f: _write_npz(f, arrays), staged)
-        document["weights_sha256"] = _sha256_file(weights_tmp)
+        document["weights_sha256"] = sha256_file(weights_tmp)
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"
         config_tmp = _stage(directory, CONFIG_FILE, lambda f: f.write(text.encode("utf-8")), staged)
         os.replace(weights_tmp, directory / WEIGHTS_FILE)
@@ -139,7 +140,7 @@ def save(model: Module, path: str | os.PathLike) -> Path:
         for tmp in staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-    _fsync_directory(directory)
+    fsync_directory(directory)
     return directory
 
 
@@ -163,25 +164,6 @@ def _stage(directory: Path, name: str, write: Callable[[BinaryIO], object], stag
         f.flush()
         os.fsync(f.fileno())
     return tmp
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------- load

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import numbers
@@ -88,7 +87,8 @@ from rnnlab import losses as losses_module
 from rnnlab import metrics as metrics_module
 from rnnlab import optim as optim_module
 from rnnlab import schedules as schedules_module
-from rnnlab.callbacks import Callback, Checkpointer, EarlyStopping, HistoryWriter, LRScheduler, ProgressLogger, write_atomic
+from rnnlab._files import fsync_directory, sha256_file, write_atomic
+from rnnlab.callbacks import Callback, Checkpointer, EarlyStopping, HistoryWriter, LRScheduler, ProgressLogger
 from rnnlab.models import TrainingDiverged
 from rnnlab.module import Module
 from rnnlab.recurrent import Bidirectional, Recurrent
@@ -440,24 +440,6 @@ def _from_json(value):
             return np.array(value["__ndarray__"], dtype=value["dtype"])
         return {k: _from_json(v) for k, v in value.items()}
     return value
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _save_npz(path: Path, arrays: Mapping) -> None:
@@ -1002,15 +984,15 @@ class Trainer:
             json.dump(state, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_directory(tmp)
         final = root / name
         os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_directory(root)
         manifest = {"format": CHECKPOINT_FORMAT, "path": f"{CHECKPOINTS}/{name}", "epoch": self.epoch,
                     "batch": self.batch, "step": self.step,
-                    "sha256": {f: _sha256(final / f) for f in ("state.json", "optimizer.npz", "streams.npz")}}
+                    "sha256": {f: sha256_file(final / f) for f in ("state.json", "optimizer.npz", "streams.npz")}}
         write_atomic(self.run_dir / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
-        _fsync_dir(self.run_dir)
+        fsync_directory(self.run_dir)
         for old in root.iterdir():  # older checkpoints and any left half-written by a killed run
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
@@ -1032,7 +1014,7 @@ class Trainer:
         for fname, digest in manifest["sha256"].items():
             if not (directory / fname).exists():
                 raise FileNotFoundError(f"checkpoint '{directory}' lacks {fname}, which {manifest_path} lists")
-            if _sha256(directory / fname) != digest:
+            if sha256_file(directory / fname) != digest:
                 raise ValueError(f"checkpoint file '{directory / fname}' does not match its SHA-256 in {manifest_path}: "
                                  "it is corrupt or from another checkpoint")
         state = json.loads((directory / "state.json").read_text("utf-8"))
