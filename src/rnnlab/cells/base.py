@@ -7,9 +7,16 @@ and state. The time loop calls, in order::
     cell.input_projection(p, X, tape)                 # one GEMM for all steps: X U^T + b
     for t in range(T):  cell.step(p, tape, t)         # one fused GEMM per step: a_{t-1} W^T
     ...
+    cell.prepare_backward(tape)                       # scratch buffers for the backward loop
     for t in reversed(range(T)):  dstate = cell.step_backward(p, tape, t, dstate)
     cell.accumulate_grads(p, grads, tape)             # dU, dW as one GEMM each over all steps
     dX = cell.input_grad(p, tape)                     # one GEMM: dgates U
+
+Performance habits every cell keeps (docs/performance.md measures them): no allocation inside the
+loop (per-step products go to scratch through ``np.matmul(..., out=)``, elementwise work through
+``out=``), gate activations in one contiguous (B, G*H) block per step, and ``step_backward`` returns
+state gradients in buffers it alternates between, never the ones it was given (the loop adds into
+them in place).
 
 Notation (the brief's): ``x_t`` input (B, D), ``a_t``/``h_t`` hidden state (B, H), ``U`` (G*H, D) input
 weights (PyTorch ``weight_ih``), ``W`` (G*H, H) recurrent weights (``weight_hh``), ``b`` (G*H,) bias,

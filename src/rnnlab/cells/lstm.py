@@ -31,6 +31,13 @@ class LSTMCell(Cell):
         dc_{t-1}  = dc_t * f_t                                     (the cell path: dc_t/dc_{t-1} = f_t + ...)
         dh_{t-1}  = [di; df; dg; do]_pre W
 
+    Implementation: over more than one step with a tanh candidate, the loop multiplies by copies of
+    ``U``, ``W``, ``b`` whose i, f, o rows are halved (exact in binary floating point), so a single
+    ``tanh`` over the contiguous (B, 4H) pre-activations yields ``tanh(x/2)`` on i, f, o and ``tanh(x)``
+    on g, and ``s(x) = tanh(x/2)/2 + 1/2`` finishes the sigmoids: the same numbers as
+    :func:`rnnlab.functional.sigmoid`, in fewer passes. Per-step products go into preallocated scratch
+    (``np.matmul(..., out=)``); the backward loop alternates two (dh, dc) buffer pairs.
+
     Shapes: ``U`` (4H, D), ``W`` (4H, H), ``b`` (4H,). PyTorch ``nn.LSTM``: ``U = weight_ih_l0``,
     ``W = weight_hh_l0``, ``b = bias_ih_l0 + bias_hh_l0`` (the two biases only ever appear summed).
     """
