@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.config import (ConfigError, DataConfig, ModelConfig, RunConfig, apply_overrides, load_config, parse_config,
-                           to_toml)
+from rnnlab.config import ConfigError, DataConfig, ModelConfig, RunConfig, apply_overrides, load_config, parse_config, to_toml
 from rnnlab.train import TrainConfig
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
