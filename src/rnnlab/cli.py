@@ -3,8 +3,18 @@
 Thin by design: each command parses its options, calls the library, prints, and returns an exit
 code. ``main(argv)`` never calls ``sys.exit`` itself, so tests run it in-process.
 
-Exit codes: 0 success; 1 the command failed (bad or missing data, a failed check), with the reason
-on stderr; 2 usage error (argparse's convention).
+Exit codes: 0 success; 1 the command failed (bad or missing data, a diverged run, an unusable run
+directory, a failed check), with the reason on stderr; 2 usage or configuration error (argparse's
+convention: bad options, an invalid config file or ``--set`` override); 130 interrupted (Ctrl-C; a
+training run continues with ``--resume``).
+
+Commands around a run configuration (see :mod:`rnnlab.config` and :mod:`rnnlab.tasks`)::
+
+    rnnlab train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--data-dir DIR] [--resume]
+    rnnlab evaluate RUN [--split val|test] [--data-dir DIR]
+    rnnlab generate RUN --prime TEXT [--length N --temperature T --top-k K --top-p P --greedy --seed S]
+    rnnlab predict RUN INPUT...
+    rnnlab summary CONFIG.toml [--set ...] [--data-dir DIR]
 
 Adding a command: write ``configure(parser)`` (adds the options) and ``run(args) -> int``, and
 register them with ``@command("name", "one-line help", configure)`` on ``run``.
@@ -17,7 +27,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rnnlab.config import ConfigError
 from rnnlab.datasets import DATA_ENV, DatasetError
+from rnnlab.io import ModelFileError
+from rnnlab.models import TrainingDiverged
 
 __all__ = ["main", "build_parser", "command", "COMMANDS"]
 
@@ -163,7 +176,144 @@ def _run_gradcheck(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------------------- run configurations
+def unit_float(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return value
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.toml", help="run configuration ([data], [model], [train] sections)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a configuration value (a TOML literal, e.g. train.lr=0.5 or model.cell=gru); "
+                             "repeatable")
+    add_data_dir(parser)
+
+
+def _print_results(results: dict, prefix: str = "") -> None:
+    """Nested results as aligned ``name  value`` lines."""
+    rows = []
+
+    def walk(d, p):
+        for key, value in d.items():
+            if isinstance(value, dict):
+                walk(value, f"{p}{key}.")
+            else:
+                rows.append((p + key, f"{value:.6g}" if isinstance(value, float) else
+                             ("[" + ", ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in value) + "]"
+                              if isinstance(value, list) else str(value))))
+    walk(results, prefix)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+
+
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    _add_config(parser)
+    parser.add_argument("--run-dir", metavar="DIR", default=None,
+                        help="where the run is written (default: runs/<config file name without .toml>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run-dir from its latest checkpoint ([train] may change, e.g. more epochs)")
+
+
+@command("train", "train the model a run configuration describes, writing a run directory", _configure_train)
+def _run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rnnlab import tasks
+    from rnnlab.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
+    try:
+        metrics = tasks.train(config, run_dir, data_dir=args.data_dir, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"rnnlab train: interrupted; continue with: rnnlab train {args.config} --run-dir {run_dir} --resume",
+              file=sys.stderr)
+        return 130
+    print(f"run written to {run_dir}")
+    _print_results(metrics)
+    return 0
+
+
+def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="a run directory written by rnnlab train")
+    parser.add_argument("--split", choices=("train", "val", "test"), default=None,
+                        help="the part of the data to evaluate on (default: test, or val when there is no test part)")
+    add_data_dir(parser)
+
+
+@command("evaluate", "evaluate a trained run on its validation or test data", _configure_evaluate)
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from rnnlab import tasks
+
+    _print_results(tasks.evaluate(args.run_dir, args.split, data_dir=args.data_dir))
+    return 0
+
+
+def _configure_generate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="a language-model run directory")
+    parser.add_argument("--prime", required=True, metavar="TEXT", help="the text to start from")
+    parser.add_argument("--length", type=int_at_least(1), default=200, help="most tokens to generate (default: %(default)s)")
+    parser.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (default: %(default)s)")
+    parser.add_argument("--top-k", type=int_at_least(1), default=None, metavar="K", help="sample among the K most probable tokens")
+    parser.add_argument("--top-p", type=unit_float, default=None, metavar="P", help="nucleus sampling: keep probability mass P")
+    parser.add_argument("--greedy", action="store_true", help="always take the most probable token")
+    parser.add_argument("--seed", type=int_at_least(0), default=None, help="seed of the sampling (same seed, same text)")
+
+
+@command("generate", "generate text from a trained language model", _configure_generate)
+def _run_generate(args: argparse.Namespace) -> int:
+    from rnnlab import tasks
+
+    print(tasks.generate(args.run_dir, args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
+                         top_p=args.top_p, greedy=args.greedy, seed=args.seed))
+    return 0
+
+
+def _configure_predict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="a run directory (sentiment, forecasting or language_model)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="texts to classify, the latest values of a series, or a language model's prefix")
+
+
+@command("predict", "predict for new raw inputs: a label per text, a forecast, or the next tokens", _configure_predict)
+def _run_predict(args: argparse.Namespace) -> int:
+    from rnnlab import tasks
+
+    header, rows = tasks.predict(args.run_dir, args.inputs)
+    print("\t".join(header))
+    for row in rows:
+        print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    return 0
+
+
+@command("summary", "print a run configuration resolved, its data and its model", _add_config)
+def _run_summary(args: argparse.Namespace) -> int:
+    from rnnlab import tasks
+    from rnnlab.config import load_config
+
+    print(tasks.describe(load_config(args.config, args.overrides), args.data_dir))
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit code of an expected failure (its message is the whole story), None for a bug."""
+    from rnnlab.tasks import RunError
+
+    if isinstance(exc, ConfigError):
+        return 2
+    if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError)):
+        return 1
+    return None
+
 def build_parser() -> argparse.ArgumentParser:
     from rnnlab import __version__
 
@@ -190,9 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except DatasetError as exc:
+    except KeyboardInterrupt:
+        print(f"rnnlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
         print(f"rnnlab {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

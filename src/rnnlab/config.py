@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnlab import initializers
+from rnnlab import metrics as metrics_module
 from rnnlab.train import TrainConfig
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TASKS", "DATASETS", "CELLS", "SECTIONS",
@@ -63,6 +64,8 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
     "copy": None,
 }
 TASKS = tuple(DATASETS)
+#: tasks whose outputs are real values (the others output logits over classes or tokens)
+_REGRESSION = ("forecasting", "adding")
 CELLS = ("lstm", "gru", "rnn")
 SECTIONS = ("data", "model", "train")
 
@@ -387,7 +390,14 @@ class RunConfig:
         if self.model.bidirectional and self.train.truncation is not None:
             raise ConfigError("config [model] bidirectional: truncated BPTT ([train] bptt / bptt_k1) carries the state "
                               "forward, which a bidirectional layer cannot; use one or the other")
-        if self.model.embedding_dim is not None and self.data.task in ("forecasting", "adding"):
+        valid = [name for name, cls in metrics_module.NAMES.items()
+                 if issubclass(cls, (metrics_module.Accuracy, metrics_module.Perplexity, metrics_module.BitsPerCharacter))
+                 != (self.data.task in _REGRESSION)]
+        for name in self.train.metrics:
+            if name not in valid:
+                raise ConfigError(f"config [train] metrics: {name!r} is not a metric of task {self.data.task!r}; "
+                                  f"expected names among {', '.join(valid)}")
+        if self.model.embedding_dim is not None and self.data.task in _REGRESSION:
             raise ConfigError(f"config [model] embedding_dim: task {self.data.task!r} reads real-valued inputs, not "
                               f"tokens; leave embedding_dim out (got {self.model.embedding_dim})")
 

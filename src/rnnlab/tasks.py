@@ -155,7 +155,10 @@ class Task:
 
     def trainer(self, run_dir) -> Trainer:
         """A :class:`~rnnlab.train.Trainer` of this task's model on its batches, writing to ``run_dir``."""
-        return Trainer(self.model, self.loss, self.config.train, self.train, self.val, run_dir)
+        try:
+            return Trainer(self.model, self.loss, self.config.train, self.train, self.val, run_dir)
+        except ValueError as exc:  # e.g. early stopping on validation results without a validation part
+            raise ConfigError(f"config [train] does not fit this {self.config.data.task} run: {exc}") from None
 
     def evaluate(self, split: str, trainer: Trainer) -> dict:
         """Loss and metrics of the model on ``split``, with the task's extra report.
@@ -558,6 +561,12 @@ _HEADER = ("The resolved configuration of this run, written by `rnnlab train`.\n
 
 def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool) -> dict:
     k = config.data.cv_folds
+    started = [d for d in sorted(run_dir.glob("fold-*")) if latest_checkpoint(d) is not None]
+    if resume and (run_dir / CONFIG_FILE).is_file():
+        _check_resumable(config, run_dir)
+    elif not resume and started:
+        raise RunError(f"'{run_dir}' already holds a cross-validation run ({', '.join(d.name for d in started)} "
+                       "started); pass --resume to continue it, or choose another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
     folds = []
@@ -619,7 +628,7 @@ def evaluate(run_dir, split: str | None = None, *, data_dir=None) -> dict:
     task.model = run.model
     parts = task.splits()
     split = split or ("test" if "test" in parts else "val")
-    trainer = Trainer(run.model, task.loss, task.config.train, task.train, task.val, run.run_dir)
+    trainer = task.trainer(run.run_dir)
     return {"run": str(run.run_dir), "model": str(run.model_source), "split": split,
             **_finite(task.evaluate(split, trainer))}
 

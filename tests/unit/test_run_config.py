@@ -121,6 +121,10 @@ def test_keys_that_do_not_apply_to_the_task_or_cell_fail(text, message):
     (SENTIMENT + "[model]\nbidirectional = true\n[train]\nbptt = 10\n", r"truncated BPTT .* which a bidirectional layer cannot"),
     ('[data]\ntask = "adding"\n[model]\nembedding_dim = 8\n', r"task 'adding' reads real-valued inputs"),
     (SENTIMENT + "[model]\nactivation = 'sigmoid'\n", r"expected 'tanh' or 'relu' for an LSTM's candidate, got 'sigmoid'"),
+    (SENTIMENT + "[train]\nmetrics = ['acuracy']\n", r"metrics: 'acuracy' is not a metric of task 'sentiment'; expected "
+                                                     r"names among accuracy, acc, perplexity"),
+    ('[data]\ntask = "adding"\n[train]\nmetrics = ["accuracy"]\n', r"'accuracy' is not a metric of task 'adding'; "
+                                                                    r"expected names among mse, "),
 ])
 def test_cross_field_rules(text, message):
     with pytest.raises(ConfigError, match=message):
