@@ -125,7 +125,8 @@ class Task:
     train, val, test : Batches
         ``val``/``test`` are None when the split has no such part.
     input_shape : tuple
-        ``(None, T)`` for token ids, ``(None, T, F)`` for real values (T of the first batch).
+        ``(None, T)`` for token ids, ``(None, T, F)`` for real values, with T the padded length (maxlen),
+        window (bptt) or lookback the model is built and summarized for.
     vocab : Vocabulary or None
     scaler : Scaler or None
     labels : tuple of str or None
