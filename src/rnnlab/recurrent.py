@@ -227,6 +227,25 @@ class Recurrent(Module):
             self._state = [s.copy() for s in final]
         return (y, *final) if self.return_state else y
 
+    def activations(self) -> dict[str, np.ndarray]:
+        """What the last forward call computed inside the layer, by name, each (B, T, H), in processing order.
+
+        The states carried out of every step (``"h"``; ``"h"`` and ``"c"`` for the LSTM) and the gate
+        activations: LSTM ``"i", "f", "g", "o"`` (``c_t = f_t*c_{t-1} + i_t*g_t``, ``h_t = o_t*tanh(c_t)``),
+        GRU ``"r", "z", "n"`` (``h_t = (1 - z_t)*n_t + z_t*h_{t-1}``); an Elman layer's only activation
+        is its state ``a_t = f(U x_t + W a_{t-1} + b)``. Padded steps hold zeros. The arrays are copies.
+        """
+        if self._tape is None:
+            raise ValueError(f"{type(self).__name__}.activations() needs a forward call first")
+        tape, H = self._tape, self.hidden_size
+        named = {name: s[1:] for name, s in zip(self.state_names, tape.states)}  # (T, B, H) each
+        if not np.shares_memory(tape.gates, tape.states[0]):  # the Elman cell's gate is its state
+            named.update((g, tape.gates[:, :, k * H:(k + 1) * H]) for k, g in enumerate(self.cell.gate_names))
+        if tape.mask is None:
+            return {k: v.transpose(1, 0, 2).copy() for k, v in named.items()}
+        # where(), not a product: a step that is padding for the whole batch never ran and holds garbage
+        return {k: np.where(tape.mask, v, 0).transpose(1, 0, 2).copy() for k, v in named.items()}
+
     # ------------------------------------------------------------------ backward
     def backward(self, dy, *d_states):
         """BPTT for the last forward call; returns ``dL/dx`` (B, T, D) and adds into ``grads``.
@@ -468,6 +487,12 @@ class Bidirectional(Module):
         self._cache = (y_f, y_b)
         y = MERGE_MODES[self.merge_mode][0](y_f, y_b)
         return (y, *states) if self.return_state else y
+
+    def activations(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{"forward": ..., "backward": ...}``: each direction's :meth:`Recurrent.activations`, both in
+        the input's time order (the backward layer's are reversed back from its processing order)."""
+        backward = {k: v[:, ::-1].copy() for k, v in self.backward_layer.activations().items()}
+        return {"forward": self.forward_layer.activations(), "backward": backward}
 
     def backward(self, dy, *d_states):
         y_f, y_b = self._need_tape(self._cache)
