@@ -1,6 +1,6 @@
 """Sentiment classification of the UCI sentiment sentences, step by step with the library.
 
-The same pipeline as ``rnnlab demo``, written out: load -> tokenize -> vocabulary -> pad + mask
+The same pipeline as ``rnnlab demo sentiment``, written out: load -> tokenize -> vocabulary -> pad + mask
 -> Embedding(mask_zero) -> bidirectional LSTM -> Dense(2) -> ``fit`` -> evaluate -> predict.
 
     RNNLAB_DATA=/path/to/data python examples/sentiment_uci.py [--data-dir DIR] [--epochs 4]
