@@ -6,7 +6,7 @@ code. ``main(argv)`` never calls ``sys.exit`` itself, so tests run it in-process
 Exit codes: 0 success; 1 the command failed (bad or missing data, a diverged run, an unusable run
 directory, a failed check), with the reason on stderr; 2 usage or configuration error (argparse's
 convention: bad options, an invalid config file or ``--set`` override); 130 interrupted (Ctrl-C; a
-training run continues with ``--resume``).
+training run continues with ``--resume``); 141 the reader of the output went away (``| head``), quietly.
 
 Commands around a run configuration (see :mod:`rnnlab.config` and :mod:`rnnlab.tasks`)::
 
@@ -384,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured by a test)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``rnnlab`` with ``argv`` (``sys.argv[1:]`` when None) and return the exit code."""
     parser = build_parser()
@@ -396,7 +406,12 @@ def main(argv: list[str] | None = None) -> int:
         print("rnnlab: error: a command is required: " + ", ".join(COMMANDS), file=sys.stderr)
         return 2
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a reader that went away (`rnnlab predict ... | head`) shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a command whose reader closed the pipe
     except KeyboardInterrupt:
         print(f"rnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
