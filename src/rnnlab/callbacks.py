@@ -3,7 +3,7 @@
 The loop of :class:`rnnlab.train.Trainer` only trains and validates; the rest hangs off five hooks
 (mingpt's ``trainer.py`` keeps the same split). The trainer runs its callbacks in this order::
 
-    ProgressLogger, LRScheduler, EarlyStopping, <yours>, HistoryWriter, Checkpointer
+    ProgressLogger, LRScheduler, EarlyStopping, BestWeights, <yours>, HistoryWriter, Checkpointer
 
 so that at the end of an epoch the progress line comes first, the learning rate and the stop
 decision are settled before the history is written and the checkpoint taken, and a checkpoint holds
@@ -37,11 +37,13 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from rnnlab._files import write_atomic
 from rnnlab._validation import check_positive_int
 from rnnlab.schedules import Schedule, improved, resolve_mode
 
-__all__ = ["Callback", "LRScheduler", "EarlyStopping", "HistoryWriter", "ProgressLogger", "Checkpointer",
+__all__ = ["Callback", "LRScheduler", "EarlyStopping", "BestWeights", "HistoryWriter", "ProgressLogger", "Checkpointer",
            "write_atomic"]
 
 
@@ -293,6 +295,57 @@ class ProgressLogger(Callback):
 
 def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class BestWeights(Callback):
+    """Keep the weights of the epoch where ``monitor`` was best, and end training with them.
+
+    After every epoch that improves on the best value (the rule of :class:`EarlyStopping`), the
+    weights are copied and, when the trainer has a run directory, written to ``best.npz`` there
+    (atomically, before the epoch's checkpoint), so a resumed run restores the same weights. When
+    training ends normally, the model gets them back and the log says from which epoch; a run that
+    ends by an error keeps its current weights.
+    """
+
+    FILE = "best.npz"
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", min_delta: float = 0.0):
+        self.monitor = monitor
+        self.mode = resolve_mode(monitor, mode)
+        self.min_delta = float(min_delta)
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.weights: dict | None = None
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor not in logs:
+            raise KeyError(f"BestWeights monitors {self.monitor!r}, which the epoch results lack; they have "
+                           f"{', '.join(sorted(logs))}")
+        value = float(logs[self.monitor])
+        if not improved(value, self.best, self.mode, self.min_delta):
+            return
+        self.best, self.best_epoch = value, epoch + 1
+        self.weights = {name: p.copy() for name, p in trainer.model.named_parameters()}
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.weights)
+        write_atomic(Path(trainer.run_dir) / self.FILE, buffer.getvalue())
+
+    def on_train_end(self, trainer):
+        if trainer.error is not None or self.best_epoch is None:
+            return
+        if self.weights is None:  # resumed: the weights are on disk
+            with np.load(Path(trainer.run_dir) / self.FILE, allow_pickle=False) as data:
+                self.weights = {k: data[k] for k in data.files}
+        trainer.model.set_weights(self.weights)
+        trainer.log(f"restored the weights of epoch {self.best_epoch}, the best {self.monitor} ({self.best:.6g})")
+
+    def state_dict(self):
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state):
+        if set(state) != {"best", "best_epoch"}:
+            raise ValueError(f"BestWeights state must have keys best and best_epoch, got {sorted(state)}")
+        self.best, self.best_epoch, self.weights = state["best"], state["best_epoch"], None
 
 
 # ---------------------------------------------------------------------- checkpoints

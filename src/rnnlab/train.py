@@ -88,7 +88,7 @@ from rnnlab import metrics as metrics_module
 from rnnlab import optim as optim_module
 from rnnlab import schedules as schedules_module
 from rnnlab._files import fsync_directory, sha256_file, write_atomic
-from rnnlab.callbacks import Callback, Checkpointer, EarlyStopping, HistoryWriter, LRScheduler, ProgressLogger
+from rnnlab.callbacks import BestWeights, Callback, Checkpointer, EarlyStopping, HistoryWriter, LRScheduler, ProgressLogger
 from rnnlab.models import TrainingDiverged
 from rnnlab.module import Module
 from rnnlab.recurrent import Bidirectional, Recurrent
@@ -173,6 +173,9 @@ class TrainConfig:
         Whether ``monitor`` should decrease or increase (``"auto"``: increase for accuracies).
     min_delta : float >= 0
         The smallest change that counts as an improvement.
+    restore_best : bool
+        End training with the weights of the epoch where ``monitor`` was best (kept in ``best.npz``
+        of the run directory, so resuming keeps them), as Keras' ``restore_best_weights``.
     metrics : sequence of str
         Computed per epoch on the training and validation batches: names of ``rnnlab.metrics.NAMES``
         (``"accuracy"``, ``"perplexity"``, ``"bits_per_character"``, ``"mse"``, ``"mae"``, ...) or of
@@ -205,6 +208,7 @@ class TrainConfig:
     monitor: str = "val_loss"
     mode: str = "auto"
     min_delta: float = 0.0
+    restore_best: bool = False
     metrics: Sequence[str] = ()
     seed: int = 0
     checkpoint_every_steps: int | None = None
@@ -251,6 +255,8 @@ class TrainConfig:
         _check_name("monitor", self.monitor, self.monitor_choices)
         self.mode = _check_name("mode", self.mode, ("auto", "min", "max"))
         self.min_delta = _check_float("min_delta", self.min_delta, positive=False)
+        if not isinstance(self.restore_best, bool):
+            raise TypeError(_field_error("restore_best", "a bool", self.restore_best))
         self.schedule = _check_name("schedule", self.schedule, schedules_module.NAMES)
         self.schedule_args = self._check_args("schedule_args", self.schedule_args)
         try:
@@ -293,6 +299,8 @@ class TrainConfig:
         used = []
         if self.patience is not None and self.monitor.startswith("val_"):
             used.append(f"monitor={self.monitor!r} (early stopping)")
+        if self.restore_best and self.monitor.startswith("val_"):
+            used.append(f"monitor={self.monitor!r} (restore_best)")
         if self.schedule == "plateau" and self.make_schedule().monitor.startswith("val_"):
             used.append(f"schedule 'plateau' monitoring {self.make_schedule().monitor!r}")
         return used
@@ -555,6 +563,8 @@ class Trainer:
         self.callbacks: list[Callback] = [ProgressLogger(config.log_every), LRScheduler(self.schedule)]
         if config.patience is not None:
             self.callbacks.append(EarlyStopping(config.monitor, config.patience, config.mode, config.min_delta))
+        if config.restore_best:
+            self.callbacks.append(BestWeights(config.monitor, config.mode, config.min_delta))
         self.callbacks += list(callbacks)
         self.callbacks += [HistoryWriter(), Checkpointer(config.checkpoint_every_steps)]
 

@@ -358,6 +358,63 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path
     assert trainer.run() == history  # a finished run stays finished
 
 
+class Clock(Callback):
+    """Tells the Scripted metric which epoch it is in."""
+
+    def on_epoch_begin(self, trainer, epoch):
+        trainer.metrics["score"].epoch = epoch
+
+
+class StopAtEpochEnd(Callback):
+    """Interrupts the run at the end of one epoch, before that epoch's checkpoint is taken."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_restore_best_ends_with_the_weights_of_the_best_epoch(tmp_path):
+    config = quiet(epochs=4, metrics=["score"], monitor="val_score", mode="min", restore_best=True)
+    recording = Recording()
+    trainer = Trainer(rnn(), "mse", config, regression_batches(), regression_batches(), tmp_path,
+                      callbacks=[Clock(), recording], metrics={"score": Scripted([3.0, 2.0, 2.5, 2.4])})
+    trainer.run()
+    after_epoch_2 = recording.weights[2 * 3]  # index 0: before training; 3 batches per epoch
+    last = recording.weights[-1]
+    assert any(not np.array_equal(after_epoch_2[k], last[k]) for k in last)  # training did move on
+    for name, p in trainer.model.named_parameters():
+        np.testing.assert_array_equal(p, after_epoch_2[name], err_msg=name)
+    assert "restored the weights of epoch 2, the best val_score (2)" in (tmp_path / "train.log").read_text()
+    with np.load(tmp_path / "best.npz") as saved:
+        assert sorted(saved.files) == sorted(after_epoch_2)
+
+
+def test_restore_best_survives_an_interruption_and_resume(tmp_path):
+    def trainer(run_dir, *extra):
+        config = quiet(epochs=4, metrics=["score"], monitor="val_score", mode="min", restore_best=True)
+        return Trainer(rnn(), "mse", config, regression_batches(), regression_batches(), run_dir,
+                       callbacks=[Clock(), *extra], metrics={"score": Scripted([3.0, 2.0, 2.5, 2.4])})
+
+    whole = trainer(tmp_path / "whole")
+    whole.run()
+    interrupted = trainer(tmp_path / "resumed", StopAtEpochEnd(2))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    assert not np.array_equal(interrupted.model.params["0.W"], whole.model.params["0.W"])  # not restored on error
+    resumed = trainer(tmp_path / "resumed")
+    resumed.run(resume=True)
+    for name, p in resumed.model.named_parameters():
+        np.testing.assert_array_equal(p, whole.model.params[name], err_msg=name)
+
+
+def test_restore_best_must_be_a_bool():
+    with pytest.raises(TypeError, match="TrainConfig.restore_best must be a bool, got str 'yes'"):
+        TrainConfig(restore_best="yes")
+
+
 def test_early_stopping_min_delta_and_max_mode(tmp_path):
     stopper = EarlyStopping("val_accuracy", patience=1, min_delta=0.1)
 
