@@ -20,11 +20,13 @@ import numpy as np
 
 from rnnlab._validation import check_positive_int, resolve_dtype
 
-__all__ = ["adding_problem", "copy_memory", "ADDING_BASELINE_MSE", "copy_memory_baseline",
+__all__ = ["adding_problem", "copy_memory", "ADDING_BASELINE_MSE", "ADDING_SOLVED_MSE", "copy_memory_baseline",
            "COPY_BLANK", "COPY_DELIMITER", "COPY_LENGTH", "COPY_SYMBOLS"]
 
 #: MSE of always predicting 1, the mean of the target: Var(u1 + u2) = 2 / 12.
 ADDING_BASELINE_MSE = 1.0 / 6.0
+#: The usual "solved" line of the adding problem: a test MSE below 0.01 (Le, Jaitly & Hinton 2015).
+ADDING_SOLVED_MSE = 0.01
 
 COPY_BLANK = 0        #: a_0, the blank
 COPY_DELIMITER = 9    #: a_9, "now reproduce the sequence"

@@ -64,7 +64,7 @@ from rnnlab.layers import Dense, Dropout, Embedding, OneHot
 from rnnlab.models import Sequential
 from rnnlab.module import Module
 from rnnlab.recurrent import GRU, LSTM, SimpleRNN, stack
-from rnnlab.synthetic import ADDING_BASELINE_MSE, adding_problem, copy_memory, copy_memory_baseline
+from rnnlab.synthetic import ADDING_BASELINE_MSE, ADDING_SOLVED_MSE, adding_problem, copy_memory, copy_memory_baseline
 from rnnlab.text import UNK, Vocabulary, char_tokenize, pad_sequences, word_tokenize
 from rnnlab.timeseries import Scaler, naive_forecast, prepare_forecast, seasonal_naive_forecast
 from rnnlab.train import Trainer, latest_checkpoint
@@ -196,10 +196,20 @@ class Task:
                "steps": trainer.step}
         if d.fold is not None:
             out["fold"] = d.fold
+        if d.task == "adding":
+            out["solved"] = self._solved(trainer.history)
         for split in ("val", "test"):
             if split in self.splits():
                 out[split] = self.evaluate(split, trainer)
         return out
+
+    def _solved(self, history: dict) -> dict:
+        """When the adding problem was first solved: the first epoch whose validation MSE fell below
+        ``ADDING_SOLVED_MSE``, and the training sequences presented by then (``epoch * n_train``)."""
+        below = [i for i, v in enumerate(history.get("val_loss", [])) if v < ADDING_SOLVED_MSE]
+        epoch = below[0] + 1 if below else None
+        return {"threshold_mse": ADDING_SOLVED_MSE, "epoch": epoch,
+                "sequences": None if epoch is None else epoch * self.config.data.n_train}
 
     def save_artefacts(self, run_dir: Path) -> None:
         """Write ``vocab.json`` / ``scaler.json`` (atomically) into ``run_dir``."""

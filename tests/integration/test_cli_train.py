@@ -78,6 +78,8 @@ def test_train_writes_the_run_directory(capsys):
     assert re.search(r"^test\.mse\s+\d", out, re.M)
     history = json.loads((run_dir / "history.json").read_text())
     assert history["step"] == [3]
+    solved = history["val_loss"][0] < 0.01
+    assert metrics["solved"] == {"threshold_mse": 0.01, "epoch": 1 if solved else None, "sequences": 48 if solved else None}
 
 
 def test_train_text_task_saves_its_vocabulary_and_predict_and_evaluate_use_it(capsys, data_dir):

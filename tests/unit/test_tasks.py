@@ -95,6 +95,10 @@ def test_adding_task(tmp_path):
     assert results["baseline_mse"] == pytest.approx(1 / 6)
     assert results["loss"] == pytest.approx(results["mse"], rel=1e-6)
     assert list(tmp_path.iterdir()) == []  # building and evaluating write nothing
+    # solved: the first epoch whose validation MSE is below 0.01, and the sequences presented by then
+    assert task._solved({"val_loss": [0.2, 0.05, 0.009, 0.02, 0.001]}) == {"threshold_mse": 0.01, "epoch": 3,
+                                                                           "sequences": 3 * 40}
+    assert task._solved({"val_loss": [0.2, 0.011]})["epoch"] is None
 
 
 def test_copy_task_and_metrics_given_in_the_config_are_kept():
