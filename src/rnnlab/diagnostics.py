@@ -191,9 +191,9 @@ def _overflow_means_explosion(what: str):
 
 
 def _finite_norms(layer: Recurrent, what: str) -> dict[str, np.ndarray]:
-    """``layer.grad_norms``, which are inf when the square of a finite gradient beyond ~1e154 overflowed."""
+    """``layer.grad_norms``, checked finite (a norm is inf only when the gradient itself overflowed)."""
     if not all(np.isfinite(n).all() for n in layer.grad_norms.values()):
-        raise FloatingPointError(f"{what}: the gradient norms overflowed float64 (a gradient beyond about 1e154): "
+        raise FloatingPointError(f"{what}: the gradient norms overflowed float64 (a norm beyond about 1.8e308): "
                                  "the gradient explodes")
     return layer.grad_norms
 
@@ -343,8 +343,8 @@ def gradient_through_time(layer: Recurrent, x, mask=None, *, initial_state=None,
     Raises
     ------
     FloatingPointError
-        If the forward or backward pass overflows float64, or a gradient norm does (beyond about 1e154,
-        where its square overflows): the state or the gradient explodes.
+        If the forward or backward pass overflows float64, or a gradient norm does (beyond about
+        1.8e308): the state or the gradient explodes.
 
     Notes
     -----

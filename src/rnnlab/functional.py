@@ -84,6 +84,23 @@ def get_activation(name: str, argument: str = "activation"):
     return ACTIVATIONS[name]
 
 
+def row_norms(d: np.ndarray) -> np.ndarray:
+    """``||d_b||_2`` for each row of a (B, H) array, as float64, finite for every finite ``d``.
+
+    The squares are summed in float64 (a float32 gradient of 1e20 does not overflow); rows whose
+    squares would overflow or underflow float64 (entries beyond about 1e154 or below 1e-154) are
+    scaled by their largest entry first.
+    """
+    out = np.sqrt(np.einsum("bh,bh->b", d, d, dtype=np.float64))
+    # rows whose squares overflowed (entries beyond ~1e154) or may have underflowed (below ~1e-154)
+    unsafe = ~((out > 1e-150) & (out < 1e150)) & np.isfinite(d).all(axis=1) & (d != 0).any(axis=1)
+    if unsafe.any():
+        rows = d[unsafe].astype(np.float64)
+        scale = np.abs(rows).max(axis=1, keepdims=True)  # (b, 1), > 0
+        out[unsafe] = scale[:, 0] * np.sqrt(np.einsum("bh,bh->b", rows / scale, rows / scale))
+    return out
+
+
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """``softmax(z)_k = e^{z_k - max z} / sum_j e^{z_j - max z}`` (shifted, so it cannot overflow)."""
     e = np.exp(z - z.max(axis=axis, keepdims=True))

@@ -19,6 +19,7 @@ import numpy as np
 from rnnlab._validation import as_float_array, check_choice, check_mask, check_positive_int, check_sequence_input
 from rnnlab.cells import ElmanCell, GRUCell, LSTMCell
 from rnnlab.cells.base import Cell, resolve_initializers
+from rnnlab.functional import row_norms
 from rnnlab.initializers import to_config as init_to_config
 from rnnlab.module import Module
 
@@ -284,23 +285,27 @@ class Recurrent(Module):
         self.cell.prepare_backward(tape)
         tape.grad_norms = None
         if self.record_grad_norms:
-            tape.grad_norms = {name: np.zeros((T, B), dtype=self.dtype) for name in self.state_names}
+            tape.grad_norms = {name: np.zeros((T, B)) for name in self.state_names}  # float64: no overflow
         p = self._params
         if tape.mask is not None:
             step_has_data, step_all_data = tape.mask.any(axis=(1, 2)), tape.mask.all(axis=(1, 2))  # (T,)
             keep = tape.mask.astype(self.dtype)  # (T, B, 1)
             pad = 1.0 - keep
             carried = [np.empty((B, H), dtype=self.dtype) for _ in dstate]
+            padded_rows = ~tape.mask[:, :, 0]  # (T, B)
         for t in reversed(range(T)):
             if dY is not None:
                 dstate[0] += dY[t]
             if tape.grad_norms is not None:
-                tape.grad_norms["h"][t] = np.sqrt(np.einsum("bh,bh->b", dstate[0], dstate[0]))
+                tape.grad_norms["h"][t] = row_norms(dstate[0])
             if tape.mask is None:
                 dstate = self.cell.step_backward(p, tape, t, dstate)
                 continue
             if not step_has_data[t]:
                 self.cell.skip_step_backward(tape, t)
+                if tape.grad_norms is not None:  # the carried states' gradients pass unchanged
+                    for name, d in zip(self.state_names[1:], dstate[1:]):
+                        tape.grad_norms[name][t] = row_norms(d)
                 continue
             if step_all_data[t]:
                 dstate = self.cell.step_backward(p, tape, t, dstate)
@@ -312,6 +317,9 @@ class Recurrent(Module):
             dstate = self.cell.step_backward(p, tape, t, dstate)
             for d, c in zip(dstate, carried):
                 d += c
+            if tape.grad_norms is not None:  # the cell recorded the data rows; the padded ones carried
+                for name, c in zip(self.state_names[1:], carried[1:]):
+                    np.copyto(tape.grad_norms[name][t], row_norms(c), where=padded_rows[t])
 
         self.cell.accumulate_grads(p, self._grads, tape)
         dx = self.cell.input_grad(p, tape)  # (T, B, D), processing order

@@ -115,3 +115,21 @@ def test_bidirectional_activations_are_in_time_order(rng):
 def test_activations_before_any_forward_call_is_an_error():
     with pytest.raises(ValueError, match=r"LSTM.activations\(\) needs a forward call first"):
         LSTM(3, input_size=2).activations()
+
+
+def test_lstm_cell_gradient_norms_on_padding_are_the_carried_gradient(rng):
+    """On a padded step c is carried unchanged, so ||dL/dc_t|| there is the norm of what reaches c_{t-1}."""
+    layer = LSTM(3, input_size=2, dtype="float64", seed=0)
+    layer.record_grad_norms = True
+    x = rng.normal(size=(2, 4, 2))
+    mask = np.array([[0, 0, 1, 1], [1, 1, 1, 1]], dtype=bool)  # row 0: pre-padding; row 1: full
+    layer(x, mask=mask)
+    layer.backward(np.ones((2, 3)))
+    dc0 = np.linalg.norm(layer.initial_state_grad[1][0])
+    assert dc0 > 0
+    np.testing.assert_allclose(layer.grad_norms["c"][0, :2], [dc0, dc0], rtol=1e-12)
+    alone = LSTM(3, input_size=2, dtype="float64", seed=0)
+    alone.record_grad_norms = True
+    alone(x[1:])
+    alone.backward(np.ones((1, 3)))
+    np.testing.assert_allclose(layer.grad_norms["c"][1], alone.grad_norms["c"][0], rtol=1e-12)

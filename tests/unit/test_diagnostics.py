@@ -288,16 +288,14 @@ def test_a_gradient_that_overflows_float64_is_reported_exploding():
     layer.params["W"][...] = 3.0 * np.eye(4)
     layer.params["b"][...] = 1.0  # every unit active: the state grows as 3^t, the gradient as 3^(T-t)
     x = np.zeros((2, 400, 1))
-    with pytest.raises(FloatingPointError, match="gradient norms overflowed float64"):
-        dg.gradient_through_time(layer, x)
+    flow = dg.gradient_through_time(layer, x)  # ||dL_T/dh_1|| ~ 3^399 ~ 1e190: squares overflow, norms do not
+    assert np.all(np.isfinite(flow.h)) and flow.end_to_end > 1e180
+    assert flow.decay_per_step == pytest.approx(3.0, rel=1e-6)
     model = Sequential([layer, Dense(1, seed=0, dtype="float64")])
     with pytest.raises(FloatingPointError, match="the loss or the model's backward pass overflowed float64"):
         dg.gradient_through_time_of_loss(model, x, np.ones((2, 1)), "mse")  # y ~ 3^400: its square overflows
-    with pytest.raises(FloatingPointError, match=r"layer '0'\): the gradient norms overflowed"):
-        dg.gradient_through_time_of_loss(model, x[:, :210], np.ones((2, 1)), "mse")  # y ~ 1e100, dL/dh_1 ~ 1e200
     (line,) = dg.gradient_report(layer, x).layers
-    assert (line.label, line.end_to_end, line.decay_per_step, line.timesteps) == ("exploding", math.inf, math.inf, 400)
-    assert "inf" in dg.GradientReport([line], batch_size=2).table()
+    assert (line.label, line.timesteps) == ("exploding", 400) and line.end_to_end > 1e180
     with pytest.raises(FloatingPointError, match="the model's forward pass overflowed float64"):
         dg.gradient_report(layer, np.zeros((2, 700, 1)))  # 3^700: the state itself is beyond float64
 

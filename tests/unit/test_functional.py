@@ -173,3 +173,17 @@ def test_one_hot_function():
         F.one_hot([0.0, 1.0], 3)
     with pytest.raises(ValueError, match=r"num_classes must be a positive int, got 0"):
         F.one_hot([0], 0)
+
+
+# ---------------------------------------------------------------------------------------- row norms
+def test_row_norms_do_not_overflow_for_finite_rows():
+    import math
+
+    from rnnlab.functional import row_norms
+
+    rows = np.array([[3e20, 4e20, 0.0], [1.0, 2.0, 2.0]], dtype=np.float32)  # squares overflow float32
+    np.testing.assert_allclose(row_norms(rows), [5e20, 3.0], rtol=1e-6)
+    huge = np.array([[3e200, -4e200], [1e-300, 0.0]])  # squares overflow float64
+    expected = [math.hypot(*r) for r in huge.tolist()]
+    np.testing.assert_allclose(row_norms(huge), expected, rtol=1e-12)
+    assert row_norms(huge).dtype == np.float64

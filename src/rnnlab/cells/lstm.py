@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.cells.base import Cell, Tape
-from rnnlab.functional import get_activation, sigmoid, sigmoid_grad
+from rnnlab.functional import get_activation, row_norms, sigmoid, sigmoid_grad
 
 
 class LSTMCell(Cell):
@@ -155,7 +155,7 @@ class LSTMCell(Cell):
         dc *= dh
         dc += dc_next  # dL/dc_t
         if tape.grad_norms is not None:
-            tape.grad_norms["c"][t] = np.sqrt(np.einsum("bh,bh->b", dc, dc))
+            tape.grad_norms["c"][t] = row_norms(dc)
 
         act_grad = tape.extra["act_grad"]  # (B, 4H): s'(.) = s(1 - s) on i, f, o; phi'(.) on g
         np.subtract(1.0, z, out=act_grad)
