@@ -16,6 +16,11 @@ Commands around a run configuration (see :mod:`rnnlab.config` and :mod:`rnnlab.t
     rnnlab predict RUN INPUT...
     rnnlab summary CONFIG.toml [--set ...] [--data-dir DIR]
 
+Gradient flow (see :mod:`rnnlab.diagnostics` and :mod:`rnnlab.experiments`)::
+
+    rnnlab diagnose RUN [--split val|test] [--batch-size N] [--json]
+    rnnlab experiment NAME [--full] [--out DIR] [--seed S];  rnnlab experiment --list
+
 Adding a command: write ``configure(parser)`` (adds the options) and ``run(args) -> int``, and
 register them with ``@command("name", "one-line help", configure)`` on ``run``.
 """
@@ -358,6 +363,35 @@ def _run_summary(args: argparse.Namespace) -> int:
 
     print(tasks.describe(load_config(args.config, args.overrides), args.data_dir))
     return 0
+
+
+# --------------------------------------------------------------------------- gradient flow
+def _configure_diagnose(parser: argparse.ArgumentParser) -> None:
+    from rnnlab.diagnostics import configure_cli
+
+    configure_cli(parser)
+
+
+@command("diagnose", "gradient flow of a trained run: ||dL/dh_t|| through time per recurrent layer, labelled "
+                     "vanishing, healthy or exploding", _configure_diagnose)
+def _run_diagnose(args: argparse.Namespace) -> int:
+    from rnnlab.diagnostics import run_cli
+
+    return run_cli(args)
+
+
+def _configure_experiment(parser: argparse.ArgumentParser) -> None:
+    from rnnlab.experiments import configure_cli
+
+    configure_cli(parser)
+
+
+@command("experiment", "run an experiment on gradients through time (vanishing, adding, copy, exploding, "
+                       "truncation): PNG plots and an HTML report", _configure_experiment)
+def _run_experiment(args: argparse.Namespace) -> int:
+    from rnnlab.experiments import run_cli
+
+    return run_cli(args)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -1,0 +1,73 @@
+"""``rnnlab diagnose`` and ``rnnlab experiment`` through ``cli.main(argv)`` in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rnnlab import cli
+
+ADDING = """
+[data]
+task = "adding"
+seq_len = 12
+n_train = 32
+n_val = 16
+n_test = 16
+batch_size = 8
+
+[model]
+cell = "{cell}"
+hidden_size = 5
+
+[train]
+epochs = 1
+lr = 0.01
+"""
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_diagnose_prints_a_labelled_line_per_recurrent_layer(capsys, cell):
+    Path("adding.toml").write_text(ADDING.format(cell=cell), encoding="utf-8")
+    code, _, err = run(capsys, "train", "adding.toml", "--run-dir", "run")
+    assert code == 0, err
+    code, out, err = run(capsys, "diagnose", "run")
+    assert code == 0, err
+    label = [line for line in out.splitlines() if line.lstrip().startswith("0 ")]
+    assert len(label) == 1 and any(word in label[0] for word in ("vanishing", "healthy", "exploding")), out
+    code, out, err = run(capsys, "diagnose", "run", "--json", "--split", "test")
+    assert code == 0, err
+    (layer,) = json.loads(out)["layers"]
+    assert layer["name"] == "0" and layer["hidden_size"] == 5 and layer["timesteps"] == 12
+
+
+def test_diagnose_of_a_missing_run_is_exit_code_1(capsys):
+    code, _, err = run(capsys, "diagnose", "no-such-run")
+    assert code == 1 and "'no-such-run' does not exist" in err
+
+
+def test_experiment_list_and_a_fast_run(capsys):
+    code, out, _ = run(capsys, "experiment", "--list")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == [
+        "vanishing", "adding", "copy", "exploding", "truncation"]
+    code, out, err = run(capsys, "experiment", "vanishing", "--out", "exp")
+    assert code == 0, err
+    assert (Path("exp") / "report.html").is_file() and (Path("exp") / "results.json").is_file()
+
+
+def test_an_unknown_experiment_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "experiment", "nonsense")
+    assert code == 2 and "vanishing" in err
