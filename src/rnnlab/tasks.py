@@ -616,7 +616,7 @@ def load_run(run_dir) -> LoadedRun:
     """Read ``run_dir``: the final model, or the latest checkpoint's for a run that has not finished."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunError(f"run directory '{run_dir}' does not exist")
+        raise RunError(f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist"))
     config = _read_run_config(run_dir)
     if config.data.cv_folds is not None and config.data.fold is None:
         raise RunError(f"'{run_dir}' is a {config.data.cv_folds}-fold cross-validation run: use one of its folds, "

@@ -71,3 +71,9 @@ def test_experiment_list_and_a_fast_run(capsys):
 def test_an_unknown_experiment_is_a_usage_error(capsys):
     code, _, err = run(capsys, "experiment", "nonsense")
     assert code == 2 and "vanishing" in err
+
+
+def test_diagnose_of_a_file_says_it_is_not_a_directory(capsys):
+    Path("notes.txt").write_text("not a run", encoding="utf-8")
+    code, _, err = run(capsys, "diagnose", "notes.txt")
+    assert code == 1 and "run directory 'notes.txt' is not a directory" in err
