@@ -1,4 +1,5 @@
-"""Shared fixtures, and the CI guard: under CI the PyTorch reference tests must run, not skip."""
+"""Shared fixtures, and the CI guard: under CI the PyTorch reference tests and the headless-browser tests must
+run, not skip."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_REFERENCE = {"passed": 0, "skipped": 0, "failed": 0}
+# marker -> what a CI run must install so that its tests run
+_GUARDED = {
+    "reference": ("the PyTorch reference tests",
+                  "install the test extra: pip install -e '.[test]', which pins torch==2.13.0"),
+    "browser": ("the headless-browser tests", "install Debian's chromium package: apt-get install -y chromium"),
+}
+_COUNTS = {marker: {"passed": 0, "skipped": 0, "failed": 0} for marker in _GUARDED}
 
 
 def _ci() -> bool:
@@ -42,23 +49,26 @@ def data_dir() -> Path:
 
 
 def pytest_runtest_logreport(report):
-    if "reference" not in report.keywords:
-        return
-    if report.skipped:
-        _REFERENCE["skipped"] += 1
-    elif report.when == "call":
-        _REFERENCE["passed" if report.passed else "failed"] += 1
+    for marker, counts in _COUNTS.items():
+        if marker not in report.keywords:
+            continue
+        if report.skipped:
+            counts["skipped"] += 1
+        elif report.when == "call":
+            counts["passed" if report.passed else "failed"] += 1
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Under CI, a run in which the PyTorch reference tests were skipped or absent fails."""
+    """Under CI, a run in which the reference or browser tests were skipped or absent fails."""
     if not _ci() or session.config.option.collectonly or session.config.getoption("markexpr", ""):
         return
-    ran = _REFERENCE["passed"] + _REFERENCE["failed"]
-    if _REFERENCE["skipped"] or ran == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        message = (f"CI requires the PyTorch reference tests: {ran} ran, {_REFERENCE['skipped']} skipped "
-                   "(install the test extra: pip install -e '.[test]', which pins torch==2.13.0)")
-        if reporter is not None:
-            reporter.write_line(message, red=True)
+    for marker, (what, fix) in _GUARDED.items():
+        counts = _COUNTS[marker]
+        ran = counts["passed"] + counts["failed"]
+        if counts["skipped"] or ran == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            message = f"CI requires {what}: {ran} ran, {counts['skipped']} skipped ({fix})"
+            if reporter is not None:
+                reporter.ensure_newline()
+                reporter.write_line(message, red=True)
