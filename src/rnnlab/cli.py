@@ -20,6 +20,7 @@ Gradient flow (see :mod:`rnnlab.diagnostics` and :mod:`rnnlab.experiments`)::
 
     rnnlab diagnose RUN [--split val|test] [--batch-size N] [--json]
     rnnlab experiment NAME [--full] [--out DIR] [--seed S];  rnnlab experiment --list
+    rnnlab inspect RUN --text TEXT [--layer N --quantity h|c|i|f|g|o|r|z|n --unit N --out PAGE.html]
 
 Adding a command: write ``configure(parser)`` (adds the options) and ``run(args) -> int``, and
 register them with ``@command("name", "one-line help", configure)`` on ``run``.
@@ -390,6 +391,20 @@ def _configure_experiment(parser: argparse.ArgumentParser) -> None:
                        "truncation): PNG plots and an HTML report", _configure_experiment)
 def _run_experiment(args: argparse.Namespace) -> int:
     from rnnlab.experiments import run_cli
+
+    return run_cli(args)
+
+
+def _configure_inspect(parser: argparse.ArgumentParser) -> None:
+    from rnnlab.viewer import configure_cli
+
+    configure_cli(parser)
+
+
+@command("inspect", "colour a text by a unit's activation, gate value or cell state in a self-contained "
+                    "HTML page", _configure_inspect)
+def _run_inspect(args: argparse.Namespace) -> int:
+    from rnnlab.viewer import run_cli
 
     return run_cli(args)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,34 @@ def test_diagnose_of_a_file_says_it_is_not_a_directory(capsys):
     Path("notes.txt").write_text("not a run", encoding="utf-8")
     code, _, err = run(capsys, "diagnose", "notes.txt")
     assert code == 1 and "run directory 'notes.txt' is not a directory" in err
+
+
+CHAR_LM = """
+[data]
+task = "language_model"
+dataset = "tiny_shakespeare"
+level = "char"
+batch_size = 4
+bptt = 10
+
+[model]
+cell = "lstm"
+hidden_size = 6
+
+[train]
+epochs = 1
+max_steps = 2
+"""
+
+
+def test_inspect_writes_the_page_of_a_trained_language_model(capsys, data_dir):
+    Path("lm.toml").write_text(CHAR_LM, encoding="utf-8")
+    code, _, err = run(capsys, "train", "lm.toml", "--run-dir", "lm", "--data-dir", data_dir)
+    assert code == 0, err
+    code, out, err = run(capsys, "inspect", "lm", "--text", "ROMEO: hi", "--quantity", "c", "--unit", "2",
+                         "--out", "page.html")
+    assert code == 0, err
+    page = Path("page.html").read_text(encoding="utf-8")
+    assert len(re.findall(r'<span class="tok[^"]*" data-i="\d+"', page)) == len("ROMEO: hi")  # one per character
+    code, _, err = run(capsys, "inspect", "lm", "--text", "x", "--quantity", "z")
+    assert code == 2 and "z" in err
