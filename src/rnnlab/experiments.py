@@ -1173,10 +1173,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                         batch_size=20, max_sequences=400, eval_every=100, val_size=100, lr=1e-2,
                                         clip_norm=1.0, stop_when_solved=False),
                   "full": CurveSettings(timesteps=(50, 100, 200, 400), cells=("rnn_tanh", "irnn", "lstm", "gru"),
-                                        hidden_size=128, batch_size=50, max_sequences=50_000, eval_every=2_500,
+                                        hidden_size=128, batch_size=50, max_sequences=100_000, eval_every=2_500,
                                         val_size=500, lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
         compute=_compute_adding, findings=_findings_adding, tables=_tables_adding, draw=_draw_adding,
-        full_estimate="at most about 20 minutes; a run stops once solved"),
+        full_estimate="at most about 40 minutes; a run stops once solved"),
     Experiment(
         name="copy",
         title="The copy-memory task: cross-entropy against training sequences",
