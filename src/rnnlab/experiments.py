@@ -1185,10 +1185,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                         batch_size=20, max_sequences=300, eval_every=100, val_size=60, lr=1e-2,
                                         clip_norm=1.0, stop_when_solved=False),
                   "full": CurveSettings(timesteps=(100, 200), cells=("lstm", "gru", "rnn_tanh"), hidden_size=128,
-                                        batch_size=50, max_sequences=60_000, eval_every=3_000, val_size=500,
+                                        batch_size=50, max_sequences=200_000, eval_every=5_000, val_size=500,
                                         lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
         compute=_compute_copy, findings=_findings_copy, tables=_tables_copy, draw=_draw_copy,
-        full_estimate="at most about 12 minutes; a run stops once solved"),
+        full_estimate="at most about 40 minutes; a run stops once solved"),
     Experiment(
         name="exploding",
         title="Exploding gradients: training with and without gradient clipping",
