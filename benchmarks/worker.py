@@ -55,10 +55,10 @@ def build_rnnlab(case, rng):
     if case["kind"] == "forward":
         return lambda: model(x)
 
-    def train_step():
+    def train_step():  # as PyTorch's, whose input does not require grad: no dL/dx of the data
         model.zero_grad()
         model(x, training=True)
-        model.backward(R)
+        model.backward(R, input_grad=False)
     return train_step
 
 
@@ -151,7 +151,8 @@ def build_gemm(case, rng):
             dG = p["Z"].reshape(T * B, -1)
             np.matmul(dG.T, p["X"], out=p["dU"])
             np.matmul(dG.T, p["S"][:-1].reshape(T * B, H), out=p["dW"])
-            np.matmul(dG, p["U"], out=p["dX"])
+            if p is not layers[0]:  # the data's gradient is not needed (rnnlab and PyTorch skip it too)
+                np.matmul(dG, p["U"], out=p["dX"])
     return forward if case["kind"] == "forward" else train_step
 
 

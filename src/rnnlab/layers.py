@@ -72,7 +72,7 @@ class Embedding(Module):
         own = np.asarray(x) != 0
         return own if mask is None else (own & mask)
 
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         ids = self._need_tape(self._ids)
         dy = as_float_array("dy", dy, self.dtype)
         if dy.shape != ids.shape + (self.dim,):
@@ -107,7 +107,7 @@ class OneHot(Module):
 
     compute_mask = Embedding.compute_mask
 
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         return None
 
     def output_shape(self, input_shape):
@@ -181,7 +181,7 @@ class Dense(Module):
         self._cache = (x, y)
         return y
 
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         x, y = self._need_tape(self._cache)
         dy = as_float_array("dy", dy, self.dtype)
         if dy.shape != y.shape:
@@ -191,7 +191,7 @@ class Dense(Module):
         self._grads["V"] += dz2.T @ x.reshape(-1, self.input_size)
         if self.use_bias:
             self._grads["c"] += dz2.sum(axis=0)
-        return dz @ self._params["V"]
+        return dz @ self._params["V"] if input_grad else None
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -229,12 +229,12 @@ class Dropout(Module):
         self._scale = keep.astype(self.dtype) / (1.0 - self.rate)
         return x * self._scale
 
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         scale = self._need_tape(self._scale)
         dy = as_float_array("dy", dy, np.result_type(dy, np.float32))
         if dy.shape != self._shape:
             raise ValueError(f"dy must have the output's shape {self._shape}, got {dy.shape}")
-        return dy * scale
+        return dy * scale if input_grad else None
 
     def get_config(self):
         return {"rate": self.rate, "seed": seed_config(self.seed), **super().get_config()}

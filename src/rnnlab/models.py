@@ -153,10 +153,21 @@ class Sequential(Module):
         self.built = True
         return x
 
-    def backward(self, dy, *d_states):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy, *d_states)
+    def backward(self, dy, *d_states, input_grad: bool = True):
+        """Backward through the layers in reverse; returns ``dL/dx`` (None with ``input_grad=False``).
+
+        A layer's input gradient is computed only if something uses it: the caller (``input_grad``) or
+        an earlier layer with parameters. A recurrent layer reading one-hot vectors or raw features
+        thus skips its ``dx = dz U`` GEMM when the trainer asks for no input gradient.
+        """
+        need = [input_grad]  # need[k]: the input gradient of layer k is used
+        for layer in self.layers[:-1]:
+            need.append(need[-1] or any(True for _ in layer.named_parameters()))
+        for layer, wanted in zip(reversed(self.layers), reversed(need)):
+            dy = layer.backward(dy, *d_states, input_grad=wanted)
             d_states = ()
+            if not wanted:  # the layers before this one have no weights and no caller wants dL/dx
+                return None
         return dy
 
     @property
@@ -519,19 +530,19 @@ class OneToMany(Module):
         self.build(x.shape)
         return x
 
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         (D,) = self._need_tape(self._cache)
         dh = self.output.backward(dy)  # (B, T, H)
-        du = self.layer.backward(dh)  # (B, T, D')
+        du = self.layer.backward(dh, input_grad=input_grad and self.bridge is None)  # (B, T, D')
         d_init = self.layer.initial_state_grad
-        if self.input_mode == "first":
-            dx = du[:, 0, :D].copy()  # (B, D)
-        elif self.input_mode == "every":
-            dx = du[:, :, :D].sum(axis=1)  # (B, D)
-        else:
-            dx = self.bridge.backward(np.concatenate(d_init, axis=-1))  # (B, D)
         self.initial_state_grad = None if self.bridge is not None else d_init
-        return dx
+        if self.bridge is not None:  # input_mode "state": the bridge has weights, its backward always runs
+            return self.bridge.backward(np.concatenate(d_init, axis=-1), input_grad=input_grad)  # (B, D)
+        if not input_grad:
+            return None
+        if self.input_mode == "first":
+            return du[:, 0, :D].copy()  # (B, D)
+        return du[:, :, :D].sum(axis=1)  # (B, D), input_mode "every"
 
     # ------------------------------------------------------------------ inference
     def generate(self, x, steps: int | None = None, initial_state=None) -> np.ndarray:
@@ -705,11 +716,11 @@ class Seq2Seq(Module):
         self.built = True
         return logits
 
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         (enc_y,) = self._need_tape(self._cache)
         self.decoder.backward(self.output.backward(dy))
         d_enc = self._bridge_backward(self.decoder.initial_state_grad)
-        d_source = self.encoder.backward(_zeros_like_output(enc_y), *d_enc)
+        d_source = self.encoder.backward(_zeros_like_output(enc_y), *d_enc, input_grad=input_grad)
         self.initial_state_grad = self.encoder.initial_state_grad
         return d_source
 

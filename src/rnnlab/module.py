@@ -3,7 +3,9 @@
 ``y = module(x, mask=None, initial_state=None, training=False)`` runs the forward pass and keeps
 what the backward pass needs; ``dx = module.backward(dy)`` runs it for that last forward call and
 *adds* the parameter gradients into ``module.grads`` (as PyTorch accumulates into ``.grad``;
-``zero_grad()`` clears them). ``params`` and ``grads`` are dicts with the same dotted keys
+``zero_grad()`` clears them). ``module.backward(dy, input_grad=False)`` skips ``dL/dx`` (and returns
+None) when nothing needs it, as PyTorch skips the gradient of an input that does not require one:
+the trainer asks for no input gradient, and a recurrent layer then saves its ``dgates U`` GEMM. ``params`` and ``grads`` are dicts with the same dotted keys
 (``"0.forward.W"``), holding the very arrays the module computes with, so optimizers update them
 in place.
 """
@@ -108,7 +110,7 @@ class Module:
     def forward(self, x, mask=None, initial_state=None, training: bool = False):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dy, *d_states):  # pragma: no cover - abstract
+    def backward(self, dy, *d_states, input_grad: bool = True):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def compute_mask(self, mask, x=None):

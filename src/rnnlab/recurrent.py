@@ -248,11 +248,12 @@ class Recurrent(Module):
         return {k: np.where(tape.mask, v, 0).transpose(1, 0, 2).copy() for k, v in named.items()}
 
     # ------------------------------------------------------------------ backward
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         """BPTT for the last forward call; returns ``dL/dx`` (B, T, D) and adds into ``grads``.
 
         ``dy`` is the gradient of the output; with ``return_state``, the gradients of the returned
-        states may follow (``None`` for any that is zero).
+        states may follow (``None`` for any that is zero). ``input_grad=False`` skips the GEMM
+        ``dx_t = dz_t U`` and returns None (the parameter and initial-state gradients are unchanged).
         """
         tape = self._need_tape(self._tape)
         T, B, _ = tape.X.shape
@@ -322,12 +323,14 @@ class Recurrent(Module):
                     np.copyto(tape.grad_norms[name][t], row_norms(c), where=padded_rows[t])
 
         self.cell.accumulate_grads(p, self._grads, tape)
-        dx = self.cell.input_grad(p, tape)  # (T, B, D), processing order
-        if self.go_backwards:
-            dx = dx[::-1]
         self.initial_state_grad = tuple(dstate)
         if tape.grad_norms is not None:
             self.grad_norms = {k: v.T.copy() for k, v in tape.grad_norms.items()}
+        if not input_grad:
+            return None
+        dx = self.cell.input_grad(p, tape)  # (T, B, D), processing order
+        if self.go_backwards:
+            dx = dx[::-1]
         return np.ascontiguousarray(dx.transpose(1, 0, 2))
 
     # ------------------------------------------------------------------ config
@@ -502,7 +505,7 @@ class Bidirectional(Module):
         backward = {k: v[:, ::-1].copy() for k, v in self.backward_layer.activations().items()}
         return {"forward": self.forward_layer.activations(), "backward": backward}
 
-    def backward(self, dy, *d_states):
+    def backward(self, dy, *d_states, input_grad: bool = True):
         y_f, y_b = self._need_tape(self._cache)
         if self.merge_mode is None:
             if not isinstance(dy, (list, tuple)) or len(dy) != 2:
@@ -517,9 +520,12 @@ class Bidirectional(Module):
             dy_b = np.asarray(dy_b)[:, ::-1]
         n = len(self.forward_layer.state_names)
         d_states = list(d_states) + [None] * (2 * n - len(d_states))
-        dx = self.forward_layer.backward(dy_f, *d_states[:n])
-        dx += self.backward_layer.backward(dy_b, *d_states[n:2 * n])
+        dx = self.forward_layer.backward(dy_f, *d_states[:n], input_grad=input_grad)
+        dx_b = self.backward_layer.backward(dy_b, *d_states[n:2 * n], input_grad=input_grad)
         self.initial_state_grad = self.forward_layer.initial_state_grad + self.backward_layer.initial_state_grad
+        if not input_grad:
+            return None
+        dx += dx_b
         return dx
 
     def get_config(self):

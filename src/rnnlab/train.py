@@ -786,7 +786,7 @@ class Trainer:
         problem = None
         try:
             with np.errstate(all="ignore"):  # non-finite gradients are found just below, by parameter
-                self.model.backward(dy)
+                self.model.backward(dy, input_grad=False)
         except ValueError as exc:
             if "NaN or inf" not in str(exc):
                 raise

@@ -34,8 +34,8 @@ class _FixedTargets(Module):
     def forward(self, x, mask=None, initial_state=None, training=False):
         return self.model((x, self.targets), mask=mask, initial_state=initial_state, training=training)
 
-    def backward(self, dy, *d_states):
-        return self.model.backward(dy)
+    def backward(self, dy, *d_states, input_grad=True):
+        return self.model.backward(dy, input_grad=input_grad)
 
     @property
     def initial_state_grad(self):

@@ -459,8 +459,8 @@ class PoisonedGradient(Sequential):
         super().__init__(layers)
         self.at, self.poisoned, self.calls = at, name, 0
 
-    def backward(self, dy, *d_states):
-        dx = super().backward(dy, *d_states)
+    def backward(self, dy, *d_states, input_grad=True):
+        dx = super().backward(dy, *d_states, input_grad=input_grad)
         self.calls += 1
         if self.calls == self.at:
             dict(self.named_grads())[self.poisoned][0] = np.nan
