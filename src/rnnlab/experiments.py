@@ -53,7 +53,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +174,7 @@ def _gradient(model, loss_fn, x, y, mask=None) -> tuple[float, float]:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             out = model(x, training=True)
             value = float(loss_fn(out, y, mask=mask))
-            model.backward(loss_fn.backward())
+            model.backward(loss_fn.backward(), input_grad=False)
     except FloatingPointError as exc:
         raise _Diverged(f"a float overflowed or became invalid ({exc})") from None
     norm = _grad_norm(model)
@@ -1018,7 +1018,20 @@ class Experiment:
     draw: Callable                        # (results, _Matplotlib) -> list of (file name, caption, PNG bytes)
     full_estimate: str                    # the full mode's run time on one core, measured or estimated
 
-    def run(self, out_dir, *, mode: str = "fast", seed: int = 0,
+    def _check_timesteps(self, timesteps) -> tuple[int, ...]:
+        """``timesteps`` as a tuple of positive ints, for an experiment whose settings hold a tuple of T."""
+        if not isinstance(getattr(self.settings["fast"], "timesteps", None), tuple):
+            several = [e.name for e in EXPERIMENTS.values() if isinstance(getattr(e.settings["fast"], "timesteps", None), tuple)]
+            raise ValueError(f"timesteps can be chosen for the experiments that run several sequence lengths "
+                             f"({', '.join(several)}), not for {self.name!r}")
+        if isinstance(timesteps, (str, bytes)) or not isinstance(timesteps, (list, tuple)) or not timesteps:
+            raise TypeError(f"timesteps must be a non-empty list of positive ints, got {timesteps!r}")
+        for T in timesteps:
+            if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
+                raise ValueError(f"timesteps must be positive ints, got {T!r} in {list(timesteps)!r}")
+        return tuple(int(T) for T in timesteps)
+
+    def run(self, out_dir, *, mode: str = "fast", seed: int = 0, timesteps=None,
             progress: Callable[[str], None] | None = None) -> dict:
         """Run the experiment and write ``results.json``, the PNG figures and ``report.html`` into ``out_dir``.
 
@@ -1030,6 +1043,9 @@ class Experiment:
             Fast: seconds, small sizes (tests). Full: the sizes the documentation reports.
         seed : int >= 0
             Seeds the data and the weights.
+        timesteps : sequence of int > 0, optional
+            The sequence lengths T to run instead of the mode's (``adding`` and ``copy`` only). Each T
+            has its own data and weight seeds, so a T gives the same curves alone as among others.
         progress : callable(str), optional
             Receives a line per milestone (a run finished, an evaluation).
 
@@ -1059,10 +1075,14 @@ class Experiment:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         settings = self.settings[mode]
+        if timesteps is not None:
+            settings = replace(settings, timesteps=self._check_timesteps(timesteps))
         started = time.perf_counter()
         measured = self.compute(settings, int(seed), log)
+        command = command_line(self.name, mode, int(seed), out_dir,
+                               None if timesteps is None else settings.timesteps)
         results = {"experiment": self.name, "title": self.title, "mode": mode, "seed": int(seed),
-                   "command": command_line(self.name, mode, int(seed), out_dir), "settings": asdict(settings),
+                   "command": command, "settings": asdict(settings),
                    **measured, "elapsed_seconds": round(time.perf_counter() - started, 2)}
         results["findings"] = self.findings(results)
         _write_json(out / "results.json", results)  # the numbers are safe before anything is drawn
@@ -1077,11 +1097,13 @@ class Experiment:
         return results
 
 
-def command_line(name: str, mode: str, seed: int, out_dir) -> str:
+def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None) -> str:
     """The ``rnnlab experiment`` command that reproduces a run (``--out`` only when not the default)."""
     parts = ["rnnlab", "experiment", name]
     if mode == "full":
         parts.append("--full")
+    if timesteps is not None:
+        parts += ["--timesteps", *map(str, timesteps)]
     if seed != 0:
         parts += ["--seed", str(seed)]
     if Path(out_dir) != Path(DEFAULT_OUT) / name:
@@ -1232,7 +1254,8 @@ def _seed(text: str) -> int:
 
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
-    """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S]`` and ``rnnlab experiment --list``."""
+    """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--timesteps T ...]`` and
+    ``rnnlab experiment --list``."""
     parser.add_argument("name", nargs="?", metavar="NAME", help=f"the experiment: {', '.join(EXPERIMENTS)}")
     parser.add_argument("--list", action="store_true", help="list the experiments, one line each, and exit")
     parser.add_argument("--full", action="store_true",
@@ -1240,6 +1263,8 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help=f"output directory (default: {DEFAULT_OUT}/NAME)")
     parser.add_argument("--seed", type=_seed, default=0, help="seed of the data and the weights (default: %(default)s)")
+    parser.add_argument("--timesteps", type=int, nargs="+", metavar="T", default=None,
+                        help="sequence lengths to run instead of the mode's (adding, copy)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -1253,6 +1278,11 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.name is None:
         raise ConfigError(f"an experiment name is required (or --list); valid choices: {', '.join(EXPERIMENTS)}")
     experiment = get(args.name)
+    if args.timesteps is not None:
+        try:
+            experiment._check_timesteps(args.timesteps)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--timesteps: {exc}") from None
     out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
     mode = "full" if args.full else "fast"
 
@@ -1260,7 +1290,7 @@ def run_cli(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr, flush=True)
 
     try:
-        results = experiment.run(out, mode=mode, seed=args.seed, progress=progress)
+        results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, progress=progress)
     except PlotDependencyError as exc:
         print(f"rnnlab experiment: error: {exc}", file=sys.stderr)
         return 1

@@ -338,3 +338,25 @@ def test_cli_without_matplotlib_exits_1_naming_the_extra(tmp_path, monkeypatch, 
     _hide_matplotlib(monkeypatch)
     assert run_cli(_parser().parse_args(["vanishing", "--out", str(tmp_path / "v")])) == 1
     assert "pip install rnnlab[plot]" in capsys.readouterr().err
+
+
+def test_cli_timesteps_replace_the_modes_and_each_T_runs_as_it_would_alone(tmp_path):
+    assert run_cli(_parser().parse_args(["copy", "--timesteps", "4", "6", "--out", str(tmp_path / "both")])) == 0
+    assert run_cli(_parser().parse_args(["copy", "--timesteps", "6", "--out", str(tmp_path / "six")])) == 0
+    both = _strict_json((tmp_path / "both" / "results.json").read_text("utf-8"))
+    six = _strict_json((tmp_path / "six" / "results.json").read_text("utf-8"))
+    assert both["settings"]["timesteps"] == [4, 6] and six["settings"]["timesteps"] == [6]
+    assert both["command"] == f"rnnlab experiment copy --timesteps 4 6 --out {tmp_path / 'both'}"
+    assert sorted({r["T"] for r in both["runs"]}) == [4, 6]
+    runs_six = [r for r in both["runs"] if r["T"] == 6]
+    assert [r["val_loss"] for r in runs_six] == [r["val_loss"] for r in six["runs"]]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["vanishing", "--timesteps", "10"], "--timesteps: timesteps can be chosen for the experiments that run several "
+                                         "sequence lengths \\(adding, copy\\), not for 'vanishing'"),
+    (["adding", "--timesteps", "0"], r"--timesteps: timesteps must be positive ints, got 0 in \[0\]"),
+])
+def test_cli_bad_timesteps_are_config_errors(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        run_cli(_parser().parse_args(argv))
