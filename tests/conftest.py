@@ -28,6 +28,21 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def kernel_backend(request):
+    """Runs the test once on each implementation of the time loops' elementwise work (rnnlab.kernels):
+    the NumPy ufuncs and the numba kernels, the latter for float64 as well as float32. Under CI the
+    numba run must happen (numba is in the test extra)."""
+    from rnnlab import kernels
+
+    if request.param == "numba" and not kernels.available():
+        if _ci():
+            pytest.fail("CI requires the numba kernel tests: install the test extra (pip install -e '.[test]')")
+        pytest.skip("numba is not installed (pip install rnnlab[fast])")
+    with kernels.use(request.param):
+        yield request.param
+
+
 @pytest.fixture(autouse=True)
 def _raise_on_float_errors():
     """Overflow, division by zero and invalid operations fail the test instead of making NaN quietly."""

@@ -1,7 +1,7 @@
 """rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
 
-from rnnlab import (callbacks, data, datasets, generate, initializers, interop, losses, metrics, optim, schedules,
-                    synthetic, text, timeseries, train)
+from rnnlab import (callbacks, data, datasets, generate, initializers, interop, kernels, losses, metrics, optim,
+                    schedules, synthetic, text, timeseries, train)
 from rnnlab.functional import one_hot
 from rnnlab.gradcheck import GradcheckReport, gradcheck
 from rnnlab.io import ModelFileError, load, save
@@ -39,6 +39,7 @@ __all__ = [
     "gradcheck",
     "initializers",
     "interop",
+    "kernels",
     "load",
     "losses",
     "metrics",

@@ -17,7 +17,7 @@ from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Sequenti
 from rnnlab.gradcheck import numerical_gradient
 
 # uninitialised buffers read NaN, so a bug that reads one fails every run, not at random (conftest.py)
-pytestmark = pytest.mark.usefixtures("poison_uninitialised_memory")
+pytestmark = pytest.mark.usefixtures("poison_uninitialised_memory", "kernel_backend")
 
 TOL = 1e-6  # float64 central differences of a correct backward pass give ~1e-9
 B, D, H = 3, 2, 3  # batch, features, units: small, so the whole file runs in seconds

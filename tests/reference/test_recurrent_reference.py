@@ -19,7 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.usefixtures("kernel_backend")]
 
 KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 B, D, H = 3, 4, 5

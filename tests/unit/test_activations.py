@@ -11,6 +11,8 @@ import pytest
 
 from rnnlab import GRU, LSTM, Bidirectional, SimpleRNN
 
+pytestmark = pytest.mark.usefixtures("kernel_backend")
+
 
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))

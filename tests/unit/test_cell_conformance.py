@@ -16,6 +16,8 @@ import pytest
 
 from rnnlab import GRU, LSTM, SimpleRNN
 
+pytestmark = pytest.mark.usefixtures("kernel_backend")
+
 B, T, D, H = 3, 5, 4, 6
 
 # What each layer should be, written down independently of the code under test.

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnlab import initializers
+from rnnlab import initializers, kernels
 
 
 @dataclass
@@ -47,6 +47,8 @@ class Tape:
     dgates : (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
     grad_norms : per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
     extra : cell-specific buffers (e.g. ``tanh_c`` for the LSTM).
+    fused : the module of fused step kernels (:mod:`rnnlab._fused`) chosen for this call by
+        :func:`rnnlab.kernels.fused`, or None for the NumPy ufunc path.
     """
 
     X: np.ndarray
@@ -56,6 +58,7 @@ class Tape:
     dgates: np.ndarray | None = None
     grad_norms: dict[str, np.ndarray] | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    fused: object | None = None
 
 
 class Cell:
@@ -96,7 +99,7 @@ class Cell:
             s = np.empty((T + 1, B, H), dtype=dtype)
             s[0] = s0
             states.append(s)
-        return Tape(X=X, states=states, gates=np.empty((T, B, self.gates * H), dtype=dtype))
+        return Tape(X=X, states=states, gates=np.empty((T, B, self.gates * H), dtype=dtype), fused=kernels.fused(dtype))
 
     def input_projection(self, p: dict, tape: Tape) -> None:
         """``gates[t] = x_t U^T + b`` for every t, as one (T*B, D) x (D, G*H) GEMM."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab import kernels
 from rnnlab.cells.base import Cell, Tape
 from rnnlab.functional import get_activation
 
@@ -42,7 +43,7 @@ class ElmanCell(Cell):
         H = self.hidden_size
         a = np.empty((T + 1, B, H), dtype=X.dtype)  # (T+1, B, H)
         a[0] = states0[0]
-        return Tape(X=X, states=[a], gates=a[1:])
+        return Tape(X=X, states=[a], gates=a[1:], fused=kernels.fused(X.dtype) if self.activation == "tanh" else None)
 
     def step(self, p, tape: Tape, t: int) -> None:
         a = tape.states[0]
@@ -51,14 +52,20 @@ class ElmanCell(Cell):
         if za is None:
             za = tape.extra["za"] = np.empty_like(z)  # (B, H) scratch: a_{t-1} W^T
         np.matmul(a[t], p["W"].T, out=za)
+        if tape.fused is not None:
+            tape.fused.elman_tanh_forward(z, za)  # z <- tanh(z + za), one pass
+            return
         z += za
         self.f(z, out=z)
 
     def step_backward(self, p, tape: Tape, t: int, dstate):
         (da,) = dstate  # (B, H)
         dz = tape.dgates[t]  # (B, H)
-        self.f_grad(tape.states[0][t + 1], out=dz)
-        dz *= da
+        if tape.fused is not None:
+            tape.fused.elman_tanh_backward(da, tape.states[0][t + 1], dz)  # dz = da * (1 - a^2), one pass
+        else:
+            self.f_grad(tape.states[0][t + 1], out=dz)
+            dz *= da
         pair = tape.extra["da_buffers"]
         da_prev = pair[1] if pair[0] is da else pair[0]  # (B, H), never the buffer da came in
         np.matmul(dz, p["W"], out=da_prev)

@@ -68,6 +68,10 @@ class GRUCell(Cell):
         rz, n = z_all[:, :2 * H], z_all[:, 2 * H:]
         W = p["W"]
         gh = tape.extra["gh"]  # (B, 3H)
+        if self.reset_after and tape.fused is not None:  # everything after the GEMM in one kernel
+            np.matmul(h_prev, W.T, out=gh)
+            tape.fused.gru_forward(z_all, gh, p["b_hn"], h_prev, tape.extra["hn"][t], h[t + 1])
+            return
         if self.reset_after:
             np.matmul(h_prev, W.T, out=gh)
             rz += gh[:, :2 * H]
@@ -105,6 +109,12 @@ class GRUCell(Cell):
         scratch = tape.extra["gh"]  # (B, 3H)
         pair = tape.extra["dh_buffers"]
         dh_prev = pair[1] if pair[0] is dh else pair[0]  # never the buffer dh came in
+        if self.reset_after and tape.fused is not None:
+            dgh = tape.extra["dgh"][t]
+            tape.fused.gru_backward(dh, gates, h_prev, tape.extra["hn"][t], dg, dgh, dh_prev)  # one pass
+            np.matmul(dgh, W, out=scratch[:, :H])
+            dh_prev += scratch[:, :H]
+            return [dh_prev]
 
         np.subtract(1.0, gates, out=act_grad)
         act_grad *= gates  # s(1 - s) on r, z

@@ -109,6 +109,9 @@ class LSTMCell(Cell):
             np.matmul(h[t], tape.extra["W_half_T"], out=zh)
             z += zh
             np.tanh(z, out=z)  # tanh(pre/2) on i, f, o; tanh(pre) on g
+            if tape.fused is not None:  # the rest in one kernel: sigmoids, c_t, tanh(c_t), h_t
+                tape.fused.lstm_forward(z, c[t], c[t + 1], tape.extra["tanh_c"][t], h[t + 1])
+                return
             for sig in (z[:, :2 * H], z[:, 3 * H:]):
                 sig *= 0.5
                 sig += 0.5
@@ -148,6 +151,10 @@ class LSTMCell(Cell):
         di, df, dg, do = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
         pair = tape.extra["dstate_buffers"]
         dh_prev, dc = pair[1] if pair[0][1] is dc_next else pair[0]  # never the buffers dstate came in
+        if tape.fused is not None and self.candidate_activation == "tanh" and tape.grad_norms is None:
+            tape.fused.lstm_backward(dh, dc_next, z, tanh_c, c_prev, dz, dc)  # dz and dc_{t-1}, one pass
+            np.matmul(dz, p["W"], out=dh_prev)
+            return [dh_prev, dc]
 
         np.multiply(tanh_c, tanh_c, out=dc)
         np.subtract(1.0, dc, out=dc)

@@ -1,0 +1,197 @@
+"""Fused elementwise kernels of one time step, compiled by numba (imported only through rnnlab.kernels).
+
+Each kernel does in one pass over a step's (B, H) units what the cells' NumPy path does in ten to
+fifteen ufunc calls, reading and writing the same tape buffers, so the two paths are
+interchangeable. The GEMMs stay outside (NumPy's BLAS). Compiled code is cached on disk
+(``cache=True``): the first call of each kernel and dtype compiles it, later processes load it.
+
+Floating point: no ``nnan``/``ninf`` fast-math flags, so a NaN or inf in the input comes out as one
+(the trainer's divergence checks rely on it); contraction and reassociation are allowed. Float64
+uses libm's ``tanh``; float32 uses :func:`tanh32`, a rational approximation that vectorises.
+
+Equations are the cells' (``rnnlab.cells``), in the brief's notation; ``s(x) = (1 + tanh(x/2))/2``
+as in :func:`rnnlab.functional.sigmoid`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit, types
+from numba.extending import overload
+from numpy import float32, float64  # not through `np`: the test suite may swap rnnlab's `np` out
+
+_FLAGS = {"contract", "arcp", "nsz", "reassoc"}
+_JIT = {"cache": True, "fastmath": _FLAGS, "error_model": "numpy", "boundscheck": False, "nogil": True}
+
+_f = float32
+# tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 9, fitted here for the relative error (Lawson-weighted least
+# squares; max 6.9e-9 in exact arithmetic, under 6 float32 ulps evaluated in float32, see the tests).
+_P0, _P1, _P2, _P3 = _f(1.0), _f(0.1308576880606498), _f(0.0031058839280825906), _f(1.117347095595752e-05)
+_P4, _P5, _P6 = _f(-2.029705998068841e-08), _f(5.3094303939759645e-11), _f(-8.562002310945092e-14)
+_Q0, _Q1, _Q2, _Q3 = _f(1.0), _f(0.4641909797835825), _f(0.024502955555767716), _f(0.00025488932095481124)
+_NINE, _ONE = _f(9.0), _f(1.0)
+
+
+def tanh32(x):
+    """float32 ``tanh`` to within 6 ulps; NaN in, NaN out (the clamps are written to let it through)."""
+    xa = _NINE if x > _NINE else x  # tanh(9) rounds to 1 - 2^-24 in float32: beyond, the clamp is exact
+    xc = -_NINE if xa < -_NINE else xa
+    u = xc * xc
+    p = ((((((_P6 * u + _P5) * u + _P4) * u + _P3) * u + _P2) * u + _P1) * u + _P0) * xc
+    q = ((_Q3 * u + _Q2) * u + _Q1) * u + _Q0
+    y = p / q
+    ya = _ONE if y > _ONE else y
+    return -_ONE if ya < -_ONE else ya
+
+
+def _tanh(x):  # pragma: no cover - replaced by the overload below inside compiled code
+    return math.tanh(x)
+
+
+@overload(_tanh)
+def _tanh_impl(x):
+    if x == types.float32:
+        return tanh32
+    return lambda x: math.tanh(x)
+
+
+def _const(array, value):  # pragma: no cover - replaced by the overload below inside compiled code
+    return array.dtype.type(value)
+
+
+@overload(_const, inline="always")
+def _const_impl(array, value):
+    """``value`` in the dtype of ``array``: a bare Python float would promote float32 work to float64."""
+    if array.dtype == types.float32:
+        return lambda array, value: float32(value)
+    return lambda array, value: float64(value)
+
+
+_tanh32_jit = njit(**_JIT)(tanh32)
+
+
+@njit(**_JIT)
+def tanh_array(x, out):
+    """``out = tanh(x)`` elementwise with the kernels' ``tanh`` (1-D arrays; for the tests)."""
+    for k in range(x.shape[0]):
+        out[k] = _tanh(x[k])
+
+
+# ---------------------------------------------------------------------------- LSTM
+@njit(**_JIT)
+def lstm_forward(z, c_prev, c, tanh_c, h):
+    """The elementwise end of one LSTM step, after NumPy's ``tanh`` of the gates.
+
+    In: ``z`` (B, 4H) = ``tanh(pre/2)`` on i, f, o and ``tanh(pre)`` on g (the cell halves the sigmoid
+    rows of ``U``, ``W``, ``b``), ``c_prev`` (B, H). Out: ``z`` <- ``i, f, g, o`` (``s = y/2 + 1/2``);
+    ``c = f*c_prev + i*g``; ``tanh_c``; ``h = o*tanh(c)``.
+    """
+    B, H = c.shape
+    half = _const(c, 0.5)
+    for b in range(B):  # loops of one output array each, so that each vectorises
+        zb = z[b]
+        for k in range(2 * H):
+            zb[k] = zb[k] * half + half  # i, f
+        for k in range(3 * H, 4 * H):
+            zb[k] = zb[k] * half + half  # o
+        cb, cpb, tcb, hb = c[b], c_prev[b], tanh_c[b], h[b]
+        for j in range(H):
+            cb[j] = zb[H + j] * cpb[j] + zb[j] * zb[2 * H + j]
+        for j in range(H):
+            tcb[j] = _tanh(cb[j])
+        for j in range(H):
+            hb[j] = zb[3 * H + j] * tcb[j]
+
+
+@njit(**_JIT)
+def lstm_backward(dh, dc_next, gates, tanh_c, c_prev, dz, dc_prev):
+    """One LSTM step back. ``dc = dc_next + dh*o*(1 - tanh^2 c)`` (into ``dc_prev``, then scaled by
+    ``f``); into ``dz`` (B, 4H) the pre-activation gradients
+    ``[dc*g*i(1-i); dc*c_prev*f(1-f); dc*i*(1-g^2); dh*tanh(c)*o(1-o)]``; ``dc_prev = dc*f``."""
+    B, H = dh.shape
+    one = _const(dh, 1.0)
+    for b in range(B):  # loops of one output array each, so that each vectorises
+        gb, dzb, db, dcn, tcb, cpb, dcp = gates[b], dz[b], dh[b], dc_next[b], tanh_c[b], c_prev[b], dc_prev[b]
+        for j in range(H):  # dL/dc_t
+            dcp[j] = dcn[j] + db[j] * gb[3 * H + j] * (one - tcb[j] * tcb[j])
+        for j in range(H):
+            dzb[j] = dcp[j] * gb[2 * H + j] * gb[j] * (one - gb[j])
+        for j in range(H):
+            dzb[H + j] = dcp[j] * cpb[j] * gb[H + j] * (one - gb[H + j])
+        for j in range(H):
+            dzb[2 * H + j] = dcp[j] * gb[j] * (one - gb[2 * H + j] * gb[2 * H + j])
+        for j in range(H):
+            dzb[3 * H + j] = db[j] * tcb[j] * gb[3 * H + j] * (one - gb[3 * H + j])
+        for j in range(H):
+            dcp[j] *= gb[H + j]  # dc_{t-1}
+
+
+# ---------------------------------------------------------------------------- GRU (reset_after)
+@njit(**_JIT)
+def gru_forward(zx, gh, b_hn, h_prev, hn, h):
+    """One GRU step, PyTorch's form. In: ``zx`` (B, 3H) = ``U x_t + b``, ``gh`` (B, 3H) = ``h_{t-1} W^T``.
+    Out: ``zx`` <- gates ``r, z, n``; ``hn = W_n h_{t-1} + b_hn``; ``h = n + z*(h_prev - n)`` with
+    ``n = tanh(U_n x_t + b_n + r*hn)``."""
+    B, H = h.shape
+    half = _const(h, 0.5)
+    for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
+        zb, ghb, hnb, hb, hpb = zx[b], gh[b], hn[b], h[b], h_prev[b]
+        rz, r, z, n, gh_rz, gh_n = zb[:2 * H], zb[:H], zb[H:2 * H], zb[2 * H:], ghb[:2 * H], ghb[2 * H:]
+        for k in range(2 * H):
+            rz[k] = _tanh((rz[k] + gh_rz[k]) * half) * half + half
+        for j in range(H):
+            hnb[j] = gh_n[j] + b_hn[j]
+        for j in range(H):
+            n[j] = _tanh(n[j] + r[j] * hnb[j])
+        for j in range(H):
+            hb[j] = n[j] + z[j] * (hpb[j] - n[j])
+
+
+@njit(**_JIT)
+def gru_backward(dh, gates, h_prev, hn, dg, dgh, dh_prev):
+    """One GRU step back (PyTorch's form). Into ``dg`` the pre-activation gradients
+    ``[dn*hn*r(1-r); dh*(h_prev - n)*z(1-z); dn]`` with ``dn = dh*(1-z)*(1-n^2)``, into ``dgh`` the
+    recurrent side's (the n block times ``r``), and ``dh_prev = dh*z`` (the loop adds ``dgh W``)."""
+    B, H = dh.shape
+    one = _const(dh, 1.0)
+    for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
+        gb, dgb, dghb, db, hpb, hnb, dhpb = gates[b], dg[b], dgh[b], dh[b], h_prev[b], hn[b], dh_prev[b]
+        r, z, n = gb[:H], gb[H:2 * H], gb[2 * H:]
+        dr, dz, dn = dgb[:H], dgb[H:2 * H], dgb[2 * H:]
+        dr_h, dz_h, dn_h = dghb[:H], dghb[H:2 * H], dghb[2 * H:]
+        for j in range(H):
+            dn[j] = db[j] * (one - z[j]) * (one - n[j] * n[j])
+        for j in range(H):
+            dn_h[j] = dn[j] * r[j]
+        for j in range(H):
+            dr[j] = dn[j] * hnb[j] * r[j] * (one - r[j])
+        for j in range(H):
+            dr_h[j] = dr[j]
+        for j in range(H):
+            dz[j] = db[j] * (hpb[j] - n[j]) * z[j] * (one - z[j])
+        for j in range(H):
+            dz_h[j] = dz[j]
+        for j in range(H):
+            dhpb[j] = db[j] * z[j]
+
+
+# ---------------------------------------------------------------------------- Elman (tanh)
+@njit(**_JIT)
+def elman_tanh_forward(z, za):
+    """``z <- tanh(z + za)``: ``a_t = tanh(U x_t + b + W a_{t-1})``, in place."""
+    B, H = z.shape
+    for b in range(B):
+        for j in range(H):
+            z[b, j] = _tanh(z[b, j] + za[b, j])
+
+
+@njit(**_JIT)
+def elman_tanh_backward(da, a, dz):
+    """``dz = da * (1 - a^2)``."""
+    B, H = da.shape
+    one = _const(da, 1.0)
+    for b in range(B):
+        for j in range(H):
+            y = a[b, j]
+            dz[b, j] = da[b, j] * (one - y * y)
