@@ -12,7 +12,7 @@ Commands around a run configuration (see :mod:`rnnlab.config` and :mod:`rnnlab.t
 
     rnnlab train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--data-dir DIR] [--resume]
     rnnlab evaluate RUN [--split val|test] [--data-dir DIR]
-    rnnlab generate RUN --prime TEXT [--length N --temperature T --top-k K --top-p P --greedy --seed S]
+    rnnlab generate RUN --prime TEXT [--length N --temperature T --top-k K --top-p P --greedy --seed S --stop TEXT]
     rnnlab predict RUN INPUT...
     rnnlab summary CONFIG.toml [--set ...] [--data-dir DIR]
 
@@ -320,6 +320,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unescape(option: str, text: str) -> str:
+    """``text`` with Python backslash escapes read (``"\\n"`` -> a newline), for stop strings typed in a shell."""
+    try:
+        return text.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
+    except UnicodeError as exc:
+        raise ConfigError(f"{option}: cannot read the backslash escapes of {text!r} ({exc.reason})") from None
+
+
 def _configure_generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="a language-model run directory")
     parser.add_argument("--prime", required=True, metavar="TEXT", help="the text to start from")
@@ -329,14 +337,19 @@ def _configure_generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=unit_float, default=None, metavar="P", help="nucleus sampling: keep probability mass P")
     parser.add_argument("--greedy", action="store_true", help="always take the most probable token")
     parser.add_argument("--seed", type=int_at_least(0), default=None, help="seed of the sampling (same seed, same text)")
+    parser.add_argument("--stop", action="append", default=None, metavar="TEXT",
+                        help="stop right after generating TEXT (repeatable; backslash escapes such as \\n are read)")
+    parser.add_argument("--drop-stop", action="store_true", help="leave the stop text out of the output")
 
 
 @command("generate", "generate text from a trained language model", _configure_generate)
 def _run_generate(args: argparse.Namespace) -> int:
     from rnnlab import tasks
 
+    stop = None if args.stop is None else [_unescape("--stop", s) for s in args.stop]
     print(tasks.generate(args.run_dir, args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
-                         top_p=args.top_p, greedy=args.greedy, seed=args.seed))
+                         top_p=args.top_p, greedy=args.greedy, seed=args.seed, stop=stop,
+                         include_stop=not args.drop_stop))
     return 0
 
 

@@ -653,14 +653,17 @@ def _library_call(function, *args, **kwargs):
 
 
 def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, greedy: bool = False, seed: int | None = None) -> str:
-    """``prime`` followed by up to ``length`` tokens sampled from a language-model run."""
+             top_p: float | None = None, greedy: bool = False, seed: int | None = None, stop=None,
+             include_stop: bool = True) -> str:
+    """``prime`` followed by up to ``length`` tokens sampled from a language-model run, ending early
+    after any of the ``stop`` strings (see :func:`rnnlab.generate.sample`)."""
     run = load_run(run_dir)
     if run.config.data.task != "language_model":
         raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; generate needs a language_model run")
     tokenize, joiner = tokenizer_of(run.config.data)
     text = _library_call(sample, run.model, run.vocab, prime, length=length, temperature=temperature, top_k=top_k,
-                         top_p=top_p, greedy=greedy, seed=seed, tokenizer=tokenize, joiner=joiner)
+                         top_p=top_p, greedy=greedy, seed=seed, stop=stop, include_stop=include_stop,
+                         tokenizer=tokenize, joiner=joiner)
     return prime + (joiner if text else "") + text
 
 

@@ -113,6 +113,19 @@ def test_language_model_run_generates_reproducibly_and_ranks_next_characters(cap
     assert first.startswith("ROMEO:") and len(first.rstrip("\n")) >= len("ROMEO:") + 30
     assert run(capsys, *args)[1] == first  # same seed, same text
     assert run(capsys, *args[:-1], "4")[1] != first
+    for stop in ("e", "\\n"):  # the second is typed as backslash-n in a shell
+        code, stopped, err = run(capsys, *args, "--stop", stop, "--stop", "zz")
+        assert code == 0, err
+        text = "\n" if stop == "\\n" else "e"
+        continuation = stopped[len("ROMEO:"):-1]  # print() adds the last newline
+        full = first[len("ROMEO:"):-1]
+        assert stop != "e" or text in full  # the branch below runs at least once
+        if text in full:  # the same sampled text, cut right after the first stop text
+            assert continuation == full[:full.index(text) + 1]
+            code, dropped, err = run(capsys, *args, "--stop", stop, "--drop-stop")
+            assert code == 0 and dropped[len("ROMEO:"):-1] == continuation[:-1]
+        else:
+            assert continuation == full
     code, out, err = run(capsys, "predict", "lm", "To be or not to b")
     assert code == 0, err
     rows = [line.split("\t") for line in out.splitlines()[1:]]
