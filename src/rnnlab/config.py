@@ -214,7 +214,8 @@ _TEXT = ("level", "tokenizer", "min_freq", "max_size", "limit")
 TASK_KEYS: dict[str, tuple[str, ...]] = {
     "sentiment": _COMMON_DATA + _TEXT + ("maxlen", "padding", "bucket", "val_frac", "test_frac", "cv_folds", "fold"),
     "language_model": _COMMON_DATA + _TEXT + ("bptt",),
-    "forecasting": _COMMON_DATA + ("lookback", "horizon", "season", "scaler", "val_frac", "test_frac", "limit"),
+    "forecasting": _COMMON_DATA + ("lookback", "horizon", "many_to_many", "season", "scaler", "val_frac", "test_frac",
+                                   "limit"),
     "adding": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
     "copy": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
 }
@@ -262,6 +263,8 @@ class DataConfig(_Section):
     # forecasting
     lookback: int = _f(24, _INT1, "steps per input window")
     horizon: int = _f(1, _INT1, "values predicted after each window")
+    many_to_many: bool = _f(False, _Check("bool"), "train on the next horizon values after every step of a window, not "
+                                                   "only the last; errors and predictions use the last step")
     season: int | None = _f(None, _OPT_INT1, "period of the seasonal-naive baseline (default 12 for monthly, "
                                              "365 for daily series); at most lookback")
     scaler: str = _f("minmax", _Check("choice", choices=("minmax", "standard", NONE)), "fitted on the training part")

@@ -175,7 +175,7 @@ class Task:
         task = self.config.data.task
         if task == "forecasting" and split in self.raw:
             x_raw, y_raw = self.raw[split]  # (N, L, 1), (N, H)
-            y_model = predict_values(self.model, x_raw, scaler=self.scaler)  # (N, H)
+            y_model = _last_step(predict_values(self.model, x_raw, scaler=self.scaler))  # (N, H)
             season = _season(self.config.data)
             forecasts = {"model": y_model, "naive": naive_forecast(x_raw, self.config.data.horizon),
                          "seasonal_naive": seasonal_naive_forecast(x_raw, season, self.config.data.horizon)}
@@ -342,7 +342,7 @@ def _forecasting(config: RunConfig, data_dir, vocab, scaler: Scaler | None) -> _
     chosen = scaler if scaler is not None else (None if d.scaler == "none" else d.scaler)
     try:
         fd = prepare_forecast(values, d.lookback, horizon=d.horizon, train_frac=1.0 - val_frac - test_frac,
-                              val_frac=val_frac, scaler=chosen)
+                              val_frac=val_frac, scaler=chosen, many_to_many=d.many_to_many)
     except ValueError as exc:
         raise _config_error(f"cannot window the {len(values)}-step series {d.dataset!r}", exc) from None
 
@@ -351,15 +351,21 @@ def _forecasting(config: RunConfig, data_dir, vocab, scaler: Scaler | None) -> _
             return None
         return ArrayBatches(x.astype(dtype), y.astype(dtype), batch_size=d.batch_size, shuffle=training, seed=d.seed)
 
-    raw = {"test": (fd.x_test_raw, fd.y_test_raw)}
+    raw = {"test": (fd.x_test_raw, _last_step(fd.y_test_raw))}
     if fd.x_val_raw is not None:
-        raw["val"] = (fd.x_val_raw, fd.y_val_raw)
-    line = (f"{d.dataset}: {len(values)} steps; windows of {d.lookback} -> {d.horizon}: train {len(fd.x_train)}, "
+        raw["val"] = (fd.x_val_raw, _last_step(fd.y_val_raw))
+    shape = "many-to-many" if d.many_to_many else "many-to-one"
+    line = (f"{d.dataset}: {len(values)} steps; {shape} windows of {d.lookback} -> {d.horizon}: train {len(fd.x_train)}, "
             f"val {0 if fd.x_val is None else len(fd.x_val)}, test {len(fd.x_test)}; scaler {d.scaler} "
             f"(fitted on train); seasonal-naive season {season}")
     return _Data(batches(fd.x_train, fd.y_train, True), batches(fd.x_val, fd.y_val, False),
-                 batches(fd.x_test, fd.y_test, False), "values", fd.x_train.shape[2], fd.y_train.shape[1], False, "mse",
-                 ("mse", "mae"), d.lookback, scaler=fd.scaler, raw=raw, description=[line])
+                 batches(fd.x_test, fd.y_test, False), "values", fd.x_train.shape[2], fd.y_train.shape[-1],
+                 d.many_to_many, "mse", ("mse", "mae"), d.lookback, scaler=fd.scaler, raw=raw, description=[line])
+
+
+def _last_step(y):
+    """The forecast of a window's last step: (N, H) from many-to-many (N, L, H) (or as it is)."""
+    return y if y is None or y.ndim == 2 else y[:, -1]
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -692,7 +698,7 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
             raise ConfigError(f"a forecasting run needs the latest lookback = {d.lookback} finite values, oldest first; "
                               f"got {len(values)}")
         window = values[-d.lookback:][None, :, None]  # (1, L, 1)
-        forecast = _library_call(predict_values, run.model, window, scaler=run.scaler)[0]  # (H,)
+        forecast = _last_step(_library_call(predict_values, run.model, window, scaler=run.scaler))[0]  # (H,)
         return ["step", "value"], [(f"t+{h + 1}", float(v)) for h, v in enumerate(forecast)]
     if d.task == "language_model":
         tokenize, joiner = tokenizer_of(d)

@@ -136,6 +136,27 @@ def test_language_model_run_generates_reproducibly_and_ranks_next_characters(cap
         metrics["val"]["loss"] / math.log(2), rel=1e-6)
 
 
+def test_many_to_many_forecasting_trains_on_every_step_and_reports_the_last(capsys, data_dir):
+    config = write("m2m.toml", '[data]\ntask = "forecasting"\ndataset = "airline-passengers"\nlookback = 12\n'
+                               "horizon = 2\nmany_to_many = true\n[model]\nhidden_size = 4\n[train]\nmax_steps = 2\n")
+    code, out, err = run(capsys, "train", config, "--run-dir", "m2m", "--data-dir", data_dir)
+    assert code == 0, err
+    model = io.load("m2m/model")
+    y = model(np.zeros((3, 12, 1), dtype=np.float32))
+    assert y.shape == (3, 12, 2)  # a forecast of the next 2 values after every step
+    metrics = json.loads(Path("m2m/metrics.json").read_text())
+    units = metrics["test"]["original_units"]
+    assert set(units) == {"model", "naive", "seasonal_naive"} and all(np.isfinite(v["rmse"]) for v in units.values())
+    # the baselines are those of the many-to-one run on the same windows: the last step's targets
+    one = write("m2o.toml", Path("m2m.toml").read_text().replace("many_to_many = true\n", ""))
+    assert run(capsys, "train", one, "--run-dir", "m2o", "--data-dir", data_dir)[0] == 0
+    single = json.loads(Path("m2o/metrics.json").read_text())["test"]["original_units"]
+    assert units["naive"] == single["naive"] and units["seasonal_naive"] == single["seasonal_naive"]
+    code, out, err = run(capsys, "predict", "m2m", *[str(v) for v in range(300, 312)])
+    assert code == 0, err
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["step", "t+1", "t+2"]
+
+
 def test_forecasting_run_predicts_from_numbers(capsys, data_dir):
     config = write("fc.toml", '[data]\ntask = "forecasting"\ndataset = "airline-passengers"\nlookback = 12\nhorizon = 2\n'
                               "[model]\nhidden_size = 4\n[train]\nmax_steps = 2\n")
