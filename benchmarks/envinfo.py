@@ -84,14 +84,19 @@ def library_info(lib: str) -> dict:
                      "torch_parallel": [line.strip() for line in torch.__config__.parallel_info().splitlines()
                                         if "OpenMP" in line or "MKL" in line or "backend" in line]})
     if lib.startswith("rnnlab"):
+        import numpy as np
+
         import rnnlab
+        from rnnlab import kernels
 
         info["rnnlab"] = rnnlab.__version__
-        info["rnnlab_source"] = os.path.dirname(rnnlab.__file__)
-        try:
-            from rnnlab import _kernels
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout; no machine paths recorded
+        source = os.path.abspath(rnnlab.__file__)
+        info["rnnlab_source"] = "this tree" if source.startswith(here + os.sep) else "another tree (--baseline)"
+        info["rnnlab_kernels"] = {"backend": kernels.backend(),
+                                  "float32": "numba" if kernels.fused(np.float32) is not None else "numpy"}
+        if kernels.available():
+            import numba
 
-            info["rnnlab_kernels"] = _kernels.describe()
-        except ImportError:
-            info["rnnlab_kernels"] = "numpy"
+            info["rnnlab_kernels"]["numba"] = numba.__version__
     return info

@@ -221,7 +221,9 @@ def main(argv=None) -> int:
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     meta = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "preset": args.preset,
-            "rounds": rounds, "warmup": warmup, "reps": reps, "baseline": args.baseline, "machine": machine_info(), "command": sys.argv}
+            "rounds": rounds, "warmup": warmup, "reps": reps, "baseline": args.baseline is not None,
+            "machine": machine_info(),  # the command without the baseline's path: no machine paths in results
+            "command": ["<SRC>" if a == args.baseline else a for a in ["python -m benchmarks.run"] + sys.argv[1:]]}
     cases = C.timing_cases(shapes, tuple(args.cells), generation=generation)
     per_round, info = measure_times(libs, cases, rounds, warmup, reps, log, baseline=args.baseline)
     memory = {} if args.no_memory else measure_memory([lib for lib in libs if lib in ("rnnlab", "torch")],
