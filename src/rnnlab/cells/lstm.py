@@ -115,6 +115,10 @@ class LSTMCell(Cell):
             for sig in (z[:, :2 * H], z[:, 3 * H:]):
                 sig *= 0.5
                 sig += 0.5
+        elif tape.fused is not None and self.candidate_activation == "tanh":  # one step: one kernel after the GEMM
+            np.matmul(h[t], p["W"].T, out=zh)
+            tape.fused.lstm_forward_pre(z, zh, c[t], c[t + 1], tape.extra["tanh_c"][t], h[t + 1])
+            return
         else:
             np.matmul(h[t], p["W"].T, out=zh)
             z += zh
