@@ -107,24 +107,19 @@ def lstm_forward(z, c_prev, c, tanh_c, h):
 @njit(**_JIT)
 def lstm_forward_pre(z, zh, c_prev, c, tanh_c, h):
     """One whole LSTM step after its GEMMs, for a single step (generation), where the cell does not
-    halve the weights: ``z`` (B, 4H) = ``U x_t + b``, ``zh`` = ``h_{t-1} W^T``; then as :func:`lstm_forward`."""
+    halve the weights: ``z`` (B, 4H) = ``U x_t + b``, ``zh`` = ``h_{t-1} W^T``. Takes ``tanh`` of the
+    halved sigmoid pre-activations and of the candidate's, then finishes as :func:`lstm_forward`."""
     B, H = c.shape
     half = _const(c, 0.5)
-    for b in range(B):  # loops of one output array each, so that each vectorises
+    for b in range(B):
         zb, zhb = z[b], zh[b]
         for k in range(2 * H):
-            zb[k] = _tanh((zb[k] + zhb[k]) * half) * half + half  # i, f
+            zb[k] = _tanh((zb[k] + zhb[k]) * half)  # i, f
         for k in range(2 * H, 3 * H):
             zb[k] = _tanh(zb[k] + zhb[k])  # g
         for k in range(3 * H, 4 * H):
-            zb[k] = _tanh((zb[k] + zhb[k]) * half) * half + half  # o
-        cb, cpb, tcb, hb = c[b], c_prev[b], tanh_c[b], h[b]
-        for j in range(H):
-            cb[j] = zb[H + j] * cpb[j] + zb[j] * zb[2 * H + j]
-        for j in range(H):
-            tcb[j] = _tanh(cb[j])
-        for j in range(H):
-            hb[j] = zb[3 * H + j] * tcb[j]
+            zb[k] = _tanh((zb[k] + zhb[k]) * half)  # o
+    lstm_forward(z, c_prev, c, tanh_c, h)
 
 
 @njit(**_JIT)
