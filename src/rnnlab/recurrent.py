@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnlab._validation import as_float_array, check_choice, check_mask, check_positive_int, check_sequence_input
 from rnnlab.cells import ElmanCell, GRUCell, LSTMCell
-from rnnlab.cells.base import Cell, resolve_initializers
+from rnnlab.cells.base import Cell, Workspace, resolve_initializers
 from rnnlab.functional import row_norms
 from rnnlab.initializers import to_config as init_to_config
 from rnnlab.module import Module
@@ -100,6 +100,7 @@ class Recurrent(Module):
         self.grad_norms: dict[str, np.ndarray] | None = None
         self.initial_state_grad: tuple[np.ndarray, ...] | None = None
         self._tape = None
+        self._workspace = Workspace()  # the tape's big buffers, reused from call to call
         self._state: list[np.ndarray] | None = None
         if self.input_size is not None:
             self.build((None, None, self.input_size))
@@ -190,7 +191,9 @@ class Recurrent(Module):
         x_tm = x.transpose(1, 0, 2)  # (T, B, D)
         if self.go_backwards:
             x_tm = x_tm[::-1]
-        tape = self.cell.allocate(T, B, np.ascontiguousarray(x_tm), states0)
+        X = self._workspace.empty("X", (T, B, D), self.dtype)  # (T, B, D)
+        np.copyto(X, x_tm)
+        tape = self.cell.allocate(T, B, X, states0, self._workspace)
         if mask is not None:
             m = mask.T[::-1] if self.go_backwards else mask.T
             tape.mask = np.ascontiguousarray(m)[:, :, None]  # (T, B, 1)
@@ -282,7 +285,7 @@ class Recurrent(Module):
         else:
             dstate[0] += dy if tape.mask is None else dy * tape.mask.any(axis=0)
 
-        tape.dgates = np.empty_like(tape.gates)
+        tape.dgates = tape.buffer("dgates", tape.gates.shape)  # (T, B, G*H)
         self.cell.prepare_backward(tape)
         tape.grad_norms = None
         if self.record_grad_norms:

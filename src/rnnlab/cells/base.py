@@ -49,6 +49,7 @@ class Tape:
     extra : cell-specific buffers (e.g. ``tanh_c`` for the LSTM).
     fused : the module of fused step kernels (:mod:`rnnlab._fused`) chosen for this call by
         :func:`rnnlab.kernels.fused`, or None for the NumPy ufunc path.
+    workspace : the layer's :class:`Workspace`, whose arrays the tape's big buffers are, or None.
     """
 
     X: np.ndarray
@@ -59,6 +60,33 @@ class Tape:
     grad_norms: dict[str, np.ndarray] | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     fused: object | None = None
+    workspace: Workspace | None = None
+
+    def buffer(self, name: str, shape: tuple[int, ...], dtype=None) -> np.ndarray:
+        """An uninitialised array for this call: the workspace's, or a new one without a workspace."""
+        dtype = self.gates.dtype if dtype is None else dtype
+        return np.empty(shape, dtype=dtype) if self.workspace is None else self.workspace.empty(name, shape, dtype)
+
+
+class Workspace:
+    """The big buffers of a layer's tape, kept from one call to the next and handed out again.
+
+    A training step allocates the same (T, B, ...) buffers every time; allocating them afresh makes
+    the allocator map new pages and the kernel fault them in, every step (and counts them again in
+    the step's resident-set peak). A layer keeps one workspace: its next call writes over the
+    previous call's tape, which only the last call's backward pass reads. Nothing a layer returns
+    lives in it: outputs, final states and gradients are arrays of their own.
+    """
+
+    def __init__(self):
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def empty(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """The array kept under ``name`` if it has this shape and dtype, else a new one (then kept)."""
+        array = self._arrays.get(name)
+        if array is None or array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
+            array = self._arrays[name] = np.empty(shape, dtype=dtype)
+        return array
 
 
 class Cell:
@@ -92,14 +120,15 @@ class Cell:
         return values
 
     # ------------------------------------------------------------------ the loop's pieces
-    def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray]) -> Tape:
+    def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray], workspace: Workspace | None = None) -> Tape:
         H, dtype = self.hidden_size, X.dtype
-        states = []
-        for s0 in states0:
-            s = np.empty((T + 1, B, H), dtype=dtype)
+        tape = Tape(X=X, states=[], gates=np.empty(0, dtype=dtype), fused=kernels.fused(dtype), workspace=workspace)
+        tape.gates = tape.buffer("gates", (T, B, self.gates * H))  # (T, B, G*H)
+        for name, s0 in zip(self.state_names, states0):
+            s = tape.buffer("state_" + name, (T + 1, B, H))  # (T+1, B, H)
             s[0] = s0
-            states.append(s)
-        return Tape(X=X, states=states, gates=np.empty((T, B, self.gates * H), dtype=dtype), fused=kernels.fused(dtype))
+            tape.states.append(s)
+        return tape
 
     def input_projection(self, p: dict, tape: Tape) -> None:
         """``gates[t] = x_t U^T + b`` for every t, as one (T*B, D) x (D, G*H) GEMM."""

@@ -39,11 +39,14 @@ class ElmanCell(Cell):
         self.activation = activation
         self.f, self.f_grad = get_activation(activation)
 
-    def allocate(self, T, B, X, states0):
+    def allocate(self, T, B, X, states0, workspace=None):
         H = self.hidden_size
-        a = np.empty((T + 1, B, H), dtype=X.dtype)  # (T+1, B, H)
+        tape = Tape(X=X, states=[], gates=np.empty(0, dtype=X.dtype), workspace=workspace,
+                    fused=kernels.fused(X.dtype) if self.activation == "tanh" else None)
+        a = tape.buffer("state_a", (T + 1, B, H))  # (T+1, B, H)
         a[0] = states0[0]
-        return Tape(X=X, states=[a], gates=a[1:], fused=kernels.fused(X.dtype) if self.activation == "tanh" else None)
+        tape.states, tape.gates = [a], a[1:]
+        return tape
 
     def step(self, p, tape: Tape, t: int) -> None:
         a = tape.states[0]

@@ -52,11 +52,12 @@ class GRUCell(Cell):
             shapes["b_hn"] = (self.hidden_size,)
         return shapes
 
-    def allocate(self, T, B, X, states0):
-        tape = super().allocate(T, B, X, states0)
+    def allocate(self, T, B, X, states0, workspace=None):
+        tape = super().allocate(T, B, X, states0, workspace)
         H, dtype = self.hidden_size, X.dtype
         # reset_after: hn_t = W_n h_{t-1} + b_hn;  original: rh_t = r_t * h_{t-1}
-        tape.extra["hn" if self.reset_after else "rh"] = np.empty((T, B, H), dtype=dtype)  # (T, B, H)
+        name = "hn" if self.reset_after else "rh"
+        tape.extra[name] = tape.buffer(name, (T, B, H))  # (T, B, H)
         tape.extra["gh"] = np.empty((B, 3 * H), dtype=dtype)  # (B, 3H) scratch: h_{t-1} W^T
         return tape
 
@@ -175,7 +176,7 @@ class GRUCell(Cell):
         tape.extra["act_grad"] = np.empty((B, G_H), dtype=dtype)  # (B, 3H)
         tape.extra["dh_buffers"] = [np.empty((B, self.hidden_size), dtype=dtype) for _ in range(2)]
         if self.reset_after:
-            tape.extra["dgh"] = np.empty_like(tape.gates)
+            tape.extra["dgh"] = tape.buffer("dgh", tape.gates.shape)  # (T, B, 3H)
 
     def get_config(self):
         return {"reset_after": self.reset_after}

@@ -75,10 +75,10 @@ class LSTMCell(Cell):
         scale[2 * H:3 * H] = 1.0
         return scale
 
-    def allocate(self, T, B, X, states0):
-        tape = super().allocate(T, B, X, states0)
+    def allocate(self, T, B, X, states0, workspace=None):
+        tape = super().allocate(T, B, X, states0, workspace)
         H, dtype = self.hidden_size, X.dtype
-        tape.extra["tanh_c"] = np.empty((T, B, H), dtype=dtype)  # (T, B, H)
+        tape.extra["tanh_c"] = tape.buffer("tanh_c", (T, B, H))  # (T, B, H)
         tape.extra["zh"] = np.empty((B, 4 * H), dtype=dtype)  # (B, 4H) scratch: h_{t-1} W^T
         tape.extra["ig"] = np.empty((B, H), dtype=dtype)  # (B, H) scratch: i_t * g_t
         return tape
