@@ -87,16 +87,20 @@ def library_info(lib: str) -> dict:
         import numpy as np
 
         import rnnlab
-        from rnnlab import kernels
 
         info["rnnlab"] = rnnlab.__version__
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout; no machine paths recorded
         source = os.path.abspath(rnnlab.__file__)
         info["rnnlab_source"] = "this tree" if source.startswith(here + os.sep) else "another tree (--baseline)"
-        info["rnnlab_kernels"] = {"backend": kernels.backend(),
-                                  "float32": "numba" if kernels.fused(np.float32) is not None else "numpy"}
-        if kernels.available():
-            import numba
+        try:
+            from rnnlab import kernels
+        except ImportError:  # a --baseline tree from before rnnlab.kernels
+            info["rnnlab_kernels"] = {"backend": "numpy (no rnnlab.kernels)"}
+        else:
+            info["rnnlab_kernels"] = {"backend": kernels.backend(),
+                                      "float32": "numba" if kernels.fused(np.float32) is not None else "numpy"}
+            if kernels.available():
+                import numba
 
-            info["rnnlab_kernels"]["numba"] = numba.__version__
+                info["rnnlab_kernels"]["numba"] = numba.__version__
     return info
