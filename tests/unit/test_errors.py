@@ -268,7 +268,7 @@ def test_bidirectional_initial_state_shape_is_checked_per_direction(x):
 
 def test_sequential_initial_state_goes_to_the_first_recurrent_layer(x):
     model = Sequential([Dense(3), LSTM(H), Dense(1)])
-    with pytest.raises(ValueError, match=rf"initial_state must be 2 array\(s\) \(h, c\).*got 1 arrays"):
+    with pytest.raises(ValueError, match=r"initial_state must be 2 array\(s\) \(h, c\).*got 1 arrays"):
         model(x, initial_state=[np.zeros((B, H), np.float32)])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.cells.base import Cell, Tape
-from rnnlab.functional import sigmoid, sigmoid_grad, tanh_grad
+from rnnlab.functional import sigmoid, tanh_grad
 
 
 class GRUCell(Cell):

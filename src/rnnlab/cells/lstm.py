@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.cells.base import Cell, Tape
-from rnnlab.functional import get_activation, row_norms, sigmoid, sigmoid_grad
+from rnnlab.functional import get_activation, row_norms, sigmoid
 
 
 class LSTMCell(Cell):
