@@ -37,11 +37,15 @@ ENV = "RNNLAB_KERNELS"
 
 _backend = "auto"
 _module = None  # rnnlab._fused once imported
+_available: bool | None = None  # whether numba is installed, looked up once (the lookup takes ~50 us)
 
 
 def available() -> bool:
     """True when numba can be imported (the ``fast`` extra is installed)."""
-    return importlib.util.find_spec("numba") is not None
+    global _available
+    if _available is None:
+        _available = importlib.util.find_spec("numba") is not None
+    return _available
 
 
 def _check(name) -> str:
@@ -77,7 +81,7 @@ def use(name: str):
 def fused(dtype) -> object | None:
     """The module of fused kernels to use for arrays of ``dtype``, or None for the NumPy path."""
     global _module
-    if _backend == "numpy" or (_backend == "auto" and (np.dtype(dtype) != np.float32 or not available())):
+    if _backend == "numpy" or (_backend == "auto" and (dtype != np.float32 or not available())):
         return None
     if _module is None:
         from rnnlab import _fused
