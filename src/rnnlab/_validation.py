@@ -60,8 +60,8 @@ def as_float_array(name: str, x, dtype: np.dtype, ndim: int | None = None) -> np
             x = np.asarray(x)
         else:
             raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
-    if not np.issubdtype(x.dtype, np.floating):
-        hint = " (integer token ids go through an Embedding or rnnlab.one_hot first)" if np.issubdtype(x.dtype, np.integer) else ""
+    if x.dtype.kind != "f":  # (np.issubdtype says the same, ten times slower: this runs on every call)
+        hint = " (integer token ids go through an Embedding or rnnlab.one_hot first)" if x.dtype.kind in "iu" else ""
         raise TypeError(f"{name} must be a float array, got dtype {x.dtype}{hint}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
