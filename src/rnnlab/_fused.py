@@ -68,9 +68,6 @@ def _const_impl(array, value):
     return lambda array, value: float64(value)
 
 
-_tanh32_jit = njit(**_JIT)(tanh32)
-
-
 @njit(**_JIT)
 def tanh_array(x, out):
     """``out = tanh(x)`` elementwise with the kernels' ``tanh`` (1-D arrays; for the tests)."""

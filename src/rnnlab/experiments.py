@@ -1020,8 +1020,11 @@ class Experiment:
 
     def _check_timesteps(self, timesteps) -> tuple[int, ...]:
         """``timesteps`` as a tuple of positive ints, for an experiment whose settings hold a tuple of T."""
-        if not isinstance(getattr(self.settings["fast"], "timesteps", None), tuple):
-            several = [e.name for e in EXPERIMENTS.values() if isinstance(getattr(e.settings["fast"], "timesteps", None), tuple)]
+        def several_lengths(e: Experiment) -> bool:
+            return isinstance(getattr(e.settings["fast"], "timesteps", None), tuple)
+
+        if not several_lengths(self):
+            several = [e.name for e in EXPERIMENTS.values() if several_lengths(e)]
             raise ValueError(f"timesteps can be chosen for the experiments that run several sequence lengths "
                              f"({', '.join(several)}), not for {self.name!r}")
         if isinstance(timesteps, (str, bytes)) or not isinstance(timesteps, (list, tuple)) or not timesteps:

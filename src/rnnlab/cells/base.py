@@ -49,7 +49,7 @@ class Tape:
     extra : cell-specific buffers (e.g. ``tanh_c`` for the LSTM).
     fused : the module of fused step kernels (:mod:`rnnlab._fused`) chosen for this call by
         :func:`rnnlab.kernels.fused`, or None for the NumPy ufunc path.
-    workspace : the layer's :class:`Workspace`, whose arrays the tape's big buffers are, or None.
+    workspace : the :class:`Workspace` the tape's big buffers come from (the layer's, kept across calls).
     """
 
     X: np.ndarray
@@ -60,12 +60,11 @@ class Tape:
     grad_norms: dict[str, np.ndarray] | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     fused: object | None = None
-    workspace: Workspace | None = None
+    workspace: Workspace = field(default_factory=lambda: Workspace())
 
-    def buffer(self, name: str, shape: tuple[int, ...], dtype=None) -> np.ndarray:
-        """An uninitialised array for this call: the workspace's, or a new one without a workspace."""
-        dtype = self.gates.dtype if dtype is None else dtype
-        return np.empty(shape, dtype=dtype) if self.workspace is None else self.workspace.empty(name, shape, dtype)
+    def buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised array of the tape's dtype for this call, from the workspace."""
+        return self.workspace.empty(name, shape, self.gates.dtype)
 
 
 class Workspace:
@@ -121,14 +120,16 @@ class Cell:
 
     # ------------------------------------------------------------------ the loop's pieces
     def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray], workspace: Workspace | None = None) -> Tape:
+        """The tape of one call; its buffers come from ``workspace`` (a fresh one when None)."""
         H, dtype = self.hidden_size, X.dtype
-        tape = Tape(X=X, states=[], gates=np.empty(0, dtype=dtype), fused=kernels.fused(dtype), workspace=workspace)
-        tape.gates = tape.buffer("gates", (T, B, self.gates * H))  # (T, B, G*H)
+        ws = Workspace() if workspace is None else workspace
+        states = []
         for name, s0 in zip(self.state_names, states0):
-            s = tape.buffer("state_" + name, (T + 1, B, H))  # (T+1, B, H)
+            s = ws.empty("state_" + name, (T + 1, B, H), dtype)  # (T+1, B, H)
             s[0] = s0
-            tape.states.append(s)
-        return tape
+            states.append(s)
+        return Tape(X=X, states=states, gates=ws.empty("gates", (T, B, self.gates * H), dtype),  # (T, B, G*H)
+                    fused=kernels.fused(dtype), workspace=ws)
 
     def input_projection(self, p: dict, tape: Tape) -> None:
         """``gates[t] = x_t U^T + b`` for every t, as one (T*B, D) x (D, G*H) GEMM."""

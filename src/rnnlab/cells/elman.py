@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab import kernels
-from rnnlab.cells.base import Cell, Tape
+from rnnlab.cells.base import Cell, Tape, Workspace
 from rnnlab.functional import get_activation
 
 
@@ -41,12 +41,11 @@ class ElmanCell(Cell):
 
     def allocate(self, T, B, X, states0, workspace=None):
         H = self.hidden_size
-        tape = Tape(X=X, states=[], gates=np.empty(0, dtype=X.dtype), workspace=workspace,
-                    fused=kernels.fused(X.dtype) if self.activation == "tanh" else None)
-        a = tape.buffer("state_a", (T + 1, B, H))  # (T+1, B, H)
+        ws = Workspace() if workspace is None else workspace
+        a = ws.empty("state_a", (T + 1, B, H), X.dtype)  # (T+1, B, H)
         a[0] = states0[0]
-        tape.states, tape.gates = [a], a[1:]
-        return tape
+        return Tape(X=X, states=[a], gates=a[1:], workspace=ws,
+                    fused=kernels.fused(X.dtype) if self.activation == "tanh" else None)
 
     def step(self, p, tape: Tape, t: int) -> None:
         a = tape.states[0]

@@ -102,11 +102,8 @@ class GRUCell(Cell):
         (dh,) = dstate
         h_prev = tape.states[0][t]
         gates = tape.gates[t]
-        r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
         dg = tape.dgates[t]  # (B, 3H)
-        dr, dz, dn = dg[:, :H], dg[:, H:2 * H], dg[:, 2 * H:]
         W = p["W"]
-        act_grad = tape.extra["act_grad"]  # (B, 3H) scratch: s'(.) on r, z; tanh'(.) on n
         scratch = tape.extra["gh"]  # (B, 3H)
         pair = tape.extra["dh_buffers"]
         dh_prev = pair[1] if pair[0] is dh else pair[0]  # never the buffer dh came in
@@ -116,6 +113,10 @@ class GRUCell(Cell):
             np.matmul(dgh, W, out=scratch[:, :H])
             dh_prev += scratch[:, :H]
             return [dh_prev]
+
+        r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
+        dr, dz, dn = dg[:, :H], dg[:, H:2 * H], dg[:, 2 * H:]
+        act_grad = tape.extra["act_grad"]  # (B, 3H) scratch: s'(.) on r, z; tanh'(.) on n
 
         np.subtract(1.0, gates, out=act_grad)
         act_grad *= gates  # s(1 - s) on r, z

@@ -148,17 +148,18 @@ class LSTMCell(Cell):
         H = self.hidden_size
         dh, dc_next = dstate  # (B, H) each
         z = tape.gates[t]
-        i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
         tanh_c = tape.extra["tanh_c"][t]
         c_prev = tape.states[1][t]
         dz = tape.dgates[t]  # (B, 4H)
-        di, df, dg, do = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
         pair = tape.extra["dstate_buffers"]
         dh_prev, dc = pair[1] if pair[0][1] is dc_next else pair[0]  # never the buffers dstate came in
         if tape.fused is not None and self.candidate_activation == "tanh" and tape.grad_norms is None:
             tape.fused.lstm_backward(dh, dc_next, z, tanh_c, c_prev, dz, dc)  # dz and dc_{t-1}, one pass
             np.matmul(dz, p["W"], out=dh_prev)
             return [dh_prev, dc]
+
+        i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        di, df, dg, do = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
 
         np.multiply(tanh_c, tanh_c, out=dc)
         np.subtract(1.0, dc, out=dc)
