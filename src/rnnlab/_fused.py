@@ -77,46 +77,34 @@ def tanh_array(x, out):
 
 # ---------------------------------------------------------------------------- LSTM
 @njit(**_JIT)
-def lstm_forward(z, c_prev, c, tanh_c, h):
-    """The elementwise end of one LSTM step, after NumPy's ``tanh`` of the gates.
+def lstm_forward(z, zh, bias, c_prev, c, tanh_c, h):
+    """One LSTM step after its GEMMs, in one pass over the step's units.
 
-    In: ``z`` (B, 4H) = ``tanh(pre/2)`` on i, f, o and ``tanh(pre)`` on g (the cell halves the sigmoid
-    rows of ``U``, ``W``, ``b``), ``c_prev`` (B, H). Out: ``z`` <- ``i, f, g, o`` (``s = y/2 + 1/2``);
-    ``c = f*c_prev + i*g``; ``tanh_c``; ``h = o*tanh(c)``.
+    In: ``z`` (B, 4H) = ``U x_t`` (the bias is added here, so the input projection never makes a
+    pass of its own over the (T, B, 4H) tape to add it), ``zh`` (B, 4H) = ``h_{t-1} W^T``, ``bias``
+    (4H,), ``c_prev`` (B, H). Out: ``z`` <- ``i, f, g, o`` with ``i = s(z + zh + b)`` etc. and
+    ``g = tanh(.)``, ``s(x) = (1 + tanh(x/2))/2``; ``c = f*c_prev + i*g``; ``tanh_c``; ``h = o*tanh(c)``.
     """
     B, H = c.shape
     half = _const(c, 0.5)
-    for b in range(B):  # loops of one output array each, so that each vectorises
-        zb = z[b]
+    b_if, b_g, b_o = bias[:2 * H], bias[2 * H:3 * H], bias[3 * H:]
+    for b in range(B):  # per-gate views and loops of one output each, from 0: so each vectorises
+        zb, zhb = z[b], zh[b]
+        z_if, i, f, g, o = zb[:2 * H], zb[:H], zb[H:2 * H], zb[2 * H:3 * H], zb[3 * H:]
+        zh_if, zh_g, zh_o = zhb[:2 * H], zhb[2 * H:3 * H], zhb[3 * H:]
         for k in range(2 * H):
-            zb[k] = zb[k] * half + half  # i, f
-        for k in range(3 * H, 4 * H):
-            zb[k] = zb[k] * half + half  # o
+            z_if[k] = _tanh((z_if[k] + zh_if[k] + b_if[k]) * half) * half + half  # i, f
+        for j in range(H):
+            g[j] = _tanh(g[j] + zh_g[j] + b_g[j])
+        for j in range(H):
+            o[j] = _tanh((o[j] + zh_o[j] + b_o[j]) * half) * half + half
         cb, cpb, tcb, hb = c[b], c_prev[b], tanh_c[b], h[b]
         for j in range(H):
-            cb[j] = zb[H + j] * cpb[j] + zb[j] * zb[2 * H + j]
+            cb[j] = f[j] * cpb[j] + i[j] * g[j]
         for j in range(H):
             tcb[j] = _tanh(cb[j])
         for j in range(H):
-            hb[j] = zb[3 * H + j] * tcb[j]
-
-
-@njit(**_JIT)
-def lstm_forward_pre(z, zh, c_prev, c, tanh_c, h):
-    """One whole LSTM step after its GEMMs, for a single step (generation), where the cell does not
-    halve the weights: ``z`` (B, 4H) = ``U x_t + b``, ``zh`` = ``h_{t-1} W^T``. Takes ``tanh`` of the
-    halved sigmoid pre-activations and of the candidate's, then finishes as :func:`lstm_forward`."""
-    B, H = c.shape
-    half = _const(c, 0.5)
-    for b in range(B):
-        zb, zhb = z[b], zh[b]
-        for k in range(2 * H):
-            zb[k] = _tanh((zb[k] + zhb[k]) * half)  # i, f
-        for k in range(2 * H, 3 * H):
-            zb[k] = _tanh(zb[k] + zhb[k])  # g
-        for k in range(3 * H, 4 * H):
-            zb[k] = _tanh((zb[k] + zhb[k]) * half)  # o
-    lstm_forward(z, c_prev, c, tanh_c, h)
+            hb[j] = o[j] * tcb[j]
 
 
 @njit(**_JIT)
@@ -144,21 +132,22 @@ def lstm_backward(dh, dc_next, gates, tanh_c, c_prev, dz, dc_prev):
 
 # ---------------------------------------------------------------------------- GRU (reset_after)
 @njit(**_JIT)
-def gru_forward(zx, gh, b_hn, h_prev, hn, h):
-    """One GRU step, PyTorch's form. In: ``zx`` (B, 3H) = ``U x_t + b``, ``gh`` (B, 3H) = ``h_{t-1} W^T``.
-    Out: ``zx`` <- gates ``r, z, n``; ``hn = W_n h_{t-1} + b_hn``; ``h = n + z*(h_prev - n)`` with
-    ``n = tanh(U_n x_t + b_n + r*hn)``."""
+def gru_forward(zx, gh, bias, b_hn, h_prev, hn, h):
+    """One GRU step, PyTorch's form. In: ``zx`` (B, 3H) = ``U x_t`` (the bias ``bias`` (3H,) is added
+    here), ``gh`` (B, 3H) = ``h_{t-1} W^T``. Out: ``zx`` <- gates ``r, z, n``; ``hn = W_n h_{t-1} + b_hn``;
+    ``h = n + z*(h_prev - n)`` with ``n = tanh(U_n x_t + b_n + r*hn)``."""
     B, H = h.shape
     half = _const(h, 0.5)
+    b_rz, b_n = bias[:2 * H], bias[2 * H:]
     for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
         zb, ghb, hnb, hb, hpb = zx[b], gh[b], hn[b], h[b], h_prev[b]
         rz, r, z, n, gh_rz, gh_n = zb[:2 * H], zb[:H], zb[H:2 * H], zb[2 * H:], ghb[:2 * H], ghb[2 * H:]
         for k in range(2 * H):
-            rz[k] = _tanh((rz[k] + gh_rz[k]) * half) * half + half
+            rz[k] = _tanh((rz[k] + gh_rz[k] + b_rz[k]) * half) * half + half
         for j in range(H):
             hnb[j] = gh_n[j] + b_hn[j]
         for j in range(H):
-            n[j] = _tanh(n[j] + r[j] * hnb[j])
+            n[j] = _tanh(n[j] + b_n[j] + r[j] * hnb[j])
         for j in range(H):
             hb[j] = n[j] + z[j] * (hpb[j] - n[j])
 
@@ -193,12 +182,13 @@ def gru_backward(dh, gates, h_prev, hn, dg, dgh, dh_prev):
 
 # ---------------------------------------------------------------------------- Elman (tanh)
 @njit(**_JIT)
-def elman_tanh_forward(z, za):
-    """``z <- tanh(z + za)``: ``a_t = tanh(U x_t + b + W a_{t-1})``, in place."""
+def elman_tanh_forward(z, za, bias):
+    """``z <- tanh(z + za + bias)``: ``a_t = tanh(U x_t + W a_{t-1} + b)``, in place (``z`` holds ``U x_t``)."""
     B, H = z.shape
     for b in range(B):
+        zb, zab = z[b], za[b]
         for j in range(H):
-            z[b, j] = _tanh(z[b, j] + za[b, j])
+            zb[j] = _tanh(zb[j] + zab[j] + bias[j])
 
 
 @njit(**_JIT)

@@ -78,3 +78,22 @@ def test_the_two_directions_of_a_bidirectional_layer_have_their_own_buffers(rng)
     forward, backward = layer.forward_layer._tape, layer.backward_layer._tape
     assert not np.shares_memory(forward.gates, backward.gates)
     assert not np.shares_memory(forward.states[0], backward.states[0])
+
+
+@pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
+@pytest.mark.parametrize("shape", [(1, 4, 3), (4, 1, 3), (4, 6, 3), (1, 1, 3)], ids=["B1", "T1", "B4-T6", "B1-T1"])
+def test_forward_and_backward_never_write_into_the_parameters(rng, make, shape):
+    """The forward loop works on a transposed (and, on the NumPy path, halved) copy of ``W`` when it
+    pays; when it does not, ``W.T`` is a view of the parameter and must stay read-only. H = 1 makes
+    that view contiguous, the case that once let a halving write through."""
+    for hidden in (5, 1):
+        layer = make(return_sequences=True, seed=0, dtype="float64")
+        layer = type(layer)(hidden, input_size=3, return_sequences=True, seed=0, dtype="float64",
+                            **layer.cell.get_config())
+        params = {k: v.copy() for k, v in layer.params.items()}
+        x = rng.standard_normal(shape)
+        y = layer(x)
+        layer.backward(np.ones_like(y))
+        layer(x)
+        for k, v in layer.params.items():
+            np.testing.assert_array_equal(v, params[k], err_msg=f"hidden={hidden}: parameter {k} changed")

@@ -49,13 +49,13 @@ class ElmanCell(Cell):
 
     def step(self, p, tape: Tape, t: int) -> None:
         a = tape.states[0]
-        z = a[t + 1]  # (B, H), holds U x_t + b
+        z = a[t + 1]  # (B, H), holds U x_t (+ b on the NumPy path)
         za = tape.extra.get("za")
         if za is None:
             za = tape.extra["za"] = np.empty_like(z)  # (B, H) scratch: a_{t-1} W^T
-        np.matmul(a[t], p["W"].T, out=za)
+        np.matmul(a[t], tape.extra["W_T"], out=za)
         if tape.fused is not None:
-            tape.fused.elman_tanh_forward(z, za)  # z <- tanh(z + za), one pass
+            tape.fused.elman_tanh_forward(z, za, p["b"])  # z <- tanh(z + za + b), one pass
             return
         z += za
         self.f(z, out=z)

@@ -52,6 +52,9 @@ class GRUCell(Cell):
             shapes["b_hn"] = (self.hidden_size,)
         return shapes
 
+    def kernel_step(self, tape: Tape) -> bool:
+        return tape.fused is not None and self.reset_after
+
     def allocate(self, T, B, X, states0, workspace=None):
         tape = super().allocate(T, B, X, states0, workspace)
         H, dtype = self.hidden_size, X.dtype
@@ -65,16 +68,16 @@ class GRUCell(Cell):
         H = self.hidden_size
         h = tape.states[0]
         h_prev = h[t]
-        z_all = tape.gates[t]  # (B, 3H), holds U x_t + b
+        z_all = tape.gates[t]  # (B, 3H), holds U x_t (+ b on the NumPy path)
         rz, n = z_all[:, :2 * H], z_all[:, 2 * H:]
-        W = p["W"]
+        W_T = tape.extra["W_T"]  # (H, 3H)
         gh = tape.extra["gh"]  # (B, 3H)
-        if self.reset_after and tape.fused is not None:  # everything after the GEMM in one kernel
-            np.matmul(h_prev, W.T, out=gh)
-            tape.fused.gru_forward(z_all, gh, p["b_hn"], h_prev, tape.extra["hn"][t], h[t + 1])
+        if self.kernel_step(tape):  # everything after the GEMM in one kernel, the bias included
+            np.matmul(h_prev, W_T, out=gh)
+            tape.fused.gru_forward(z_all, gh, p["b"], p["b_hn"], h_prev, tape.extra["hn"][t], h[t + 1])
             return
         if self.reset_after:
-            np.matmul(h_prev, W.T, out=gh)
+            np.matmul(h_prev, W_T, out=gh)
             rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             hn = tape.extra["hn"][t]
@@ -83,12 +86,12 @@ class GRUCell(Cell):
             np.multiply(rz[:, :H], hn, out=rhn)
             n += rhn
         else:
-            np.matmul(h_prev, W[:2 * H].T, out=gh[:, :2 * H])
+            np.matmul(h_prev, W_T[:, :2 * H], out=gh[:, :2 * H])
             rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             rh = tape.extra["rh"][t]
             np.multiply(rz[:, :H], h_prev, out=rh)
-            np.matmul(rh, W[2 * H:].T, out=gh[:, 2 * H:])
+            np.matmul(rh, W_T[:, 2 * H:], out=gh[:, 2 * H:])
             n += gh[:, 2 * H:]
         np.tanh(n, out=n)
         z = rz[:, H:]
@@ -107,7 +110,7 @@ class GRUCell(Cell):
         scratch = tape.extra["gh"]  # (B, 3H)
         pair = tape.extra["dh_buffers"]
         dh_prev = pair[1] if pair[0] is dh else pair[0]  # never the buffer dh came in
-        if self.reset_after and tape.fused is not None:
+        if self.kernel_step(tape):
             dgh = tape.extra["dgh"][t]
             tape.fused.gru_backward(dh, gates, h_prev, tape.extra["hn"][t], dg, dgh, dh_prev)  # one pass
             np.matmul(dgh, W, out=scratch[:, :H])

@@ -63,10 +63,13 @@ class LSTMCell(Cell):
         return values
 
     # ------------------------------------------------------------------ forward
-    def _fused_tanh(self, tape: Tape) -> bool:
-        """One ``tanh`` call for all four gates: for a tanh candidate, over more than one step (the
-        halved weight copies cost about one step's GEMM, so a single step, as in generation, skips it)."""
-        return self.candidate_activation == "tanh" and tape.X.shape[0] > 1
+    def kernel_step(self, tape: Tape) -> bool:
+        return tape.fused is not None and self.candidate_activation == "tanh"
+
+    def _halved(self, tape: Tape) -> bool:
+        """The NumPy path's one ``tanh`` call for all four gates: for a tanh candidate, over more than
+        one step (the halved weight copies cost about one step's GEMM, so a single step skips it)."""
+        return not self.kernel_step(tape) and self.candidate_activation == "tanh" and tape.X.shape[0] > 1
 
     def _gate_scale(self, dtype) -> np.ndarray:
         """(4H,) 1/2 on the sigmoid rows (i, f, o), 1 on the candidate's: ``s(x) = (1 + tanh(x/2)) / 2``."""
@@ -84,44 +87,41 @@ class LSTMCell(Cell):
         return tape
 
     def input_projection(self, p, tape: Tape) -> None:
-        """As the base class, with the sigmoid rows of ``U``, ``b`` (and ``W`` for the loop) halved.
+        """As the base class; on the NumPy path over several steps, with the sigmoid rows of ``U``,
+        ``b`` and ``W^T`` halved.
 
         Halving is exact in binary floating point, so ``x (U/2)^T + b/2`` is bit for bit half of
         ``x U^T + b`` and one ``tanh`` over the whole (B, 4H) row gives every gate: ``tanh(x/2)`` on
-        i, f, o (turned into ``s(x)`` by ``y/2 + 1/2``) and ``tanh(x)`` on g.
+        i, f, o (turned into ``s(x)`` by ``y/2 + 1/2``) and ``tanh(x)`` on g. (The fused kernel
+        halves inside its one pass instead.)
         """
-        if not self._fused_tanh(tape):
+        if not self._halved(tape):
             return super().input_projection(p, tape)
         T, B, D = tape.X.shape
         scale = self._gate_scale(tape.X.dtype)
         U_half = p["U"] * scale[:, None]  # (4H, D)
         np.matmul(tape.X.reshape(T * B, D), U_half.T, out=tape.gates.reshape(T * B, -1))
         tape.gates += p["b"] * scale
-        tape.extra["W_half_T"] = np.multiply(p["W"].T, scale)  # (H, 4H), C-contiguous
+        W_T = self.recurrent_weight(p, tape)  # (H, 4H): a copy, or a view of the parameter itself
+        tape.extra["W_T"] = W_T * scale if np.shares_memory(W_T, p["W"]) else np.multiply(W_T, scale, out=W_T)
         return None
 
     def step(self, p, tape: Tape, t: int) -> None:
         H = self.hidden_size
         h, c = tape.states
-        z = tape.gates[t]  # (B, 4H), holds U x_t + b (sigmoid rows halved when fused)
+        z = tape.gates[t]  # (B, 4H), holds U x_t (+ b on the NumPy path; sigmoid rows halved there)
         zh = tape.extra["zh"]
-        if "W_half_T" in tape.extra:
-            np.matmul(h[t], tape.extra["W_half_T"], out=zh)
-            z += zh
+        np.matmul(h[t], tape.extra["W_T"], out=zh)
+        if self.kernel_step(tape):  # the rest in one kernel: bias, gates, c_t, tanh(c_t), h_t
+            tape.fused.lstm_forward(z, zh, p["b"], c[t], c[t + 1], tape.extra["tanh_c"][t], h[t + 1])
+            return
+        z += zh
+        if self._halved(tape):
             np.tanh(z, out=z)  # tanh(pre/2) on i, f, o; tanh(pre) on g
-            if tape.fused is not None:  # the rest in one kernel: sigmoids, c_t, tanh(c_t), h_t
-                tape.fused.lstm_forward(z, c[t], c[t + 1], tape.extra["tanh_c"][t], h[t + 1])
-                return
             for sig in (z[:, :2 * H], z[:, 3 * H:]):
                 sig *= 0.5
                 sig += 0.5
-        elif tape.fused is not None and self.candidate_activation == "tanh":  # one step: one kernel after the GEMM
-            np.matmul(h[t], p["W"].T, out=zh)
-            tape.fused.lstm_forward_pre(z, zh, c[t], c[t + 1], tape.extra["tanh_c"][t], h[t + 1])
-            return
         else:
-            np.matmul(h[t], p["W"].T, out=zh)
-            z += zh
             sigmoid(z[:, :2 * H], out=z[:, :2 * H])  # i, f
             self.phi(z[:, 2 * H:3 * H], out=z[:, 2 * H:3 * H])  # g
             sigmoid(z[:, 3 * H:], out=z[:, 3 * H:])  # o
@@ -153,7 +153,7 @@ class LSTMCell(Cell):
         dz = tape.dgates[t]  # (B, 4H)
         pair = tape.extra["dstate_buffers"]
         dh_prev, dc = pair[1] if pair[0][1] is dc_next else pair[0]  # never the buffers dstate came in
-        if tape.fused is not None and self.candidate_activation == "tanh" and tape.grad_norms is None:
+        if self.kernel_step(tape) and tape.grad_norms is None:
             tape.fused.lstm_backward(dh, dc_next, z, tanh_c, c_prev, dz, dc)  # dz and dc_{t-1}, one pass
             np.matmul(dz, p["W"], out=dh_prev)
             return [dh_prev, dc]
