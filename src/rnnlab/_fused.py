@@ -77,13 +77,13 @@ def tanh_array(x, out):
 
 # ---------------------------------------------------------------------------- LSTM
 @njit(**_JIT)
-def lstm_forward(z, zh, bias, c_prev, c, tanh_c, h):
+def lstm_forward(z, zh, bias, c_prev, c, h):
     """One LSTM step after its GEMMs, in one pass over the step's units.
 
     In: ``z`` (B, 4H) = ``U x_t`` (the bias is added here, so the input projection never makes a
     pass of its own over the (T, B, 4H) tape to add it), ``zh`` (B, 4H) = ``h_{t-1} W^T``, ``bias``
     (4H,), ``c_prev`` (B, H). Out: ``z`` <- ``i, f, g, o`` with ``i = s(z + zh + b)`` etc. and
-    ``g = tanh(.)``, ``s(x) = (1 + tanh(x/2))/2``; ``c = f*c_prev + i*g``; ``tanh_c``; ``h = o*tanh(c)``.
+    ``g = tanh(.)``, ``s(x) = (1 + tanh(x/2))/2``; ``c = f*c_prev + i*g``; ``h = o*tanh(c)``.
     """
     B, H = c.shape
     half = _const(c, 0.5)
@@ -98,36 +98,42 @@ def lstm_forward(z, zh, bias, c_prev, c, tanh_c, h):
             g[j] = _tanh(g[j] + zh_g[j] + b_g[j])
         for j in range(H):
             o[j] = _tanh((o[j] + zh_o[j] + b_o[j]) * half) * half + half
-        cb, cpb, tcb, hb = c[b], c_prev[b], tanh_c[b], h[b]
+        cb, cpb, hb = c[b], c_prev[b], h[b]
         for j in range(H):
             cb[j] = f[j] * cpb[j] + i[j] * g[j]
         for j in range(H):
-            tcb[j] = _tanh(cb[j])
-        for j in range(H):
-            hb[j] = o[j] * tcb[j]
+            hb[j] = o[j] * _tanh(cb[j])
 
 
 @njit(**_JIT)
-def lstm_backward(dh, dc_next, gates, tanh_c, c_prev, dz, dc_prev):
-    """One LSTM step back. ``dc = dc_next + dh*o*(1 - tanh^2 c)`` (into ``dc_prev``, then scaled by
+def lstm_backward(dh, dy, dc_next, gates, c, c_prev, tanh_c, dz, dc_prev):
+    """One LSTM step back. With ``dh_t = dh + dy`` (the next step's gradient and the output's; ``dy``
+    is zeros when the loop has added the output's already) and ``tanh(c_t)`` recomputed from ``c`` into the
+    (B, H) scratch ``tanh_c`` (the forward pass keeps no copy: recomputing is cheaper than reading one
+    back from memory): ``dc = dc_next + dh_t*o*(1 - tanh^2 c_t)`` (into ``dc_prev``, then scaled by
     ``f``); into ``dz`` (B, 4H) the pre-activation gradients
-    ``[dc*g*i(1-i); dc*c_prev*f(1-f); dc*i*(1-g^2); dh*tanh(c)*o(1-o)]``; ``dc_prev = dc*f``."""
+    ``[dc*g*i(1-i); dc*c_prev*f(1-f); dc*i*(1-g^2); dh_t*tanh(c_t)*o(1-o)]``; ``dc_prev = dc*f``."""
     B, H = dh.shape
     one = _const(dh, 1.0)
-    for b in range(B):  # loops of one output array each, so that each vectorises
-        gb, dzb, db, dcn, tcb, cpb, dcp = gates[b], dz[b], dh[b], dc_next[b], tanh_c[b], c_prev[b], dc_prev[b]
+    for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
+        gb, dzb, dhb, dyb, dcn, cb, cpb, tcb, dcp = (gates[b], dz[b], dh[b], dy[b], dc_next[b], c[b], c_prev[b],
+                                                     tanh_c[b], dc_prev[b])
+        i, f, g, o = gb[:H], gb[H:2 * H], gb[2 * H:3 * H], gb[3 * H:]
+        di, df, dg, do = dzb[:H], dzb[H:2 * H], dzb[2 * H:3 * H], dzb[3 * H:]
+        for j in range(H):
+            tcb[j] = _tanh(cb[j])
+        for j in range(H):
+            do[j] = (dhb[j] + dyb[j]) * tcb[j] * o[j] * (one - o[j])
         for j in range(H):  # dL/dc_t
-            dcp[j] = dcn[j] + db[j] * gb[3 * H + j] * (one - tcb[j] * tcb[j])
+            dcp[j] = dcn[j] + (dhb[j] + dyb[j]) * o[j] * (one - tcb[j] * tcb[j])
         for j in range(H):
-            dzb[j] = dcp[j] * gb[2 * H + j] * gb[j] * (one - gb[j])
+            di[j] = dcp[j] * g[j] * i[j] * (one - i[j])
         for j in range(H):
-            dzb[H + j] = dcp[j] * cpb[j] * gb[H + j] * (one - gb[H + j])
+            df[j] = dcp[j] * cpb[j] * f[j] * (one - f[j])
         for j in range(H):
-            dzb[2 * H + j] = dcp[j] * gb[j] * (one - gb[2 * H + j] * gb[2 * H + j])
+            dg[j] = dcp[j] * i[j] * (one - g[j] * g[j])
         for j in range(H):
-            dzb[3 * H + j] = db[j] * tcb[j] * gb[3 * H + j] * (one - gb[3 * H + j])
-        for j in range(H):
-            dcp[j] *= gb[H + j]  # dc_{t-1}
+            dcp[j] *= f[j]  # dc_{t-1}
 
 
 # ---------------------------------------------------------------------------- GRU (reset_after)
@@ -153,17 +159,21 @@ def gru_forward(zx, gh, bias, b_hn, h_prev, hn, h):
 
 
 @njit(**_JIT)
-def gru_backward(dh, gates, h_prev, hn, dg, dgh, dh_prev):
-    """One GRU step back (PyTorch's form). Into ``dg`` the pre-activation gradients
+def gru_backward(dh_next, dy, gates, h_prev, hn, dh, dg, dgh, dh_prev):
+    """One GRU step back (PyTorch's form). With ``dh = dh_next + dy`` (written to the (B, H) scratch
+    ``dh``: the next step's gradient and the output's), into ``dg`` the pre-activation gradients
     ``[dn*hn*r(1-r); dh*(h_prev - n)*z(1-z); dn]`` with ``dn = dh*(1-z)*(1-n^2)``, into ``dgh`` the
     recurrent side's (the n block times ``r``), and ``dh_prev = dh*z`` (the loop adds ``dgh W``)."""
     B, H = dh.shape
     one = _const(dh, 1.0)
     for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
         gb, dgb, dghb, db, hpb, hnb, dhpb = gates[b], dg[b], dgh[b], dh[b], h_prev[b], hn[b], dh_prev[b]
+        dnb, dyb = dh_next[b], dy[b]
         r, z, n = gb[:H], gb[H:2 * H], gb[2 * H:]
         dr, dz, dn = dgb[:H], dgb[H:2 * H], dgb[2 * H:]
         dr_h, dz_h, dn_h = dghb[:H], dghb[H:2 * H], dghb[2 * H:]
+        for j in range(H):
+            db[j] = dnb[j] + dyb[j]
         for j in range(H):
             dn[j] = db[j] * (one - z[j]) * (one - n[j] * n[j])
         for j in range(H):
@@ -192,11 +202,11 @@ def elman_tanh_forward(z, za, bias):
 
 
 @njit(**_JIT)
-def elman_tanh_backward(da, a, dz):
-    """``dz = da * (1 - a^2)``."""
+def elman_tanh_backward(da, dy, a, dz):
+    """``dz = (da + dy) * (1 - a^2)``: the next step's gradient and the output's, through tanh."""
     B, H = da.shape
     one = _const(da, 1.0)
     for b in range(B):
+        dab, dyb, ab, dzb = da[b], dy[b], a[b], dz[b]
         for j in range(H):
-            y = a[b, j]
-            dz[b, j] = da[b, j] * (one - y * y)
+            dzb[j] = (dab[j] + dyb[j]) * (one - ab[j] * ab[j])

@@ -8,7 +8,7 @@ and state. The time loop calls, in order::
     for t in range(T):  cell.step(p, tape, t)         # one fused GEMM per step: a_{t-1} W^T
     ...
     cell.prepare_backward(tape)                       # scratch buffers for the backward loop
-    for t in reversed(range(T)):  dstate = cell.step_backward(p, tape, t, dstate)
+    for t in reversed(range(T)):  dstate = cell.step_backward(p, tape, t, dstate, dy_t)
     cell.accumulate_grads(p, grads, tape)             # dU, dW as one GEMM each over all steps
     dX = cell.input_grad(p, tape)                     # one GEMM: dgates U
 
@@ -46,7 +46,7 @@ class Tape:
     mask : (T, B, 1) boolean, or None.
     dgates : (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
     grad_norms : per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
-    extra : cell-specific buffers (e.g. ``tanh_c`` for the LSTM).
+    extra : cell-specific buffers (e.g. ``hn`` for the GRU).
     fused : the module of fused step kernels (:mod:`rnnlab._fused`) chosen for this call by
         :func:`rnnlab.kernels.fused`, or None for the NumPy ufunc path.
     workspace : the :class:`Workspace` the tape's big buffers come from (the layer's, kept across calls).
@@ -171,7 +171,11 @@ class Cell:
     def step(self, p: dict, tape: Tape, t: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def step_backward(self, p: dict, tape: Tape, t: int, dstate: list[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover
+    def step_backward(self, p: dict, tape: Tape, t: int, dstate: list[np.ndarray],
+                      dy: np.ndarray | None = None) -> list[np.ndarray]:  # pragma: no cover
+        """One step back: ``dstate`` holds the gradients reaching step t's states from step t+1 (the
+        cell may write into them), ``dy`` (B, H) the output's gradient at t when the loop has not added
+        it to ``dstate[0]`` already (a kernel adds it within its own pass). Returns step t-1's."""
         raise NotImplementedError
 
     def skip_step(self, tape: Tape, t: int) -> None:

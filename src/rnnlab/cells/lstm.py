@@ -31,12 +31,15 @@ class LSTMCell(Cell):
         dc_{t-1}  = dc_t * f_t                                     (the cell path: dc_t/dc_{t-1} = f_t + ...)
         dh_{t-1}  = [di; df; dg; do]_pre W
 
-    Implementation: over more than one step with a tanh candidate, the loop multiplies by copies of
-    ``U``, ``W``, ``b`` whose i, f, o rows are halved (exact in binary floating point), so a single
-    ``tanh`` over the contiguous (B, 4H) pre-activations yields ``tanh(x/2)`` on i, f, o and ``tanh(x)``
-    on g, and ``s(x) = tanh(x/2)/2 + 1/2`` finishes the sigmoids: the same numbers as
-    :func:`rnnlab.functional.sigmoid`, in fewer passes. Per-step products go into preallocated scratch
-    (``np.matmul(..., out=)``); the backward loop alternates two (dh, dc) buffer pairs.
+    Implementation: with numba (:mod:`rnnlab.kernels`), everything after a step's GEMM is one fused
+    kernel, forward and backward. On the NumPy path over more than one step with a tanh candidate,
+    the loop multiplies by copies of ``U``, ``W``, ``b`` whose i, f, o rows are halved (exact in binary
+    floating point), so a single ``tanh`` over the contiguous (B, 4H) pre-activations yields
+    ``tanh(x/2)`` on i, f, o and ``tanh(x)`` on g, and ``s(x) = tanh(x/2)/2 + 1/2`` finishes the
+    sigmoids: the same numbers as :func:`rnnlab.functional.sigmoid`, in fewer passes. The tape keeps
+    ``c_t`` but not ``tanh(c_t)``, which the backward step recomputes (cheaper than reading a copy
+    back from memory). Per-step products go into preallocated scratch (``np.matmul(..., out=)``);
+    the backward loop alternates two (dh, dc) buffer pairs.
 
     Shapes: ``U`` (4H, D), ``W`` (4H, H), ``b`` (4H,). PyTorch ``nn.LSTM``: ``U = weight_ih_l0``,
     ``W = weight_hh_l0``, ``b = bias_ih_l0 + bias_hh_l0`` (the two biases only ever appear summed).
@@ -81,9 +84,8 @@ class LSTMCell(Cell):
     def allocate(self, T, B, X, states0, workspace=None):
         tape = super().allocate(T, B, X, states0, workspace)
         H, dtype = self.hidden_size, X.dtype
-        tape.extra["tanh_c"] = tape.buffer("tanh_c", (T, B, H))  # (T, B, H)
         tape.extra["zh"] = np.empty((B, 4 * H), dtype=dtype)  # (B, 4H) scratch: h_{t-1} W^T
-        tape.extra["ig"] = np.empty((B, H), dtype=dtype)  # (B, H) scratch: i_t * g_t
+        tape.extra["ig"] = np.empty((B, H), dtype=dtype)  # (B, H) scratch: i_t * g_t, then tanh(c_t)
         return tape
 
     def input_projection(self, p, tape: Tape) -> None:
@@ -113,7 +115,7 @@ class LSTMCell(Cell):
         zh = tape.extra["zh"]
         np.matmul(h[t], tape.extra["W_T"], out=zh)
         if self.kernel_step(tape):  # the rest in one kernel: bias, gates, c_t, tanh(c_t), h_t
-            tape.fused.lstm_forward(z, zh, p["b"], c[t], c[t + 1], tape.extra["tanh_c"][t], h[t + 1])
+            tape.fused.lstm_forward(z, zh, p["b"], c[t], c[t + 1], h[t + 1])
             return
         z += zh
         if self._halved(tape):
@@ -131,33 +133,40 @@ class LSTMCell(Cell):
         ig = tape.extra["ig"]
         np.multiply(i, g, out=ig)
         c_t += ig
-        tanh_c = tape.extra["tanh_c"][t]
-        np.tanh(c_t, out=tanh_c)
-        np.multiply(o, tanh_c, out=h[t + 1])
+        np.tanh(c_t, out=ig)
+        np.multiply(o, ig, out=h[t + 1])
 
     # ------------------------------------------------------------------ backward
     def prepare_backward(self, tape: Tape) -> None:
-        """Scratch for the loop: the gates' local derivatives and two alternating (dh, dc) pairs."""
+        """Scratch for the loop: the gates' local derivatives, ``tanh(c_t)`` (recomputed from ``c_t``:
+        the forward pass keeps no copy of it), zeros for a step with no output gradient, and two
+        alternating (dh, dc) pairs."""
         _, B, G_H = tape.gates.shape
         H, dtype = self.hidden_size, tape.gates.dtype
         tape.extra["act_grad"] = np.empty((B, G_H), dtype=dtype)  # (B, 4H)
+        tape.extra["tanh_c"] = np.empty((B, H), dtype=dtype)  # (B, H)
+        tape.extra["no_dy"] = np.zeros((B, H), dtype=dtype)  # (B, H)
         tape.extra["dstate_buffers"] = [[np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)]
                                         for _ in range(2)]
 
-    def step_backward(self, p, tape: Tape, t: int, dstate):
+    def step_backward(self, p, tape: Tape, t: int, dstate, dy=None):
         H = self.hidden_size
         dh, dc_next = dstate  # (B, H) each
         z = tape.gates[t]
-        tanh_c = tape.extra["tanh_c"][t]
-        c_prev = tape.states[1][t]
+        tanh_c = tape.extra["tanh_c"]  # (B, H) scratch
+        c_t, c_prev = tape.states[1][t + 1], tape.states[1][t]
         dz = tape.dgates[t]  # (B, 4H)
         pair = tape.extra["dstate_buffers"]
         dh_prev, dc = pair[1] if pair[0][1] is dc_next else pair[0]  # never the buffers dstate came in
-        if self.kernel_step(tape) and tape.grad_norms is None:
-            tape.fused.lstm_backward(dh, dc_next, z, tanh_c, c_prev, dz, dc)  # dz and dc_{t-1}, one pass
+        if self.kernel_step(tape) and tape.grad_norms is None:  # dz and dc_{t-1} in one pass
+            tape.fused.lstm_backward(dh, tape.extra["no_dy"] if dy is None else dy, dc_next, z, c_t, c_prev, tanh_c,
+                                     dz, dc)
             np.matmul(dz, p["W"], out=dh_prev)
             return [dh_prev, dc]
 
+        if dy is not None:
+            dh += dy
+        np.tanh(c_t, out=tanh_c)
         i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
         di, df, dg, do = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
 
