@@ -106,9 +106,10 @@ def lstm_forward(z, zh, bias, c_prev, c, h):
 
 
 @njit(**_JIT)
-def lstm_backward(dh, dy, dc_next, gates, c, c_prev, tanh_c, dz, dc_prev):
-    """One LSTM step back. With ``dh_t = dh + dy`` (the next step's gradient and the output's; ``dy``
-    is zeros when the loop has added the output's already) and ``tanh(c_t)`` recomputed from ``c`` into the
+def lstm_backward(dh, dy, ty, dc_next, gates, c, c_prev, tanh_c, dz, dc_prev):
+    """One LSTM step back. With ``dh_t = dh + dy[:, ty]`` (the next step's gradient and the output's,
+    read from the whole (B, T, H) output gradient, whose rows are contiguous: a (B, H) slice of it
+    would be a strided array, which the vectoriser cannot assume contiguous) and ``tanh(c_t)`` recomputed from ``c`` into the
     (B, H) scratch ``tanh_c`` (the forward pass keeps no copy: recomputing is cheaper than reading one
     back from memory): ``dc = dc_next + dh_t*o*(1 - tanh^2 c_t)`` (into ``dc_prev``, then scaled by
     ``f``); into ``dz`` (B, 4H) the pre-activation gradients
@@ -116,7 +117,7 @@ def lstm_backward(dh, dy, dc_next, gates, c, c_prev, tanh_c, dz, dc_prev):
     B, H = dh.shape
     one = _const(dh, 1.0)
     for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
-        gb, dzb, dhb, dyb, dcn, cb, cpb, tcb, dcp = (gates[b], dz[b], dh[b], dy[b], dc_next[b], c[b], c_prev[b],
+        gb, dzb, dhb, dyb, dcn, cb, cpb, tcb, dcp = (gates[b], dz[b], dh[b], dy[b, ty], dc_next[b], c[b], c_prev[b],
                                                      tanh_c[b], dc_prev[b])
         i, f, g, o = gb[:H], gb[H:2 * H], gb[2 * H:3 * H], gb[3 * H:]
         di, df, dg, do = dzb[:H], dzb[H:2 * H], dzb[2 * H:3 * H], dzb[3 * H:]
@@ -159,16 +160,16 @@ def gru_forward(zx, gh, bias, b_hn, h_prev, hn, h):
 
 
 @njit(**_JIT)
-def gru_backward(dh_next, dy, gates, h_prev, hn, dh, dg, dgh, dh_prev):
-    """One GRU step back (PyTorch's form). With ``dh = dh_next + dy`` (written to the (B, H) scratch
-    ``dh``: the next step's gradient and the output's), into ``dg`` the pre-activation gradients
+def gru_backward(dh_next, dy, ty, gates, h_prev, hn, dh, dg, dgh, dh_prev):
+    """One GRU step back (PyTorch's form). With ``dh = dh_next + dy[:, ty]`` (written to the (B, H)
+    scratch ``dh``: the next step's gradient and the output's, as in :func:`lstm_backward`), into ``dg`` the pre-activation gradients
     ``[dn*hn*r(1-r); dh*(h_prev - n)*z(1-z); dn]`` with ``dn = dh*(1-z)*(1-n^2)``, into ``dgh`` the
     recurrent side's (the n block times ``r``), and ``dh_prev = dh*z`` (the loop adds ``dgh W``)."""
     B, H = dh.shape
     one = _const(dh, 1.0)
     for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
         gb, dgb, dghb, db, hpb, hnb, dhpb = gates[b], dg[b], dgh[b], dh[b], h_prev[b], hn[b], dh_prev[b]
-        dnb, dyb = dh_next[b], dy[b]
+        dnb, dyb = dh_next[b], dy[b, ty]
         r, z, n = gb[:H], gb[H:2 * H], gb[2 * H:]
         dr, dz, dn = dgb[:H], dgb[H:2 * H], dgb[2 * H:]
         dr_h, dz_h, dn_h = dghb[:H], dghb[H:2 * H], dghb[2 * H:]
@@ -202,11 +203,12 @@ def elman_tanh_forward(z, za, bias):
 
 
 @njit(**_JIT)
-def elman_tanh_backward(da, dy, a, dz):
-    """``dz = (da + dy) * (1 - a^2)``: the next step's gradient and the output's, through tanh."""
+def elman_tanh_backward(da, dy, ty, a, dz):
+    """``dz = (da + dy[:, ty]) * (1 - a^2)``: the next step's gradient and the output's (as in
+    :func:`lstm_backward`), through tanh."""
     B, H = da.shape
     one = _const(da, 1.0)
     for b in range(B):
-        dab, dyb, ab, dzb = da[b], dy[b], a[b], dz[b]
+        dab, dyb, ab, dzb = da[b], dy[b, ty], a[b], dz[b]
         for j in range(H):
             dzb[j] = (dab[j] + dyb[j]) * (one - ab[j] * ab[j])

@@ -297,10 +297,11 @@ class Recurrent(Module):
             pad = 1.0 - keep
             carried = [np.empty((B, H), dtype=self.dtype) for _ in dstate]
             padded_rows = ~tape.mask[:, :, 0]  # (T, B)
-        fold_dy = dY is not None and tape.mask is None and tape.grad_norms is None
+        # unmasked and unrecorded: the cell adds dy[:, t] within its own pass over the step
+        dy_folded = np.ascontiguousarray(dy) if dY is not None and tape.mask is None and tape.grad_norms is None else None
         for t in reversed(range(T)):
-            if fold_dy:  # the cell adds dY[t] within its own pass over the step
-                dstate = self.cell.step_backward(p, tape, t, dstate, dY[t])
+            if dy_folded is not None:
+                dstate = self.cell.step_backward(p, tape, t, dstate, dy_folded)
                 continue
             if dY is not None:
                 dstate[0] += dY[t]

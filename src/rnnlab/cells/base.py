@@ -8,7 +8,7 @@ and state. The time loop calls, in order::
     for t in range(T):  cell.step(p, tape, t)         # one fused GEMM per step: a_{t-1} W^T
     ...
     cell.prepare_backward(tape)                       # scratch buffers for the backward loop
-    for t in reversed(range(T)):  dstate = cell.step_backward(p, tape, t, dstate, dy_t)
+    for t in reversed(range(T)):  dstate = cell.step_backward(p, tape, t, dstate, dy)
     cell.accumulate_grads(p, grads, tape)             # dU, dW as one GEMM each over all steps
     dX = cell.input_grad(p, tape)                     # one GEMM: dgates U
 
@@ -174,9 +174,21 @@ class Cell:
     def step_backward(self, p: dict, tape: Tape, t: int, dstate: list[np.ndarray],
                       dy: np.ndarray | None = None) -> list[np.ndarray]:  # pragma: no cover
         """One step back: ``dstate`` holds the gradients reaching step t's states from step t+1 (the
-        cell may write into them), ``dy`` (B, H) the output's gradient at t when the loop has not added
-        it to ``dstate[0]`` already (a kernel adds it within its own pass). Returns step t-1's."""
+        cell may write into them), ``dy`` the whole output gradient (B, T, H), C-contiguous, when the
+        loop has not added ``dy[:, t]`` to ``dstate[0]`` already (a kernel adds it within its own
+        pass). Returns step t-1's."""
         raise NotImplementedError
+
+    @staticmethod
+    def output_grad(tape: Tape, dy: np.ndarray | None, t: int) -> tuple[np.ndarray, int]:
+        """``(dy, t)`` for a kernel that reads ``dy[:, t]``; (B, 1, H) zeros and 0 when ``dy`` is None."""
+        if dy is not None:
+            return dy, t
+        zeros = tape.extra.get("no_dy")
+        if zeros is None:
+            B, H = tape.states[0].shape[1:]
+            zeros = tape.extra["no_dy"] = np.zeros((B, 1, H), dtype=tape.gates.dtype)
+        return zeros, 0
 
     def skip_step(self, tape: Tape, t: int) -> None:
         """Forward over a step that is padding for the whole batch: the state is carried, no maths runs.

@@ -64,10 +64,10 @@ class ElmanCell(Cell):
         (da,) = dstate  # (B, H)
         dz = tape.dgates[t]  # (B, H)
         if tape.fused is not None:  # dz = (da + dy) * (1 - a^2), one pass
-            tape.fused.elman_tanh_backward(da, tape.extra["no_dy"] if dy is None else dy, tape.states[0][t + 1], dz)
+            tape.fused.elman_tanh_backward(da, *self.output_grad(tape, dy, t), tape.states[0][t + 1], dz)
         else:
             if dy is not None:
-                da += dy
+                da += dy[:, t]
             self.f_grad(tape.states[0][t + 1], out=dz)
             dz *= da
         pair = tape.extra["da_buffers"]
@@ -78,7 +78,6 @@ class ElmanCell(Cell):
     def prepare_backward(self, tape: Tape) -> None:
         B, H = tape.states[0].shape[1:]
         tape.extra["da_buffers"] = [np.empty((B, H), dtype=tape.gates.dtype) for _ in range(2)]
-        tape.extra["no_dy"] = np.zeros((B, H), dtype=tape.gates.dtype)  # for a step with no output gradient
 
     def get_config(self):
         return {"activation": self.activation}

@@ -112,14 +112,14 @@ class GRUCell(Cell):
         dh_prev = pair[1] if pair[0] is dh else pair[0]  # never the buffer dh came in
         if self.kernel_step(tape):
             dgh = tape.extra["dgh"][t]
-            tape.fused.gru_backward(dh, tape.extra["no_dy"] if dy is None else dy, gates, h_prev, tape.extra["hn"][t],
+            tape.fused.gru_backward(dh, *self.output_grad(tape, dy, t), gates, h_prev, tape.extra["hn"][t],
                                     tape.extra["dh_total"], dg, dgh, dh_prev)  # one pass
             np.matmul(dgh, W, out=scratch[:, :H])
             dh_prev += scratch[:, :H]
             return [dh_prev]
 
         if dy is not None:
-            dh += dy
+            dh += dy[:, t]
 
         r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
         dr, dz, dn = dg[:, :H], dg[:, H:2 * H], dg[:, 2 * H:]
@@ -183,9 +183,8 @@ class GRUCell(Cell):
         dtype = tape.gates.dtype
         tape.extra["act_grad"] = np.empty((B, G_H), dtype=dtype)  # (B, 3H)
         tape.extra["dh_buffers"] = [np.empty((B, self.hidden_size), dtype=dtype) for _ in range(2)]
-        if self.kernel_step(tape):  # the kernel's dh_t = dh_{t+1 path} + dy_t, and zeros for no dy_t
+        if self.kernel_step(tape):  # the kernel's dh_t = dh_{t+1 path} + dy_t
             tape.extra["dh_total"] = np.empty((B, self.hidden_size), dtype=dtype)
-            tape.extra["no_dy"] = np.zeros((B, self.hidden_size), dtype=dtype)
         if self.reset_after:
             tape.extra["dgh"] = tape.buffer("dgh", tape.gates.shape)  # (T, B, 3H)
 

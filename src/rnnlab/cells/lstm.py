@@ -139,13 +139,11 @@ class LSTMCell(Cell):
     # ------------------------------------------------------------------ backward
     def prepare_backward(self, tape: Tape) -> None:
         """Scratch for the loop: the gates' local derivatives, ``tanh(c_t)`` (recomputed from ``c_t``:
-        the forward pass keeps no copy of it), zeros for a step with no output gradient, and two
-        alternating (dh, dc) pairs."""
+        the forward pass keeps no copy of it) and two alternating (dh, dc) pairs."""
         _, B, G_H = tape.gates.shape
         H, dtype = self.hidden_size, tape.gates.dtype
         tape.extra["act_grad"] = np.empty((B, G_H), dtype=dtype)  # (B, 4H)
         tape.extra["tanh_c"] = np.empty((B, H), dtype=dtype)  # (B, H)
-        tape.extra["no_dy"] = np.zeros((B, H), dtype=dtype)  # (B, H)
         tape.extra["dstate_buffers"] = [[np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)]
                                         for _ in range(2)]
 
@@ -159,13 +157,12 @@ class LSTMCell(Cell):
         pair = tape.extra["dstate_buffers"]
         dh_prev, dc = pair[1] if pair[0][1] is dc_next else pair[0]  # never the buffers dstate came in
         if self.kernel_step(tape) and tape.grad_norms is None:  # dz and dc_{t-1} in one pass
-            tape.fused.lstm_backward(dh, tape.extra["no_dy"] if dy is None else dy, dc_next, z, c_t, c_prev, tanh_c,
-                                     dz, dc)
+            tape.fused.lstm_backward(dh, *self.output_grad(tape, dy, t), dc_next, z, c_t, c_prev, tanh_c, dz, dc)
             np.matmul(dz, p["W"], out=dh_prev)
             return [dh_prev, dc]
 
         if dy is not None:
-            dh += dy
+            dh += dy[:, t]
         np.tanh(c_t, out=tanh_c)
         i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
         di, df, dg, do = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
