@@ -139,3 +139,34 @@ def test_a_tape_from_one_backend_is_differentiated_by_the_other(rng, make):
         np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-13, err_msg=str(key))
         for name in ref:
             np.testing.assert_allclose(g[name], ref[name], rtol=1e-12, atol=1e-13, err_msg=f"{key} {name}")
+
+
+@needs_numba
+def test_the_layers_hand_the_kernels_contiguous_arrays_only():
+    """numba compiles one version per memory layout, and loops over a strided ('A') array do not
+    vectorise: a (B, H) time slice of a (B, T, H) gradient made the backward kernels 2-3x slower.
+    Every layer configuration must reach the kernels with C-contiguous arrays."""
+    from rnnlab import _fused
+
+    rng = np.random.default_rng(0)
+    with kernels.use("numba"):
+        for make in (rnnlab.LSTM, rnnlab.GRU, rnnlab.SimpleRNN):
+            for dtype in ("float32", "float64"):
+                for layer in (make(5, input_size=3, return_sequences=True, seed=0, dtype=dtype),
+                              make(5, input_size=3, return_state=True, seed=0, dtype=dtype),
+                              make(5, input_size=3, go_backwards=True, return_sequences=True, seed=0, dtype=dtype),
+                              rnnlab.Bidirectional(make(5, input_size=3, return_sequences=True, seed=0, dtype=dtype)),
+                              rnnlab.stack(make, 5, 2, input_size=3, seed=0, dtype=dtype)):
+                    for T in (1, 4):
+                        x = rng.standard_normal((2, T, 3)).astype(dtype)
+                        out = layer(x, training=True)
+                        grads = [np.ones_like(o) for o in (out if isinstance(out, tuple) else (out,))]
+                        layer.backward(*grads)
+    names = ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "elman_tanh_forward",
+             "elman_tanh_backward")
+    for name in names:
+        signatures = getattr(_fused, name).signatures
+        assert signatures, f"{name} never ran"
+        for signature in signatures:
+            layouts = [arg.layout for arg in signature if hasattr(arg, "layout")]
+            assert set(layouts) == {"C"}, f"{name} compiled for layouts {layouts}"
