@@ -109,10 +109,11 @@ def lstm_forward(z, zh, bias, c_prev, c, h):
 def lstm_backward(dh, dy, ty, dc_next, gates, c, c_prev, tanh_c, dz, dc_prev):
     """One LSTM step back. With ``dh_t = dh + dy[:, ty]`` (the next step's gradient and the output's,
     read from the whole (B, T, H) output gradient, whose rows are contiguous: a (B, H) slice of it
-    would be a strided array, which the vectoriser cannot assume contiguous) and ``tanh(c_t)`` recomputed from ``c`` into the
-    (B, H) scratch ``tanh_c`` (the forward pass keeps no copy: recomputing is cheaper than reading one
-    back from memory): ``dc = dc_next + dh_t*o*(1 - tanh^2 c_t)`` (into ``dc_prev``, then scaled by
-    ``f``); into ``dz`` (B, 4H) the pre-activation gradients
+    would be a strided array, which the vectoriser cannot assume contiguous) and ``tanh(c_t)``
+    recomputed from ``c`` into the (B, H) scratch ``tanh_c`` (the forward pass keeps no copy:
+    recomputing is cheaper than reading one back from memory):
+    ``dc = dc_next + dh_t*o*(1 - tanh^2 c_t)`` (into ``dc_prev``, then scaled by ``f``); into ``dz``
+    (B, 4H) the pre-activation gradients
     ``[dc*g*i(1-i); dc*c_prev*f(1-f); dc*i*(1-g^2); dh_t*tanh(c_t)*o(1-o)]``; ``dc_prev = dc*f``."""
     B, H = dh.shape
     one = _const(dh, 1.0)
@@ -162,9 +163,10 @@ def gru_forward(zx, gh, bias, b_hn, h_prev, hn, h):
 @njit(**_JIT)
 def gru_backward(dh_next, dy, ty, gates, h_prev, hn, dh, dg, dgh, dh_prev):
     """One GRU step back (PyTorch's form). With ``dh = dh_next + dy[:, ty]`` (written to the (B, H)
-    scratch ``dh``: the next step's gradient and the output's, as in :func:`lstm_backward`), into ``dg`` the pre-activation gradients
-    ``[dn*hn*r(1-r); dh*(h_prev - n)*z(1-z); dn]`` with ``dn = dh*(1-z)*(1-n^2)``, into ``dgh`` the
-    recurrent side's (the n block times ``r``), and ``dh_prev = dh*z`` (the loop adds ``dgh W``)."""
+    scratch ``dh``: the next step's gradient and the output's, as in :func:`lstm_backward`), into
+    ``dg`` the pre-activation gradients ``[dn*hn*r(1-r); dh*(h_prev - n)*z(1-z); dn]`` with
+    ``dn = dh*(1-z)*(1-n^2)``, into ``dgh`` the recurrent side's (the n block times ``r``), and
+    ``dh_prev = dh*z`` (the loop adds ``dgh W``)."""
     B, H = dh.shape
     one = _const(dh, 1.0)
     for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
