@@ -5,9 +5,9 @@ what the backward pass needs; ``dx = module.backward(dy)`` runs it for that last
 *adds* the parameter gradients into ``module.grads`` (as PyTorch accumulates into ``.grad``;
 ``zero_grad()`` clears them). ``module.backward(dy, input_grad=False)`` skips ``dL/dx`` (and returns
 None) when nothing needs it, as PyTorch skips the gradient of an input that does not require one:
-the trainer asks for no input gradient, and a recurrent layer then saves its ``dgates U`` GEMM. ``params`` and ``grads`` are dicts with the same dotted keys
-(``"0.forward.W"``), holding the very arrays the module computes with, so optimizers update them
-in place.
+the trainer asks for no input gradient, and a recurrent layer then saves its ``dgates U`` GEMM.
+``params`` and ``grads`` are dicts with the same dotted keys (``"0.forward.W"``), holding the very
+arrays the module computes with, so optimizers update them in place.
 """
 
 from __future__ import annotations

@@ -298,7 +298,9 @@ class Recurrent(Module):
             carried = [np.empty((B, H), dtype=self.dtype) for _ in dstate]
             padded_rows = ~tape.mask[:, :, 0]  # (T, B)
         # unmasked and unrecorded: the cell adds dy[:, t] within its own pass over the step
-        dy_folded = np.ascontiguousarray(dy) if dY is not None and tape.mask is None and tape.grad_norms is None else None
+        dy_folded = None
+        if dY is not None and tape.mask is None and tape.grad_norms is None:
+            dy_folded = np.ascontiguousarray(dy)  # (B, T, H)
         for t in reversed(range(T)):
             if dy_folded is not None:
                 dstate = self.cell.step_backward(p, tape, t, dstate, dy_folded)

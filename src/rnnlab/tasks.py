@@ -355,9 +355,9 @@ def _forecasting(config: RunConfig, data_dir, vocab, scaler: Scaler | None) -> _
     if fd.x_val_raw is not None:
         raw["val"] = (fd.x_val_raw, _last_step(fd.y_val_raw))
     shape = "many-to-many" if d.many_to_many else "many-to-one"
-    line = (f"{d.dataset}: {len(values)} steps; {shape} windows of {d.lookback} -> {d.horizon}: train {len(fd.x_train)}, "
-            f"val {0 if fd.x_val is None else len(fd.x_val)}, test {len(fd.x_test)}; scaler {d.scaler} "
-            f"(fitted on train); seasonal-naive season {season}")
+    line = (f"{d.dataset}: {len(values)} steps; {shape} windows of {d.lookback} -> {d.horizon}: "
+            f"train {len(fd.x_train)}, val {0 if fd.x_val is None else len(fd.x_val)}, test {len(fd.x_test)}; "
+            f"scaler {d.scaler} (fitted on train); seasonal-naive season {season}")
     return _Data(batches(fd.x_train, fd.y_train, True), batches(fd.x_val, fd.y_val, False),
                  batches(fd.x_test, fd.y_test, False), "values", fd.x_train.shape[2], fd.y_train.shape[-1],
                  d.many_to_many, "mse", ("mse", "mae"), d.lookback, scaler=fd.scaler, raw=raw, description=[line])

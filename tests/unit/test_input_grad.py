@@ -106,8 +106,8 @@ def test_sequential_asks_a_layer_for_its_input_gradient_only_when_a_layer_with_w
 
 @pytest.mark.parametrize("input_mode, feedback", [("first", False), ("every", False), ("state", True)])
 def test_one_to_many_without_input_gradient_keeps_every_parameter_gradient(rng, input_mode, feedback):
-    model = OneToMany(LSTM(4, return_sequences=True, return_state=feedback, seed=0, dtype="float64"), Dense(3, seed=1, dtype="float64"), steps=5,
-                      input_mode=input_mode, feedback=feedback, seed=2)
+    model = OneToMany(LSTM(4, return_sequences=True, return_state=feedback, seed=0, dtype="float64"),
+                      Dense(3, seed=1, dtype="float64"), steps=5, input_mode=input_mode, feedback=feedback, seed=2)
     x = rng.standard_normal((2, 3))
     targets = rng.integers(0, 3, size=(2, 5)) if feedback else None
     inputs = (x, targets) if feedback else x

@@ -122,7 +122,8 @@ class Cell:
         return values
 
     # ------------------------------------------------------------------ the loop's pieces
-    def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray], workspace: Workspace | None = None) -> Tape:
+    def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray],
+                 workspace: Workspace | None = None) -> Tape:
         """The tape of one call; its buffers come from ``workspace`` (a fresh one when None)."""
         H, dtype = self.hidden_size, X.dtype
         ws = Workspace() if workspace is None else workspace

@@ -44,15 +44,15 @@ class ElmanCell(Cell):
         ws = Workspace() if workspace is None else workspace
         a = ws.empty("state_a", (T + 1, B, H), X.dtype)  # (T+1, B, H)
         a[0] = states0[0]
-        return Tape(X=X, states=[a], gates=a[1:], workspace=ws,
+        tape = Tape(X=X, states=[a], gates=a[1:], workspace=ws,
                     fused=kernels.fused(X.dtype) if self.activation == "tanh" else None)
+        tape.extra["za"] = np.empty((B, H), dtype=X.dtype)  # (B, H) scratch: a_{t-1} W^T
+        return tape
 
     def step(self, p, tape: Tape, t: int) -> None:
         a = tape.states[0]
         z = a[t + 1]  # (B, H), holds U x_t (+ b on the NumPy path)
-        za = tape.extra.get("za")
-        if za is None:
-            za = tape.extra["za"] = np.empty_like(z)  # (B, H) scratch: a_{t-1} W^T
+        za = tape.extra["za"]  # (B, H)
         np.matmul(a[t], tape.extra["W_T"], out=za)
         if tape.fused is not None:
             tape.fused.elman_tanh_forward(z, za, p["b"])  # z <- tanh(z + za + b), one pass
