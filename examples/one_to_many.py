@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import rnnlab
-from rnnlab.models import OneToMany
+from rnnlab.nn.seq2seq import OneToMany
 
 CLASSES, NOTES, LENGTH = 4, 8, 6
 MELODIES = np.array([[0, 1, 2, 3, 4, 5],

@@ -13,9 +13,9 @@ import argparse
 import numpy as np
 
 import rnnlab
-from rnnlab.datasets import uci_sentiment
-from rnnlab.functional import softmax
-from rnnlab.text import Vocabulary, pad_sequences, word_tokenize
+from rnnlab.data.datasets import uci_sentiment
+from rnnlab.data.text import Vocabulary, pad_sequences, word_tokenize
+from rnnlab.nn.functional import softmax
 
 
 def main() -> None:

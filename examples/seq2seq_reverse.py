@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import rnnlab
-from rnnlab.models import Seq2Seq
+from rnnlab.nn.seq2seq import Seq2Seq
 
 PAD, START, END = 0, 1, 2
 DIGIT0 = 3  # token of digit 0; digits 0-9 are tokens 3..12

@@ -33,7 +33,7 @@ def kernel_backend(request):
     """Runs the test once on each implementation of the time loops' elementwise work (rnnlab.kernels):
     the NumPy ufuncs and the numba kernels, the latter for float64 as well as float32. Under CI the
     numba run must happen (numba is in the test extra)."""
-    from rnnlab import kernels
+    from rnnlab.nn import kernels
 
     if request.param == "numba" and not kernels.available():
         if _ci():

@@ -1,17 +1,48 @@
-"""rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT."""
+"""rnnlab: recurrent neural networks from first principles, in NumPy, with hand-written BPTT.
 
-from rnnlab import (callbacks, data, datasets, generate, initializers, interop, kernels, losses, metrics, optim,
-                    schedules, synthetic, text, timeseries, train)
-from rnnlab.functional import one_hot
-from rnnlab.gradcheck import GradcheckReport, gradcheck
-from rnnlab.io import ModelFileError, load, save
-from rnnlab.layers import Dense, Dropout, Embedding, OneHot
-from rnnlab.models import OneToMany, Seq2Seq, Sequential, TrainingDiverged
-from rnnlab.module import Module
-from rnnlab.recurrent import GRU, LSTM, Bidirectional, Recurrent, SimpleRNN, stack
-from rnnlab.train import TrainConfig, Trainer
+The public names are re-exported here. The package is layered, each layer importing only from the
+layers below it (``docs/architecture.md``)::
 
-__version__ = "0.1.0"
+    cli  ->  lab  ->  training  ->  generate  ->  data  ->  io  ->  nn  ->  optim  ->  (_validation, _files, _errors)
+"""
+
+from rnnlab import _moved, data, generate, io, optim
+from rnnlab._errors import TrainingDiverged
+from rnnlab._version import __version__
+from rnnlab.io import ModelFileError, interop, load, save
+from rnnlab.nn import (
+                       GRU,
+                       LSTM,
+                       Bidirectional,
+                       Dense,
+                       Dropout,
+                       Embedding,
+                       GradcheckReport,
+                       Module,
+                       OneHot,
+                       OneToMany,
+                       Recurrent,
+                       Seq2Seq,
+                       Sequential,
+                       SimpleRNN,
+                       gradcheck,
+                       initializers,
+                       kernels,
+                       losses,
+                       one_hot,
+                       stack,
+)
+from rnnlab.optim import schedules
+from rnnlab.training import TrainConfig, Trainer, callbacks, metrics
+
+_moved.install()
+from rnnlab import datasets, synthetic, text, timeseries, train  # noqa: E402  (the 0.1.0 paths, registered above)
+
+
+def __getattr__(name: str):
+    """``rnnlab.recurrent``, ``rnnlab.models``, ...: the 0.1.0 module paths (see :mod:`rnnlab._moved`)."""
+    return _moved.attribute(__name__, name)
+
 
 __all__ = [
     "Bidirectional",
@@ -32,10 +63,13 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "__version__",
     "callbacks",
     "data",
     "datasets",
     "generate",
+    "io",
+    "nn",
     "gradcheck",
     "initializers",
     "interop",
@@ -52,4 +86,5 @@ __all__ = [
     "text",
     "timeseries",
     "train",
+    "training",
 ]

@@ -124,3 +124,16 @@ def registry_entry(argument: str, spec, base: type, names: dict, kwargs: dict):
     if spec not in names:
         raise ValueError(f"{argument} must be one of {', '.join(repr(n) for n in names)}; got {spec!r}")
     return names[spec]
+
+
+def seed_config(seed) -> int | None:
+    """The JSON form of a ``seed`` argument: the integer, or None for a Generator or no seed."""
+    return int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+
+
+def as_generator(seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__} {seed!r}")

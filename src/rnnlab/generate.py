@@ -36,11 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnlab._validation import check_positive_int
-from rnnlab.functional import log_softmax, sigmoid, softmax
-from rnnlab.module import Module
-from rnnlab.recurrent import Bidirectional, Recurrent, as_generator
-from rnnlab.text import Vocabulary, char_tokenize, word_tokenize
+from rnnlab._validation import as_generator, check_positive_int
+from rnnlab.data.text import Vocabulary, char_tokenize, word_tokenize
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.functional import log_softmax, sigmoid, softmax
+from rnnlab.nn.module import Module
+from rnnlab.nn.recurrent import Recurrent
 
 __all__ = [
     "SamplingConfig",
@@ -236,7 +237,7 @@ def _borrowed_state(layers: list[Recurrent], stateful: bool):
 
 
 def _check_model(model, role: str = "model") -> Module:
-    from rnnlab.models import OneToMany, Seq2Seq
+    from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
 
     if not isinstance(model, Module):
         raise TypeError(f"{role} must be an rnnlab Module (e.g. a Sequential), got {type(model).__name__}")
@@ -592,7 +593,7 @@ def encode_texts(vocab: Vocabulary, texts: Sequence[str], *, tokenizer=None, max
         padding side of training does not matter; ``maxlen`` and ``truncating`` (the training
         values) do.
     """
-    from rnnlab.text import pad_sequences
+    from rnnlab.data.text import pad_sequences
 
     vocab = _check_vocab(vocab)
     tokenize, _ = _resolve_tokenizer(tokenizer, vocab)

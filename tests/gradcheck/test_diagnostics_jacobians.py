@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Dense, Sequential, SimpleRNN
-from rnnlab import diagnostics as dg
+from rnnlab.lab import diagnostics as dg
+from rnnlab.nn.layers import Dense
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 EPS = 1e-6
 RTOL, ATOL = 1e-6, 1e-8  # central differences at eps = 1e-6 err by about 1e-10 here

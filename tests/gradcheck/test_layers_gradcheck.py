@@ -13,8 +13,12 @@ iterations, accumulation over repeated backward calls, and the recorded ``grad_n
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Sequential, SimpleRNN, gradcheck
-from rnnlab.gradcheck import numerical_gradient
+from rnnlab.nn import gradcheck
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.gradcheck import numerical_gradient
+from rnnlab.nn.layers import Dense, Dropout, Embedding
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 # uninitialised buffers read NaN, so a bug that reads one fails every run, not at random (conftest.py)
 pytestmark = pytest.mark.usefixtures("poison_uninitialised_memory", "kernel_backend")

@@ -10,9 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab.functional import softmax
-from rnnlab.gradcheck import numerical_gradient
-from rnnlab.losses import BinaryCrossEntropyWithLogits, MeanSquaredError, SoftmaxCrossEntropy
+from rnnlab.nn.functional import softmax
+from rnnlab.nn.gradcheck import numerical_gradient
+from rnnlab.nn.losses import (
+    BinaryCrossEntropyWithLogits,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+)
 
 EPS = 1e-6
 TOL = 1e-7

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab import cli, io
-from rnnlab.config import load_config
-from rnnlab.text import Vocabulary
-from rnnlab.train import Trainer
+from rnnlab import cli
+from rnnlab.data.text import Vocabulary
+from rnnlab.io import files as io
+from rnnlab.lab.config import load_config
+from rnnlab.training.trainer import Trainer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

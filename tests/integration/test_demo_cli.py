@@ -17,8 +17,15 @@ import pytest
 
 import rnnlab
 from rnnlab import cli
-from rnnlab.datasets import DatasetError
-from rnnlab.demo import CharLMConfig, SentimentConfig, TimeBudget, run_charlm, run_sentiment, stdlib_corpus
+from rnnlab.data.datasets import DatasetError
+from rnnlab.lab.demo import (
+    CharLMConfig,
+    SentimentConfig,
+    TimeBudget,
+    run_charlm,
+    run_sentiment,
+    stdlib_corpus,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -19,8 +19,16 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rnnlab.datasets import (REMOTES, ChecksumError, DownloadError, download, fetch, time_series, tiny_shakespeare,
-                             uci_sentiment)
+from rnnlab.data.datasets import (
+    REMOTES,
+    ChecksumError,
+    DownloadError,
+    download,
+    fetch,
+    time_series,
+    tiny_shakespeare,
+    uci_sentiment,
+)
 
 AIRLINE_SHA256 = "8cb51be753a718d9be5d76d7e238cc224792754676adc21faa59e954b0201621"  # timeseries/SOURCE.md
 

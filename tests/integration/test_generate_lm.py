@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab import LSTM, Dense, Dropout, Embedding, Sequential
+from rnnlab.data.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
 from rnnlab.generate import generate_ids, rank_next, recurrent_layers, sample
-from rnnlab.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
+from rnnlab.nn.layers import Dense, Dropout, Embedding
+from rnnlab.nn.recurrent import LSTM
+from rnnlab.nn.sequential import Sequential
 
 SENTENCES = [
     "the color of an apple is red.",

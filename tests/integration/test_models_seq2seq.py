@@ -12,9 +12,13 @@ import pytest
 
 import rnnlab
 import rnnlab.io
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Embedding, OneHot, Sequential, SimpleRNN, gradcheck
-from rnnlab.models import OneToMany, Seq2Seq
-from rnnlab.module import Module
+from rnnlab.nn import gradcheck
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Embedding, OneHot
+from rnnlab.nn.module import Module
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
+from rnnlab.nn.sequential import Sequential
 
 F64 = {"dtype": "float64"}
 TOL = 1e-6

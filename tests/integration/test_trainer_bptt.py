@@ -13,13 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Sequential, SimpleRNN
-from rnnlab.data import ArrayBatches
-from rnnlab.losses import get as get_loss
-from rnnlab.optim import Optimizer
-from rnnlab.recurrent import Recurrent
-from rnnlab.synthetic import ADDING_BASELINE_MSE, adding_problem
-from rnnlab.train import TrainConfig, Trainer
+from rnnlab.data.batches import ArrayBatches
+from rnnlab.data.synthetic import ADDING_BASELINE_MSE, adding_problem
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense
+from rnnlab.nn.losses import get as get_loss
+from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
+from rnnlab.nn.sequential import Sequential
+from rnnlab.optim.optimizers import Optimizer
+from rnnlab.training.trainer import TrainConfig, Trainer
 
 
 # ---------------------------------------------------------------------- stand-ins for rnnlab.data

@@ -20,13 +20,16 @@ import signal
 import subprocess
 import sys
 import time
+
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Dense, Dropout, Embedding, Sequential
-from rnnlab.callbacks import Callback
-from rnnlab.data import LMStream
-from rnnlab.train import TrainConfig, Trainer, latest_checkpoint
+from rnnlab.data.batches import LMStream
+from rnnlab.nn.layers import Dense, Dropout, Embedding
+from rnnlab.nn.recurrent import GRU, LSTM
+from rnnlab.nn.sequential import Sequential
+from rnnlab.training.callbacks import Callback
+from rnnlab.training.trainer import TrainConfig, Trainer, latest_checkpoint
 
 V, B, WINDOW = 7, 4, 6
 

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab import LSTM, Bidirectional, Dense, Embedding, Sequential, SimpleRNN
-from rnnlab.datasets import uci_sentiment
-from rnnlab.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
+from rnnlab.data.datasets import uci_sentiment
+from rnnlab.data.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Embedding
+from rnnlab.nn.recurrent import LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 NOTES = ["movie was good", "movie was bad", "movie was not good"]
 NOTES_LABELS = np.array([1, 0, 0])

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab import io, viewer
-from rnnlab.config import parse_config, to_toml
-from rnnlab.tasks import build_model
-from rnnlab.text import UNK, Vocabulary
+from rnnlab.data.text import UNK, Vocabulary
+from rnnlab.io import files as io
+from rnnlab.lab import viewer
+from rnnlab.lab.config import parse_config, to_toml
+from rnnlab.lab.tasks import build_model
 
 CHROMIUM = shutil.which("chromium")
 

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rnnlab import GRU, LSTM, Bidirectional, SimpleRNN
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 
 SETTINGS = settings(max_examples=25, deadline=None)
 KINDS = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]

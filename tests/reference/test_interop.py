@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab.interop import from_torch, to_torch
+from rnnlab.io.interop import from_torch, to_torch
 
 torch = pytest.importorskip("torch")
 

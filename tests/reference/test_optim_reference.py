@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab import optim
+from rnnlab.optim import optimizers as optim
 
 torch = pytest.importorskip("torch")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, SimpleRNN
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 
 pytestmark = pytest.mark.usefixtures("kernel_backend")
 

@@ -14,7 +14,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, SimpleRNN
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 
 pytestmark = pytest.mark.usefixtures("kernel_backend")
 

@@ -12,8 +12,11 @@ import json
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, OneHot, Sequential, SimpleRNN
-from rnnlab.module import registered
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.module import registered
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 B, T, D = 3, 5, 4
 IDS = np.array([[1, 2, 3, 0, 0], [4, 4, 1, 2, 0], [5, 1, 0, 0, 0]])

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 import rnnlab.data
-from rnnlab.data import ArrayBatches, Batch, Batches, LMStream, kfold_indices, train_val_split
+from rnnlab.data.batches import (
+    ArrayBatches,
+    Batch,
+    Batches,
+    LMStream,
+    kfold_indices,
+    train_val_split,
+)
 
 
 def sample_ids(batches) -> list[list[int]]:

@@ -13,9 +13,24 @@ import shutil
 import numpy as np
 import pytest
 
-from rnnlab.datasets import (CACHE_ENV, DATA_ENV, EOS, REMOTES, ChecksumError, DatasetFormatError,
-                             DatasetNotFoundError, default_cache_dir, movie_reviews, ptb, ptb_char_text, read_checksums,
-                             time_series, tiny_shakespeare, uci_sentiment, verified_bytes)
+from rnnlab.data.datasets import (
+    CACHE_ENV,
+    DATA_ENV,
+    EOS,
+    REMOTES,
+    ChecksumError,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    default_cache_dir,
+    movie_reviews,
+    ptb,
+    ptb_char_text,
+    read_checksums,
+    time_series,
+    tiny_shakespeare,
+    uci_sentiment,
+    verified_bytes,
+)
 
 # from uci_sentiment/SOURCE.md, typed here so the parser is checked against the document
 AMAZON_SHA256 = "47003fc0a0d4840b00e96e715b6189bad09e7443a3da41c4cbe12ffc79f86ae3"

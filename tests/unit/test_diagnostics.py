@@ -16,15 +16,18 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Sequential, SimpleRNN
-from rnnlab import diagnostics as dg
-from rnnlab.callbacks import Callback
-from rnnlab.config import parse_config
-from rnnlab.data import ArrayBatches
-from rnnlab.synthetic import adding_problem
-from rnnlab.tasks import RunError
-from rnnlab.tasks import train as train_run
-from rnnlab.train import TrainConfig, Trainer
+from rnnlab.data.batches import ArrayBatches
+from rnnlab.data.synthetic import adding_problem
+from rnnlab.lab import diagnostics as dg
+from rnnlab.lab.config import parse_config
+from rnnlab.lab.tasks import RunError
+from rnnlab.lab.tasks import train as train_run
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
+from rnnlab.training.callbacks import Callback
+from rnnlab.training.trainer import TrainConfig, Trainer
 
 
 def orthogonal(n, seed):
@@ -157,7 +160,7 @@ def test_real_loss_of_a_many_to_one_linear_model_in_closed_form(rng):
 
 
 def test_real_loss_names_each_direction_of_a_bidirectional_layer_and_uses_the_output_mask(rng):
-    from rnnlab import Embedding
+    from rnnlab.nn.layers import Embedding
 
     model = Sequential([Embedding(6, 3, mask_zero=True, seed=0), Bidirectional(LSTM(4, return_sequences=True, seed=1)),
                         Dense(6, seed=2)])

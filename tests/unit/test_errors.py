@@ -12,7 +12,10 @@ import re
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, OneHot, Sequential, SimpleRNN
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 B, T, D, H = 2, 3, 4, 5
 

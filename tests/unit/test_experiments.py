@@ -13,9 +13,16 @@ import sys
 import numpy as np
 import pytest
 
-from rnnlab import LSTM, SimpleRNN
-from rnnlab.config import ConfigError
-from rnnlab.experiments import EXPERIMENTS, PlotDependencyError, command_line, configure_cli, delayed_recall, run_cli
+from rnnlab.lab.config import ConfigError
+from rnnlab.lab.experiments import (
+    EXPERIMENTS,
+    PlotDependencyError,
+    command_line,
+    configure_cli,
+    delayed_recall,
+    run_cli,
+)
+from rnnlab.nn.recurrent import LSTM, SimpleRNN
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = ["vanishing", "adding", "copy", "exploding", "truncation"]
@@ -278,7 +285,7 @@ def test_missing_matplotlib_fails_first_naming_the_extra(tmp_path, monkeypatch):
 
 
 def test_results_refuse_non_finite_numbers():
-    from rnnlab.experiments import _jsonable
+    from rnnlab.lab.experiments import _jsonable
 
     with pytest.raises(ValueError, match=r"results.runs\[1\] is nan"):
         _jsonable({"runs": [1.0, float("nan")]})

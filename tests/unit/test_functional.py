@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rnnlab import functional as F
+from rnnlab.nn import functional as F
 
 ACTIVATIONS = {
     "tanh": (F.tanh, F.tanh_grad),
@@ -179,7 +179,7 @@ def test_one_hot_function():
 def test_row_norms_do_not_overflow_for_finite_rows():
     import math
 
-    from rnnlab.functional import row_norms
+    from rnnlab.nn.functional import row_norms
 
     rows = np.array([[3e20, 4e20, 0.0], [1.0, 2.0, 2.0]], dtype=np.float32)  # squares overflow float32
     np.testing.assert_allclose(row_norms(rows), [5e20, 3.0], rtol=1e-6)

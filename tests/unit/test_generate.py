@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Module, OneToMany, Sequential, SimpleRNN
+from rnnlab.data.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
 from rnnlab.generate import (
     Generator,
     SamplingConfig,
@@ -25,7 +25,12 @@ from rnnlab.generate import (
     sample,
     sample_token,
 )
-from rnnlab.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Dropout, Embedding
+from rnnlab.nn.module import Module
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.seq2seq import OneToMany
+from rnnlab.nn.sequential import Sequential
 
 V = 11  # vocabulary size of the random language models
 

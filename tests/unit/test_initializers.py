@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Dense, Embedding, SimpleRNN, initializers
+from rnnlab.nn import initializers
+from rnnlab.nn.layers import Dense, Embedding
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 
 GATES = {SimpleRNN: 1, LSTM: 4, GRU: 3}
 by_cell = pytest.mark.parametrize("cls", list(GATES), ids=[c.__name__ for c in GATES])

@@ -11,8 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, OneHot, OneToMany, Sequential, SimpleRNN
-from rnnlab.cells.base import Cell
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.cells.base import Cell
+from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.seq2seq import OneToMany
+from rnnlab.nn.sequential import Sequential
 
 LAYERS = {
     "rnn": lambda: SimpleRNN(5, input_size=3, return_sequences=True, seed=0, dtype="float64"),

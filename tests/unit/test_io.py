@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN, Sequential
-from rnnlab.io import ModelFileError, load, read_config, save
-from rnnlab.module import Module
+from rnnlab.io.files import ModelFileError, load, read_config, save
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Dropout, Embedding
+from rnnlab.nn.module import Module
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 
 @pytest.fixture

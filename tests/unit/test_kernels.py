@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab import kernels
+from rnnlab.nn import kernels
 
 needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 
@@ -64,7 +64,7 @@ def _float32_grid():
 
 @needs_numba
 def test_float32_tanh_is_within_6_ulps_bounded_and_odd():
-    from rnnlab import _fused
+    from rnnlab.nn.kernels import numba_kernels as _fused
 
     x = _float32_grid()
     y = np.empty_like(x)
@@ -80,7 +80,7 @@ def test_float32_tanh_is_within_6_ulps_bounded_and_odd():
 
 @needs_numba
 def test_float64_tanh_is_exact_to_rounding():
-    from rnnlab import _fused
+    from rnnlab.nn.kernels import numba_kernels as _fused
 
     x = np.linspace(-20, 20, 100_001)
     y = np.empty_like(x)
@@ -93,7 +93,7 @@ def test_float64_tanh_is_exact_to_rounding():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_and_inf_are_not_hidden(dtype, bad):
     """No nnan/ninf fast-math: NaN in gives NaN out, and tanh(+-inf) = +-1 as in NumPy."""
-    from rnnlab import _fused
+    from rnnlab.nn.kernels import numba_kernels as _fused
 
     x = np.array([bad, 0.5], dtype=dtype)
     y = np.empty_like(x)
@@ -146,7 +146,7 @@ def test_the_layers_hand_the_kernels_contiguous_arrays_only():
     """numba compiles one version per memory layout, and loops over a strided ('A') array do not
     vectorise: a (B, H) time slice of a (B, T, H) gradient made the backward kernels 2-3x slower.
     Every layer configuration must reach the kernels with C-contiguous arrays."""
-    from rnnlab import _fused
+    from rnnlab.nn.kernels import numba_kernels as _fused
 
     rng = np.random.default_rng(0)
     with kernels.use("numba"):

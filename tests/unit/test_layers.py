@@ -9,7 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, OneHot, Sequential, SimpleRNN, one_hot
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.functional import one_hot
+from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 RECURRENT = {
     "SimpleRNN": SimpleRNN,

@@ -12,8 +12,12 @@ import re
 import numpy as np
 import pytest
 
-from rnnlab import losses
-from rnnlab.losses import BinaryCrossEntropyWithLogits, MeanSquaredError, SoftmaxCrossEntropy
+from rnnlab.nn import losses
+from rnnlab.nn.losses import (
+    BinaryCrossEntropyWithLogits,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+)
 
 B, T, C = 3, 4, 5
 

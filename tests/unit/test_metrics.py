@@ -7,8 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab import metrics
-from rnnlab.metrics import accuracy, bits_per_character, mae, mse, perplexity, rmse
+from rnnlab.training import metrics
+from rnnlab.training.metrics import (
+    accuracy,
+    bits_per_character,
+    mae,
+    mse,
+    perplexity,
+    rmse,
+)
 
 
 # ---------------------------------------------------------------------------- accuracy

@@ -12,8 +12,16 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from rnnlab import optim
-from rnnlab.optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm, clip_grad_value
+from rnnlab.optim import optimizers as optim
+from rnnlab.optim.optimizers import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    RMSprop,
+    clip_grad_norm,
+    clip_grad_value,
+)
 
 
 class FakeModel:

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.config import ConfigError, DataConfig, ModelConfig, RunConfig, apply_overrides, load_config, parse_config, to_toml
-from rnnlab.train import TrainConfig
+from rnnlab.lab.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    apply_overrides,
+    load_config,
+    parse_config,
+    to_toml,
+)
+from rnnlab.training.trainer import TrainConfig
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
 SENTIMENT = '[data]\ntask = "sentiment"\ndataset = "mr"\n'

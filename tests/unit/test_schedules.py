@@ -6,8 +6,13 @@ import math
 
 import pytest
 
-from rnnlab import schedules
-from rnnlab.schedules import CosineDecay, ExponentialDecay, ReduceOnPlateau, StepDecay
+from rnnlab.optim import schedules
+from rnnlab.optim.schedules import (
+    CosineDecay,
+    ExponentialDecay,
+    ReduceOnPlateau,
+    StepDecay,
+)
 
 
 def test_constant_keeps_the_initial_rate():

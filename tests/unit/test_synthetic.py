@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab.synthetic import ADDING_BASELINE_MSE, adding_problem, copy_memory, copy_memory_baseline
+from rnnlab.data.synthetic import (
+    ADDING_BASELINE_MSE,
+    adding_problem,
+    copy_memory,
+    copy_memory_baseline,
+)
 
 
 # ---------------------------------------------------------------------------- adding problem

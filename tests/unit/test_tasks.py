@@ -7,11 +7,21 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, OneHot, SimpleRNN
-from rnnlab.config import ConfigError, ModelConfig, parse_config
-from rnnlab.datasets import time_series
-from rnnlab.tasks import LABELS, RunError, build_model, build_task, ptb_char_tokenize, tokenizer_of, whitespace_tokenize
-from rnnlab.text import char_tokenize, word_tokenize
+from rnnlab.data.datasets import time_series
+from rnnlab.data.text import char_tokenize, word_tokenize
+from rnnlab.lab.config import ConfigError, ModelConfig, parse_config
+from rnnlab.lab.tasks import (
+    LABELS,
+    RunError,
+    build_model,
+    build_task,
+    ptb_char_tokenize,
+    tokenizer_of,
+    whitespace_tokenize,
+)
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 
 
 def config(data: str, model: str = "", train: str = "", overrides=()):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnlab.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
+from rnnlab.data.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
 
 
 # --------------------------------------------------------------------------- tokenizers

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 import rnnlab.timeseries
-from rnnlab.timeseries import (MinMaxScaler, Scaler, StandardScaler, make_windows, naive_forecast, prepare_forecast,
-                               seasonal_naive_forecast, split_by_time)
+from rnnlab.data.timeseries import (
+    MinMaxScaler,
+    Scaler,
+    StandardScaler,
+    make_windows,
+    naive_forecast,
+    prepare_forecast,
+    seasonal_naive_forecast,
+    split_by_time,
+)
 
 
 def test_docstring_examples():

@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from rnnlab import Dense, Dropout, Sequential, SimpleRNN
-from rnnlab.callbacks import Callback, EarlyStopping
-from rnnlab.losses import get as get_loss
-from rnnlab.metrics import Metric
-from rnnlab.optim import Optimizer
-from rnnlab.train import TrainConfig, Trainer, TrainingDiverged, latest_checkpoint
+from rnnlab._errors import TrainingDiverged
+from rnnlab.nn.layers import Dense, Dropout
+from rnnlab.nn.losses import get as get_loss
+from rnnlab.nn.recurrent import SimpleRNN
+from rnnlab.nn.sequential import Sequential
+from rnnlab.optim.optimizers import Optimizer
+from rnnlab.training.callbacks import Callback, EarlyStopping
+from rnnlab.training.metrics import Metric
+from rnnlab.training.trainer import TrainConfig, Trainer, latest_checkpoint
 
 
 # ---------------------------------------------------------------------- stand-ins for rnnlab.data

@@ -19,10 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, OneHot, Sequential, SimpleRNN, io, viewer
-from rnnlab.config import ConfigError, parse_config, to_toml
-from rnnlab.tasks import RunError, build_model
-from rnnlab.text import UNK, Vocabulary, word_tokenize
+from rnnlab.data.text import UNK, Vocabulary, word_tokenize
+from rnnlab.io import files as io
+from rnnlab.lab import viewer
+from rnnlab.lab.config import ConfigError, parse_config, to_toml
+from rnnlab.lab.tasks import RunError, build_model
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
 
 F64 = {"dtype": "float64"}
 

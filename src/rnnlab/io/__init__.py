@@ -1,0 +1,13 @@
+"""Model files (a JSON config and an ``.npz`` of weights, written atomically, never pickle) and PyTorch interop."""
+
+from rnnlab.io.files import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    ModelFileError,
+    load,
+    read_config,
+    save,
+)
+
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "ModelFileError", "load", "read_config", "save"]

@@ -1,0 +1,363 @@
+"""Model files: :func:`save` a built module to a directory, :func:`load` it back.
+
+A model is a *directory* (as Hugging Face ``save_pretrained`` and TensorFlow SavedModel do), so the
+files a run adds later, ``vocab.json`` and the like, sit beside the weights and travel with them::
+
+    model/
+      config.json    what to build: class name, its get_config(), dtype, the weight listing, checksum
+      weights.npz    the parameters, one array per dotted name ("0.forward.U"); arrays only, no pickle
+
+``config.json`` (format version 1)::
+
+    {"format": "rnnlab", "format_version": 1, "rnnlab_version": "0.1.0",
+     "class_name": "Sequential", "config": {...model.get_config()...}, "dtype": "float32",
+     "input_shape": [null, 20, 8],                       # only for modules that record one (Sequential)
+     "weights_sha256": "9f86d0...",                      # of weights.npz, byte for byte
+     "weights": {"0.E": {"shape": [50, 8], "dtype": "float32"}, ...}}
+
+Loading trusts nothing in the directory: the weights file must match the checksum, every array must
+match the listing by name, shape and dtype, the listing must match the module rebuilt from the config,
+and ``np.load(..., allow_pickle=False)`` refuses any object array, so a model file can never run code.
+Every problem raises :class:`ModelFileError` naming the file, the key and the value at fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import secrets
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from rnnlab._files import fsync_directory, sha256_file
+from rnnlab.nn.module import Module, registered
+
+FORMAT = "rnnlab"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.npz"
+
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "ModelFileError", "load", "read_config", "save"]
+
+
+class ModelFileError(ValueError):
+    """A model directory is missing, not an rnnlab model, too new, corrupt or inconsistent."""
+
+
+# ---------------------------------------------------------------------- save
+def save(model: Module, path: str | os.PathLike) -> Path:
+    """Write ``model`` to the directory ``path`` (created if needed) and return it as a ``Path``.
+
+    Parameters
+    ----------
+    model : Module
+        A built module (every sub-module built: call it once on data, or ``build(input_shape)``).
+    path : str or os.PathLike
+        The model directory. Existing ``config.json`` and ``weights.npz`` in it are replaced; any
+        other file (``vocab.json``, ...) is left alone.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, so that ``load(save(model, path))`` reads back what was written.
+
+    Raises
+    ------
+    ValueError
+        If a sub-module is not built, or the module's config is not JSON-serialisable (e.g. a custom
+        initialiser callable).
+    ModelFileError
+        If ``path`` exists and is not a directory.
+
+    Notes
+    -----
+    Each file is written to a hidden temporary file in the same directory, flushed and fsynced, then
+    renamed over its final name with ``os.replace`` (atomic on POSIX and Windows), and the directory
+    is fsynced: a save interrupted at any point never leaves a half-written file under a final name,
+    and the temporary files are removed on every error. Both files are staged before either is
+    renamed, the weights first and ``config.json`` last; ``config.json`` holds the SHA-256 of the
+    weights, so a crash in the instant between the two renames leaves a directory that :func:`load`
+    rejects with a checksum error, never a model that silently pairs one save's config with another
+    save's weights.
+
+    The carried state of a ``stateful`` layer is not part of the model file: it belongs to a stream
+    of data, not to the model. A loaded model starts from zero state (call ``reset_state()`` on the
+    original to compare the two). Optimizer state is not saved either.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be an rnnlab Module, got {type(model).__name__}")
+    directory = _as_path(path)
+    for name, module in _unbuilt(model):
+        where = "the model" if name == "" else f"layer {name!r} ({type(module).__name__}) of the model"
+        raise ValueError(f"cannot save an unbuilt {type(model).__name__}: {where} has no weights yet; "
+                         "call the model on data or call model.build(input_shape) first")
+    class_name = type(model).__name__
+    try:
+        same_class = registered(class_name) is type(model)
+    except ValueError:
+        same_class = False
+    if not same_class:
+        raise ValueError(f"cannot save {class_name}: rnnlab.module.registered({class_name!r}) does not return "
+                         "this class, so load() could not rebuild it")
+    arrays = dict(model.named_parameters())  # {dotted name: live array}
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "rnnlab_version": _version(),
+        "class_name": class_name,
+        "config": model.get_config(),
+        "dtype": np.dtype(model.dtype).name,
+    }
+    input_shape = getattr(model, "input_shape", None)
+    if isinstance(input_shape, (tuple, list)):
+        document["input_shape"] = [None if d is None else int(d) for d in input_shape]
+    document["weights_sha256"] = None  # filled in once the weights are staged
+    document["weights"] = {key: {"shape": list(a.shape), "dtype": a.dtype.name} for key, a in arrays.items()}
+    try:
+        json.dumps(document, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot save {class_name}: its get_config() is not JSON-serialisable ({exc})") from None
+
+    if directory.exists() and not directory.is_dir():
+        raise ModelFileError(f"cannot save to '{directory}': it exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    staged: list[Path] = []
+    try:
+        weights_tmp = _stage(directory, WEIGHTS_FILE, lambda f: _write_npz(f, arrays), staged)
+        document["weights_sha256"] = sha256_file(weights_tmp)
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+        config_tmp = _stage(directory, CONFIG_FILE, lambda f: f.write(text.encode("utf-8")), staged)
+        os.replace(weights_tmp, directory / WEIGHTS_FILE)
+        os.replace(config_tmp, directory / CONFIG_FILE)
+    finally:
+        for tmp in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    fsync_directory(directory)
+    return directory
+
+
+def _write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """What ``np.savez`` writes (an uncompressed zip of ``<name>.npy`` members, readable by ``np.load``),
+    with ``allow_pickle=False`` on every NumPy version and no clash between a weight's name and
+    ``savez``'s own keyword arguments (``file``, ``allow_pickle``)."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, value in arrays.items():
+            with zf.open(key + ".npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def _stage(directory: Path, name: str, write: Callable[[BinaryIO], object], staged: list[Path]) -> Path:
+    """Write a hidden temporary file next to ``directory/name``, fsync it, and return its path."""
+    tmp = directory / f".{name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
+    staged.append(tmp)
+    with os.fdopen(fd, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+# ---------------------------------------------------------------------- load
+def load(path: str | os.PathLike) -> Module:
+    """Rebuild the module saved in the directory ``path`` by :func:`save`, with its weights.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model directory (holding ``config.json`` and ``weights.npz``).
+
+    Returns
+    -------
+    Module
+        ``registered(class_name).from_config(config)``, built (every sub-module), holding the saved
+        weights bit for bit: it predicts exactly as the saved model did. Stateful layers start from
+        zero state.
+
+    Raises
+    ------
+    ModelFileError
+        If the directory or a file is missing, ``config.json`` is not JSON, not an rnnlab model
+        (``format``), written by a newer format (``format_version``), or malformed; if
+        ``weights.npz`` does not match its SHA-256, cannot be read, holds an object (pickled)
+        array, or a weight is missing, unexpected, or of another shape or dtype than the listing;
+        if the config does not rebuild a module whose parameters match the listing.
+    """
+    directory = _as_path(path)
+    document = read_config(directory)
+    weights_path = directory / WEIGHTS_FILE
+    try:
+        data = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"no {WEIGHTS_FILE} in the model directory '{directory}' (looked for '{weights_path}')") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != document["weights_sha256"]:
+        raise ModelFileError(f"'{weights_path}' is corrupt, truncated or from another save: its SHA-256 is {actual}, "
+                             f"{CONFIG_FILE} expects {document['weights_sha256']} ({len(data)} bytes on disk)")
+    weights = _read_npz(weights_path, data)
+    _check_weights(weights_path, weights, document["weights"])
+
+    model = _rebuild(directory / CONFIG_FILE, document)
+    own = dict(model.named_parameters())
+    listing = document["weights"]
+    missing, unexpected = sorted(set(own) - set(listing)), sorted(set(listing) - set(own))
+    if missing or unexpected:
+        raise ModelFileError(f"'{directory / CONFIG_FILE}': the {document['class_name']} its config builds does not "
+                             f"have the listed weights: missing from the file {missing}, not in the model {unexpected}")
+    for key, target in own.items():
+        shape, dtype = tuple(listing[key]["shape"]), listing[key]["dtype"]
+        if target.shape != shape or target.dtype.name != dtype:
+            raise ModelFileError(f"'{directory / CONFIG_FILE}': weight {key!r} is listed as {dtype} {shape}, but the "
+                                 f"{document['class_name']} its config builds has {target.dtype.name} {target.shape}")
+    model.set_weights(weights)
+    return model
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """The validated contents of ``path/config.json`` (see the module docstring), without the weights."""
+    directory = _as_path(path)
+    config_path = directory / CONFIG_FILE
+    if not directory.exists():
+        raise ModelFileError(f"no rnnlab model at '{directory}': the directory does not exist")
+    if not directory.is_dir():
+        raise ModelFileError(f"'{directory}' is not an rnnlab model: a model is a directory holding "
+                             f"{CONFIG_FILE} and {WEIGHTS_FILE}, this is a file")
+    try:
+        raw = config_path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"'{directory}' is not an rnnlab model directory: no {CONFIG_FILE} "
+                             f"(looked for '{config_path}')") from None
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"'{config_path}' is not UTF-8 text ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"'{config_path}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if not isinstance(document, dict):
+        raise ModelFileError(f"'{config_path}' must hold a JSON object, got a JSON {type(document).__name__}")
+
+    if document.get("format") != FORMAT:
+        got = "has no 'format' key" if "format" not in document else f"has format {document['format']!r}"
+        raise ModelFileError(f"'{config_path}' is not an rnnlab model file: it {got} (expected 'format': {FORMAT!r})")
+    version = document.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"'{config_path}': 'format_version' must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"'{config_path}' has format_version {version}, written by rnnlab "
+                             f"{document.get('rnnlab_version', '?')}; this rnnlab ({_version()}) reads format_version "
+                             f"up to {FORMAT_VERSION}: upgrade rnnlab to load it")
+
+    expected_types = {"class_name": str, "config": dict, "dtype": str, "weights_sha256": str, "weights": dict}
+    for key, kind in expected_types.items():
+        if key not in document:
+            raise ModelFileError(f"'{config_path}' has no {key!r} key")
+        if not isinstance(document[key], kind):
+            raise ModelFileError(f"'{config_path}': {key!r} must be a JSON {_json_type(kind)}, "
+                                 f"got {type(document[key]).__name__} {document[key]!r:.80}")
+    input_shape = document.get("input_shape")
+    if input_shape is not None and not (isinstance(input_shape, list) and all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in input_shape)):
+        raise ModelFileError(f"'{config_path}': 'input_shape' must be a list of positive integers or nulls, got {input_shape!r}")
+    for key, entry in document["weights"].items():
+        ok = (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+              and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"])
+              and entry.get("dtype") in ("float32", "float64"))
+        if not ok:
+            raise ModelFileError(f"'{config_path}': the listing of weight {key!r} must be "
+                                 f"{{\"shape\": [ints], \"dtype\": \"float32\"|\"float64\"}}, got {entry!r:.120}")
+    return document
+
+
+def _read_npz(weights_path: Path, data: bytes) -> dict[str, np.ndarray]:
+    """Every array of the npz bytes, read with ``allow_pickle=False``."""
+    if not data.startswith(b"PK"):  # otherwise np.load would try it as .npy or pickle
+        raise ModelFileError(f"cannot read '{weights_path}': it is not an .npz archive (no zip header; "
+                             f"starts with {data[:8]!r})")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise ModelFileError(f"'{weights_path}' holds an object array, which only pickle can read; "
+                                 "model files hold numeric arrays only, and pickles are refused (allow_pickle=False)") from None
+        raise ModelFileError(f"cannot read '{weights_path}' as an .npz archive: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"cannot read '{weights_path}' as an .npz archive: {type(exc).__name__}: {exc}") from None
+
+
+def _check_weights(weights_path: Path, weights: dict[str, np.ndarray], listing: dict) -> None:
+    """The arrays in the file must be exactly the listed ones, with the listed shapes and dtypes."""
+    missing, unexpected = sorted(set(listing) - set(weights)), sorted(set(weights) - set(listing))
+    if missing:
+        raise ModelFileError(f"'{weights_path}' lacks weight(s) {missing} listed in {CONFIG_FILE}")
+    if unexpected:
+        raise ModelFileError(f"'{weights_path}' holds weight(s) {unexpected} not listed in {CONFIG_FILE}")
+    for key, entry in listing.items():
+        value, shape = weights[key], tuple(entry["shape"])
+        if value.shape != shape:
+            raise ModelFileError(f"'{weights_path}': weight {key!r} has shape {value.shape}, {CONFIG_FILE} lists {shape}")
+        if value.dtype != np.dtype(entry["dtype"]):
+            raise ModelFileError(f"'{weights_path}': weight {key!r} has dtype {value.dtype}, "
+                                 f"{CONFIG_FILE} lists {entry['dtype']}")
+
+
+def _rebuild(config_path: Path, document: dict) -> Module:
+    """``registered(class_name).from_config(config)``, then ``build(input_shape)``; every sub-module built."""
+    class_name = document["class_name"]
+    try:
+        cls = registered(class_name)
+    except ValueError as exc:
+        raise ModelFileError(f"'{config_path}': 'class_name' {class_name!r} is not an rnnlab module ({exc})") from None
+    try:
+        model = cls.from_config(document["config"])
+        if document.get("input_shape") is not None:
+            model.build(tuple(document["input_shape"]))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"'{config_path}': cannot rebuild {class_name} from its 'config': "
+                             f"{type(exc).__name__}: {exc}") from None
+    for name, module in _unbuilt(model):
+        where = "the model" if name == "" else f"layer {name!r} ({type(module).__name__})"
+        raise ModelFileError(f"'{config_path}': {where} is not built after from_config; its config lacks the "
+                             "input size (input_size) the weights need")
+    return model
+
+
+# ---------------------------------------------------------------------- helpers
+def _walk(module: Module, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    """The module and all its sub-modules, with dotted names (``""`` for the root)."""
+    yield prefix.rstrip("."), module
+    for name, child in module.children():
+        yield from _walk(child, prefix + name + ".")
+
+
+def _unbuilt(model: Module) -> Iterator[tuple[str, Module]]:
+    """The modules without parameters yet: unbuilt leaves (a container is built when its layers are)."""
+    for name, module in _walk(model):
+        if not module.children() and not module.built:
+            yield name, module
+
+
+def _as_path(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
+    return Path(path)
+
+
+def _json_type(kind: type) -> str:
+    return {str: "string", dict: "object"}[kind]
+
+
+def _version() -> str:
+    from rnnlab._version import (
+        __version__,  # here, not at import time: rnnlab/__init__ may import this module
+    )
+
+    return __version__

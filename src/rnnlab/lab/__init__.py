@@ -1,0 +1,1 @@
+"""The applications built on the library: run configurations and tasks, demos, diagnostics, experiments, viewer."""

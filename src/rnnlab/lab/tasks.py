@@ -1,0 +1,739 @@
+"""Tasks: from a :class:`~rnnlab.config.RunConfig` to data, model, loss and metrics; and run directories.
+
+:func:`build_task` reads the data set (or generates the data), splits it, fits the vocabulary or
+the scaler on the training part only, cuts the parts into batches, and builds the model on the
+data's shapes:
+
+==================  ==========================================  ==============  ===============================
+task                batches                                      loss            metrics (and final report)
+==================  ==========================================  ==============  ===============================
+``sentiment``       padded ids + mask, bucketed (ArrayBatches)   cross-entropy   accuracy
+``language_model``  one token stream, state carried (LMStream)   cross-entropy   perplexity (word) / bits per char
+``forecasting``     windows of the scaled series                 MSE             MSE, MAE; RMSE/MAE in original
+                                                                                 units next to naive baselines
+``adding``          generated (n, T, 2) sequences                MSE             MSE against 1/6
+``copy``            generated (n, T + 20) symbol ids             cross-entropy   accuracy; loss against 10 ln 8/(T+20)
+==================  ==========================================  ==============  ===============================
+
+The model is ``Embedding`` (or one-hot vectors) -> ``num_layers`` recurrent layers
+(``rnnlab.stack``, optionally bidirectional) -> ``Dense``, with dropout on the non-recurrent
+connections (see :class:`~rnnlab.config.ModelConfig`). Many-to-one for sentiment, forecasting
+and adding (the last step's output), many-to-many for language models and the copy task.
+
+Splits
+------
+Sentiment: ``test_frac`` of the texts (stratified, seeded) is the test part (with ``cv_folds``
+the folds of :func:`~rnnlab.data.kfold_indices` take turns), then ``val_frac`` of the rest is the
+validation part; defaults 0.1 and 0.1. Language models: the data set's own splits (PTB
+train/valid/test; Tiny Shakespeare nanoGPT's 90/10 train/valid, no test). Forecasting: by time,
+``1 - val_frac - test_frac`` / ``val_frac`` / ``test_frac`` (defaults 0.15, 0.15). Synthetic
+tasks: ``n_train``/``n_val``/``n_test`` sequences from independent seeds.
+
+Run directory
+-------------
+:func:`train` writes, besides the trainer's files (``train_config.json``, ``train.log``,
+``history.json``/``.csv``, curves, ``checkpoint.json`` + ``checkpoints/``; see :mod:`rnnlab.train`)::
+
+    config.toml     the resolved run configuration (``rnnlab train RUN/config.toml`` repeats the run)
+    vocab.json      the vocabulary (text tasks)          scaler.json   the scaler (forecasting)
+    model/          the final model (rnnlab.io.save)     metrics.json  final validation/test metrics
+
+A cross-validation run holds one such directory per fold (``fold-01`` ...) and, at its top, the
+configuration and ``metrics.json`` with every fold's accuracy, their mean and standard deviation.
+:func:`evaluate`, :func:`generate` and :func:`predict` read a run directory back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab._files import write_atomic
+from rnnlab.data.batches import ArrayBatches, LMStream, kfold_indices, train_val_split
+from rnnlab.data.datasets import (
+    movie_reviews,
+    ptb,
+    time_series,
+    tiny_shakespeare,
+    uci_sentiment,
+)
+from rnnlab.data.synthetic import (
+    ADDING_BASELINE_MSE,
+    ADDING_SOLVED_MSE,
+    adding_problem,
+    copy_memory,
+    copy_memory_baseline,
+)
+from rnnlab.data.text import (
+    UNK,
+    Vocabulary,
+    char_tokenize,
+    pad_sequences,
+    word_tokenize,
+)
+from rnnlab.data.timeseries import (
+    Scaler,
+    naive_forecast,
+    prepare_forecast,
+    seasonal_naive_forecast,
+)
+from rnnlab.generate import predict_proba, predict_values, rank_next, sample
+from rnnlab.io import files as model_io
+from rnnlab.lab.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    load_config,
+    to_toml,
+)
+from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.module import Module
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential, stack
+from rnnlab.training.trainer import Trainer, latest_checkpoint
+
+__all__ = ["Task", "RunError", "build_task", "build_model", "tokenizer_of", "train", "evaluate", "generate",
+           "predict", "describe", "load_run", "LoadedRun", "LABELS", "CONFIG_FILE", "VOCAB_FILE", "SCALER_FILE",
+           "METRICS_FILE", "MODEL_DIR"]
+
+CONFIG_FILE = "config.toml"
+VOCAB_FILE = "vocab.json"
+SCALER_FILE = "scaler.json"
+METRICS_FILE = "metrics.json"
+MODEL_DIR = "model"
+
+#: class names of the sentiment labels 0 and 1
+LABELS = ("negative", "positive")
+
+_CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
+_SPLIT_NAMES = ("train", "val", "test")
+
+
+class RunError(Exception):
+    """A run directory cannot be used: missing, incomplete, or of the wrong kind (exit code 1)."""
+
+
+# =========================================================================== tokenizers
+def whitespace_tokenize(text: str) -> list[str]:
+    """Lower-case, then split on whitespace: for the pre-tokenized, lower-case PTB and MR files."""
+    return text.lower().split()
+
+
+def ptb_char_tokenize(text: str) -> list[str]:
+    """Characters as in Mikolov's character-level PTB: lower-case, a space becomes ``_``."""
+    return ["_" if c == " " else c for c in text.lower()]
+
+
+def tokenizer_of(data: DataConfig) -> tuple[Callable[[str], list[str]], str]:
+    """``(tokenize, joiner)`` of a text task: how raw text becomes tokens, and what joins generated ones."""
+    if data.level == "char":
+        return (ptb_char_tokenize if data.dataset == "ptb" else char_tokenize), ""
+    name = data.tokenizer or ("whitespace" if data.dataset in ("ptb", "mr") else "word")
+    return (whitespace_tokenize if name == "whitespace" else word_tokenize), " "
+
+
+# =========================================================================== the task
+@dataclass
+class Task:
+    """Everything a run trains and reports, built by :func:`build_task`.
+
+    Attributes
+    ----------
+    config : RunConfig
+        The resolved configuration (``train.metrics`` filled in with the task's metrics when empty).
+    model : Sequential
+        Built on the data's shapes.
+    loss : str
+        A name for ``rnnlab.losses.get``.
+    train, val, test : Batches
+        ``val``/``test`` are None when the split has no such part.
+    input_shape : tuple
+        ``(None, T)`` for token ids, ``(None, T, F)`` for real values, with T the padded length (maxlen),
+        window (bptt) or lookback the model is built and summarized for.
+    vocab : Vocabulary or None
+    scaler : Scaler or None
+    labels : tuple of str or None
+        Class names of a classifier's outputs.
+    raw : dict
+        Forecasting: ``split -> (x, y)`` windows and targets in original units, for the final report.
+    description : list of str
+        One line per part: sizes and shapes.
+    """
+
+    config: RunConfig
+    model: Sequential
+    loss: str
+    train: object
+    val: object | None
+    test: object | None
+    input_shape: tuple
+    vocab: Vocabulary | None = None
+    scaler: Scaler | None = None
+    labels: tuple[str, ...] | None = None
+    raw: dict = field(default_factory=dict)
+    description: list[str] = field(default_factory=list)
+
+    def splits(self) -> dict:
+        """``{"train": ..., "val": ..., "test": ...}`` for the parts that exist."""
+        return {name: b for name, b in zip(_SPLIT_NAMES, (self.train, self.val, self.test)) if b is not None}
+
+    def trainer(self, run_dir) -> Trainer:
+        """A :class:`~rnnlab.train.Trainer` of this task's model on its batches, writing to ``run_dir``."""
+        try:
+            return Trainer(self.model, self.loss, self.config.train, self.train, self.val, run_dir)
+        except ValueError as exc:  # e.g. early stopping on validation results without a validation part
+            raise ConfigError(f"config [train] does not fit this {self.config.data.task} run: {exc}") from None
+
+    def evaluate(self, split: str, trainer: Trainer) -> dict:
+        """Loss and metrics of the model on ``split``, with the task's extra report.
+
+        Forecasting adds ``original_units``: RMSE and MAE of the model, of the naive forecast and of
+        the seasonal-naive forecast, in the series' units. Adding and copy add their memoryless
+        baselines (``baseline_mse``, ``baseline_loss``).
+        """
+        parts = self.splits()
+        if split not in parts:
+            raise RunError(f"this {self.config.data.task} run has no {split!r} part; it has {', '.join(parts)}")
+        results = trainer.evaluate(parts[split])
+        task = self.config.data.task
+        if task == "forecasting" and split in self.raw:
+            x_raw, y_raw = self.raw[split]  # (N, L, 1), (N, H)
+            y_model = _last_step(predict_values(self.model, x_raw, scaler=self.scaler))  # (N, H)
+            season = _season(self.config.data)
+            forecasts = {"model": y_model, "naive": naive_forecast(x_raw, self.config.data.horizon),
+                         "seasonal_naive": seasonal_naive_forecast(x_raw, season, self.config.data.horizon)}
+            results["original_units"] = {name: {"rmse": float(np.sqrt(np.mean((f - y_raw) ** 2))),
+                                                "mae": float(np.mean(np.abs(f - y_raw)))}
+                                         for name, f in forecasts.items()}
+            results["original_units"]["seasonal_naive"]["season"] = season
+        elif task == "adding":
+            results["baseline_mse"] = ADDING_BASELINE_MSE
+        elif task == "copy":
+            results["baseline_loss"] = copy_memory_baseline(self.config.data.seq_len)
+        return results
+
+    def final_metrics(self, trainer: Trainer) -> dict:
+        """What ``metrics.json`` holds: the task, training extent, and every held-out part's results."""
+        d = self.config.data
+        out = {"task": d.task, "dataset": d.dataset, "epochs": len(trainer.history.get("epoch", [])),
+               "steps": trainer.step}
+        if d.fold is not None:
+            out["fold"] = d.fold
+        if d.task == "adding":
+            out["solved"] = self._solved(trainer.history)
+        for split in ("val", "test"):
+            if split in self.splits():
+                out[split] = self.evaluate(split, trainer)
+        return out
+
+    def _solved(self, history: dict) -> dict:
+        """When the adding problem was first solved: the first epoch whose validation MSE fell below
+        ``ADDING_SOLVED_MSE``, and the training sequences presented by then (``epoch * n_train``)."""
+        below = [i for i, v in enumerate(history.get("val_loss", [])) if v < ADDING_SOLVED_MSE]
+        epoch = below[0] + 1 if below else None
+        return {"threshold_mse": ADDING_SOLVED_MSE, "epoch": epoch,
+                "sequences": None if epoch is None else epoch * self.config.data.n_train}
+
+    def save_artefacts(self, run_dir: Path) -> None:
+        """Write ``vocab.json`` / ``scaler.json`` (atomically) into ``run_dir``."""
+        if self.vocab is not None:
+            write_atomic(run_dir / VOCAB_FILE, self.vocab.to_json().encode("utf-8"))
+        if self.scaler is not None:
+            write_atomic(run_dir / SCALER_FILE, self.scaler.to_json().encode("utf-8"))
+
+
+@dataclass
+class _Data:
+    """What a task's data builder returns (the model is built from it)."""
+
+    train: object
+    val: object | None
+    test: object | None
+    inputs: str                 # "ids" or "values"
+    n_inputs: int               # V for ids, F for values
+    n_outputs: int
+    sequence_output: bool
+    loss: str
+    metrics: tuple[str, ...]
+    timesteps: int
+    mask_zero: bool = False
+    vocab: Vocabulary | None = None
+    scaler: Scaler | None = None
+    labels: tuple[str, ...] | None = None
+    raw: dict = field(default_factory=dict)
+    description: list[str] = field(default_factory=list)
+
+
+def _config_error(what: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"{what}: {exc}")
+
+
+# --------------------------------------------------------------------------- sentiment
+def _sentiment(config: RunConfig, data_dir, vocab: Vocabulary | None, scaler) -> _Data:
+    d = config.data
+    loader = {"mr": movie_reviews, "uci_sentiment": uci_sentiment}[d.dataset]
+    texts, labels = loader(data_dir)
+    if d.limit is not None and d.limit < len(texts):
+        keep = np.sort(np.random.default_rng(d.seed).permutation(len(texts))[:d.limit])
+        texts, labels = [texts[i] for i in keep], labels[keep]
+    n = len(texts)
+    everything = np.arange(n)
+    try:
+        if d.cv_folds is not None:
+            rest, test_idx = kfold_indices(n, d.cv_folds, d.seed, stratify=labels)[(d.fold or 1) - 1]
+        elif (test_frac := 0.1 if d.test_frac is None else d.test_frac) > 0:
+            rest, test_idx = train_val_split(everything, val_frac=test_frac, seed=d.seed, stratify=labels)
+        else:
+            rest, test_idx = everything, None
+        val_frac = 0.1 if d.val_frac is None else d.val_frac
+        if val_frac > 0:
+            train_idx, val_idx = train_val_split(rest, val_frac=val_frac, seed=d.seed, stratify=labels[rest])
+        else:
+            train_idx, val_idx = rest, None
+    except ValueError as exc:
+        raise _config_error(f"cannot split {n} texts with the [data] settings", exc) from None
+    tokenize, _ = tokenizer_of(d)
+    tokens = [tokenize(t) for t in texts]
+    if vocab is None:
+        vocab = Vocabulary(d.min_freq, d.max_size).fit([tokens[i] for i in train_idx])
+    maxlen = d.maxlen or max(1, max(len(tokens[i]) for i in train_idx))
+
+    def batches(idx, training: bool):
+        if idx is None or len(idx) == 0:
+            return None
+        ids, mask = pad_sequences([vocab.encode(tokens[i]) for i in idx], maxlen=maxlen, padding=d.padding,
+                                  value=vocab.pad_id)
+        return ArrayBatches(ids, labels[idx], batch_size=d.batch_size, mask=mask, shuffle=training, seed=d.seed,
+                            bucket=d.bucket)
+
+    train, val, test = batches(train_idx, True), batches(val_idx, False), batches(test_idx, False)
+    fold = f", fold {d.fold or 1} of {d.cv_folds}" if d.cv_folds else ""
+    line = (f"{d.dataset}: {n} texts{fold}; train {len(train_idx)}, val {0 if val_idx is None else len(val_idx)}, "
+            f"test {0 if test_idx is None else len(test_idx)}; vocabulary {len(vocab)} tokens; maxlen {maxlen}; "
+            f"{len(train)} training batches of {d.batch_size}")
+    return _Data(train, val, test, "ids", len(vocab), 2, False, "cross_entropy", ("accuracy",), maxlen, mask_zero=True,
+                 vocab=vocab, labels=LABELS, description=[line])
+
+
+# --------------------------------------------------------------------------- language model
+def _language_model(config: RunConfig, data_dir, vocab: Vocabulary | None, scaler) -> _Data:
+    d = config.data
+    if d.dataset == "ptb":
+        streams = ptb(data_dir, level=d.level)
+        parts = {"train": streams["train"], "val": streams["valid"], "test": streams["test"]}
+    else:
+        tokenize, _ = tokenizer_of(d)
+        parts = {"train": tokenize(tiny_shakespeare(data_dir, "train")), "val": tokenize(tiny_shakespeare(data_dir, "valid"))}
+    if d.limit is not None:
+        parts = {name: tokens[:d.limit] for name, tokens in parts.items()}
+    if vocab is None:
+        vocab = Vocabulary(d.min_freq, d.max_size, specials=(UNK,)).fit([parts["train"]])
+    streams = {}
+    for name, tokens in parts.items():
+        try:
+            streams[name] = LMStream(np.asarray(vocab.encode(tokens), dtype=np.int64), batch_size=d.batch_size,
+                                     bptt=d.bptt)
+        except ValueError as exc:
+            raise _config_error(f"the {name} part of {d.dataset} ({len(tokens)} tokens) is too short for "
+                                f"batch_size={d.batch_size}" + (f" with limit={d.limit}" if d.limit else ""), exc) from None
+    metric = "bits_per_character" if d.level == "char" else "perplexity"
+    description = [f"{d.dataset} ({d.level} level): " + ", ".join(f"{name} {len(tokens):,} tokens"
+                                                                 for name, tokens in parts.items())
+                   + f"; vocabulary {len(vocab)}; {len(streams['train'])} training windows of {d.batch_size} x {d.bptt}"]
+    return _Data(streams["train"], streams.get("val"), streams.get("test"), "ids", len(vocab), len(vocab), True,
+                 "cross_entropy", (metric,), d.bptt, vocab=vocab, description=description)
+
+
+# --------------------------------------------------------------------------- forecasting
+def _season(d: DataConfig) -> int:
+    return d.season if d.season is not None else (365 if d.dataset == "daily-min-temperatures" else 12)
+
+
+def _forecasting(config: RunConfig, data_dir, vocab, scaler: Scaler | None) -> _Data:
+    d = config.data
+    dtype = np.dtype(config.model.dtype)
+    _, values = time_series(d.dataset, data_dir)
+    if d.limit is not None:
+        values = values[:d.limit]
+    season = _season(d)
+    if season > d.lookback:
+        raise ConfigError(f"config [data] season: the seasonal-naive baseline looks one season back within the window, "
+                          f"so season must be <= lookback = {d.lookback}; got season {season}"
+                          + ("" if d.season is not None else " (the default for this series)"))
+    val_frac = 0.15 if d.val_frac is None else d.val_frac
+    test_frac = 0.15 if d.test_frac is None else d.test_frac
+    chosen = scaler if scaler is not None else (None if d.scaler == "none" else d.scaler)
+    try:
+        fd = prepare_forecast(values, d.lookback, horizon=d.horizon, train_frac=1.0 - val_frac - test_frac,
+                              val_frac=val_frac, scaler=chosen, many_to_many=d.many_to_many)
+    except ValueError as exc:
+        raise _config_error(f"cannot window the {len(values)}-step series {d.dataset!r}", exc) from None
+
+    def batches(x, y, training: bool):
+        if x is None:
+            return None
+        return ArrayBatches(x.astype(dtype), y.astype(dtype), batch_size=d.batch_size, shuffle=training, seed=d.seed)
+
+    raw = {"test": (fd.x_test_raw, _last_step(fd.y_test_raw))}
+    if fd.x_val_raw is not None:
+        raw["val"] = (fd.x_val_raw, _last_step(fd.y_val_raw))
+    shape = "many-to-many" if d.many_to_many else "many-to-one"
+    line = (f"{d.dataset}: {len(values)} steps; {shape} windows of {d.lookback} -> {d.horizon}: "
+            f"train {len(fd.x_train)}, val {0 if fd.x_val is None else len(fd.x_val)}, test {len(fd.x_test)}; "
+            f"scaler {d.scaler} (fitted on train); seasonal-naive season {season}")
+    return _Data(batches(fd.x_train, fd.y_train, True), batches(fd.x_val, fd.y_val, False),
+                 batches(fd.x_test, fd.y_test, False), "values", fd.x_train.shape[2], fd.y_train.shape[-1],
+                 d.many_to_many, "mse", ("mse", "mae"), d.lookback, scaler=fd.scaler, raw=raw, description=[line])
+
+
+def _last_step(y):
+    """The forecast of a window's last step: (N, H) from many-to-many (N, L, H) (or as it is)."""
+    return y if y is None or y.ndim == 2 else y[:, -1]
+
+
+# --------------------------------------------------------------------------- synthetic
+def _synthetic(config: RunConfig, data_dir, vocab, scaler) -> _Data:
+    d = config.data
+    dtype = config.model.dtype
+    sizes = {"train": d.n_train, "val": d.n_val, "test": d.n_test}
+    parts = {}
+    for i, (name, n) in enumerate(sizes.items()):
+        rng = np.random.default_rng([d.seed, i])  # independent draws per part
+        parts[name] = adding_problem(n, d.seq_len, rng, dtype=dtype) if d.task == "adding" else copy_memory(n, d.seq_len, rng)
+    batches = {name: ArrayBatches(x, y, batch_size=d.batch_size, shuffle=(name == "train"), seed=d.seed)
+               for name, (x, y) in parts.items()}
+    if d.task == "adding":
+        line = (f"adding problem, T = {d.seq_len}: train {d.n_train}, val {d.n_val}, test {d.n_test} sequences; "
+                f"baseline MSE {ADDING_BASELINE_MSE:.4f}")
+        return _Data(batches["train"], batches["val"], batches["test"], "values", 2, 1, False, "mse", ("mse",),
+                     d.seq_len, description=[line])
+    line = (f"copy memory, T = {d.seq_len} (sequences of {d.seq_len + 20}): train {d.n_train}, val {d.n_val}, "
+            f"test {d.n_test}; baseline cross-entropy {copy_memory_baseline(d.seq_len):.4f}")
+    return _Data(batches["train"], batches["val"], batches["test"], "ids", 10, 10, True, "cross_entropy",
+                 ("accuracy",), d.seq_len + 20, description=[line])
+
+
+_BUILDERS = {"sentiment": _sentiment, "language_model": _language_model, "forecasting": _forecasting,
+             "adding": _synthetic, "copy": _synthetic}
+
+
+# =========================================================================== the model
+def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: int, sequence_output: bool,
+                mask_zero: bool = False) -> Sequential:
+    """``Embedding``/``OneHot`` (token ids) -> stacked recurrent layers -> ``Dense(n_outputs)``.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    inputs : "ids" or "values"
+        Token ids (B, T) with a vocabulary of ``n_inputs``, or real values (B, T, n_inputs).
+    n_outputs : int
+        Classes (logits) or values per output step.
+    sequence_output : bool
+        One output per step (B, T, n_outputs), or for the last step only (B, n_outputs).
+    mask_zero : bool
+        Token id 0 is padding (masked).
+    """
+    dtype = config.dtype
+    seeds = [int(s) for s in np.random.default_rng(config.seed).integers(0, 2**31 - 1, size=5)]
+    init = {} if config.init is None else {"kernel_initializer": config.init, "bias_initializer": config.init}
+    layers: list[Module] = []
+    if inputs == "ids":
+        if config.embedding_dim is not None:
+            layers.append(Embedding(n_inputs, config.embedding_dim, mask_zero=mask_zero, seed=seeds[0], dtype=dtype,
+                                    **({} if config.init is None else {"embeddings_initializer": config.init})))
+            features = config.embedding_dim
+        else:
+            layers.append(OneHot(n_inputs, mask_zero=mask_zero, dtype=dtype))
+            features = n_inputs
+        if config.dropout:
+            layers.append(Dropout(config.dropout, seed=seeds[1], dtype=dtype))
+    else:
+        features = n_inputs
+    cell_kwargs = {}
+    if config.cell == "rnn" and config.activation is not None:
+        cell_kwargs["activation"] = config.activation
+    if config.cell == "lstm":
+        cell_kwargs["forget_bias"] = config.forget_bias
+        if config.activation is not None:
+            cell_kwargs["candidate_activation"] = config.activation
+    if config.init is not None:
+        cell_kwargs["recurrent_initializer"] = config.init
+    recurrent = stack(_CELLS[config.cell], config.hidden_size, config.num_layers, bidirectional=config.bidirectional,
+                      dropout=config.dropout, return_sequences=sequence_output, seed=seeds[2], input_size=features,
+                      dtype=dtype, **init, **cell_kwargs)
+    layers += recurrent.layers
+    if config.dropout:
+        layers.append(Dropout(config.dropout, seed=seeds[3], dtype=dtype))
+    layers.append(Dense(n_outputs, seed=seeds[4], dtype=dtype, **init))
+    return Sequential(layers)
+
+
+def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = None,
+               scaler: Scaler | None = None) -> Task:
+    """Read (or generate) the data of ``config`` and build the model on its shapes.
+
+    Parameters
+    ----------
+    config : RunConfig
+    data_dir : path, optional
+        The data directory (``$RNNLAB_DATA`` when omitted); unused by the synthetic tasks.
+    vocab, scaler : optional
+        A saved vocabulary / scaler to use instead of fitting one (to rebuild a run's data exactly).
+        With ``cv_folds`` and no ``fold``, fold 1 is built.
+
+    Returns
+    -------
+    Task
+        Its ``config`` has ``train.metrics`` set to the task's metrics when the file gave none.
+    """
+    data = _BUILDERS[config.data.task](config, data_dir, vocab, scaler)
+    if not config.train.metrics:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, metrics=data.metrics))
+    model = build_model(config.model, inputs=data.inputs, n_inputs=data.n_inputs, n_outputs=data.n_outputs,
+                        sequence_output=data.sequence_output, mask_zero=data.mask_zero)
+    input_shape = (None, data.timesteps) if data.inputs == "ids" else (None, data.timesteps, data.n_inputs)
+    model.build(input_shape)
+    return Task(config, model, data.loss, data.train, data.val, data.test, input_shape, vocab=data.vocab,
+                scaler=data.scaler, labels=data.labels, raw=data.raw, description=data.description)
+
+
+def describe(config: RunConfig, data_dir=None) -> str:
+    """The resolved configuration, the data and the model summary (what ``rnnlab summary`` prints)."""
+    task = build_task(config, data_dir)
+    lines = [to_toml(task.config).rstrip(), "", *task.description, ""]
+    lines.append(task.model.summary(task.input_shape, print_fn=None))
+    return "\n".join(lines)
+
+
+# =========================================================================== run directories
+def _read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"'{run_dir}' is not an rnnlab run directory (looked for '{path}')")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise RunError(f"the run configuration '{path}' is unusable: {exc}") from None
+
+
+def _write_json(path: Path, document: dict) -> None:
+    write_atomic(path, (json.dumps(document, indent=2, allow_nan=False, default=_json_number) + "\n").encode("utf-8"))
+
+
+def _json_number(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _finite(document):
+    """NaN and inf as None (JSON has neither)."""
+    if isinstance(document, dict):
+        return {k: _finite(v) for k, v in document.items()}
+    if isinstance(document, float) and not math.isfinite(document):
+        return None
+    return document
+
+
+def _check_resumable(config: RunConfig, run_dir: Path) -> None:
+    """On resume, the data and the model must be those of the run (the training section may change)."""
+    saved = _read_run_config(run_dir)
+    for section in ("data", "model"):
+        before, now = getattr(saved, section).to_dict(), getattr(config, section).to_dict()
+        changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*before, *now])
+                   if before.get(k) != now.get(k)]
+        if changed:
+            raise ConfigError(f"--resume: the [{section}] section differs from the run's ({run_dir / CONFIG_FILE}): "
+                              f"{'; '.join(changed)}. Only [train] may change when resuming")
+
+
+def _load_artefacts(run_dir: Path) -> tuple[Vocabulary | None, Scaler | None]:
+    vocab = scaler = None
+    try:
+        if (run_dir / VOCAB_FILE).is_file():
+            vocab = Vocabulary.from_json((run_dir / VOCAB_FILE).read_text("utf-8"))
+        if (run_dir / SCALER_FILE).is_file():
+            scaler = Scaler.from_json((run_dir / SCALER_FILE).read_text("utf-8"))
+    except ValueError as exc:
+        raise RunError(f"a saved vocabulary or scaler in '{run_dir}' is unusable: {exc}") from None
+    return vocab, scaler
+
+
+def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) -> dict:
+    """Train ``config`` in ``run_dir`` and return the final metrics (also in ``run_dir/metrics.json``).
+
+    With ``resume``, continue the run from its latest checkpoint (the data and model sections must
+    be unchanged; the training section may differ, e.g. more epochs or steps). Without it, a
+    ``run_dir`` that already holds a checkpoint is refused. A diverged run raises
+    :class:`~rnnlab.models.TrainingDiverged` and keeps its last good checkpoint.
+    With ``data.cv_folds`` and no ``data.fold``, every fold is trained in ``run_dir/fold-NN``.
+    """
+    run_dir = Path(run_dir)
+    if config.data.cv_folds is not None and config.data.fold is None:
+        return _cross_validate(config, run_dir, data_dir=data_dir, resume=resume)
+    vocab = scaler = None
+    if resume:
+        if latest_checkpoint(run_dir) is None:
+            raise RunError(f"nothing to resume: '{run_dir}' holds no checkpoint (looked for "
+                           f"'{run_dir / 'checkpoint.json'}'); start the run without --resume")
+        _check_resumable(config, run_dir)
+        vocab, scaler = _load_artefacts(run_dir)
+    elif latest_checkpoint(run_dir) is not None:
+        raise RunError(f"'{run_dir}' already holds a training run; pass --resume to continue it, or choose another "
+                       "--run-dir")
+    task = build_task(config, data_dir, vocab=vocab, scaler=scaler)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
+    task.save_artefacts(run_dir)
+    trainer = task.trainer(run_dir)
+    trainer.log("data: " + " ".join(task.description))
+    trainer.run(resume=resume)
+    model_io.save(task.model, run_dir / MODEL_DIR)
+    metrics = _finite(task.final_metrics(trainer))
+    _write_json(run_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+_HEADER = ("The resolved configuration of this run, written by `rnnlab train`.\n"
+           "`rnnlab train <this file>` repeats the run.")
+
+
+def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool) -> dict:
+    k = config.data.cv_folds
+    started = [d for d in sorted(run_dir.glob("fold-*")) if latest_checkpoint(d) is not None]
+    if resume and (run_dir / CONFIG_FILE).is_file():
+        _check_resumable(config, run_dir)
+    elif not resume and started:
+        raise RunError(f"'{run_dir}' already holds a cross-validation run ({', '.join(d.name for d in started)} "
+                       "started); pass --resume to continue it, or choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
+    folds = []
+    for fold in range(1, k + 1):
+        fold_dir = run_dir / f"fold-{fold:02d}"
+        done = fold_dir / METRICS_FILE
+        if resume and done.is_file():
+            folds.append(json.loads(done.read_text("utf-8")))
+            continue
+        fold_config = dataclasses.replace(config, data=dataclasses.replace(config.data, fold=fold))
+        folds.append(train(fold_config, fold_dir, data_dir=data_dir,
+                           resume=resume and latest_checkpoint(fold_dir) is not None))
+    accuracies = [f["test"]["accuracy"] for f in folds]
+    summary = {"task": config.data.task, "dataset": config.data.dataset, "cv_folds": k,
+               "fold_accuracy": accuracies, "accuracy_mean": float(np.mean(accuracies)),
+               "accuracy_std": float(np.std(accuracies, ddof=1)),
+               "fold_val_accuracy": [f.get("val", {}).get("accuracy") for f in folds]}
+    summary = _finite(summary)
+    _write_json(run_dir / METRICS_FILE, summary)
+    return summary
+
+
+@dataclass
+class LoadedRun:
+    """A trained run read back: its configuration, model, and vocabulary/scaler."""
+
+    run_dir: Path
+    config: RunConfig
+    model: Module
+    vocab: Vocabulary | None
+    scaler: Scaler | None
+    model_source: Path
+
+
+def load_run(run_dir) -> LoadedRun:
+    """Read ``run_dir``: the final model, or the latest checkpoint's for a run that has not finished."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist"))
+    config = _read_run_config(run_dir)
+    if config.data.cv_folds is not None and config.data.fold is None:
+        raise RunError(f"'{run_dir}' is a {config.data.cv_folds}-fold cross-validation run: use one of its folds, "
+                       f"e.g. '{run_dir / 'fold-01'}'")
+    source = run_dir / MODEL_DIR
+    if not (source / model_io.CONFIG_FILE).is_file():
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise RunError(f"'{run_dir}' holds no model yet: no '{source}' and no checkpoint")
+        source = checkpoint / "model"
+    model = model_io.load(source)
+    vocab, scaler = _load_artefacts(run_dir)
+    return LoadedRun(run_dir, config, model, vocab, scaler, source)
+
+
+def evaluate(run_dir, split: str | None = None, *, data_dir=None) -> dict:
+    """Loss, metrics and the task's report of a run's model on ``split`` (default: test, else val)."""
+    run = load_run(run_dir)
+    task = build_task(run.config, data_dir, vocab=run.vocab, scaler=run.scaler)
+    task.model = run.model
+    parts = task.splits()
+    split = split or ("test" if "test" in parts else "val")
+    trainer = task.trainer(run.run_dir)
+    return {"run": str(run.run_dir), "model": str(run.model_source), "split": split,
+            **_finite(task.evaluate(split, trainer))}
+
+
+def _library_call(function, *args, **kwargs):
+    """Call a generation/prediction function; its argument errors are usage errors (exit code 2)."""
+    try:
+        return function(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, greedy: bool = False, seed: int | None = None, stop=None,
+             include_stop: bool = True) -> str:
+    """``prime`` followed by up to ``length`` tokens sampled from a language-model run, ending early
+    after any of the ``stop`` strings (see :func:`rnnlab.generate.sample`)."""
+    run = load_run(run_dir)
+    if run.config.data.task != "language_model":
+        raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; generate needs a language_model run")
+    tokenize, joiner = tokenizer_of(run.config.data)
+    text = _library_call(sample, run.model, run.vocab, prime, length=length, temperature=temperature, top_k=top_k,
+                         top_p=top_p, greedy=greedy, seed=seed, stop=stop, include_stop=include_stop,
+                         tokenizer=tokenize, joiner=joiner)
+    return prime + (joiner if text else "") + text
+
+
+def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], list[tuple]]:
+    """Predictions of a run's model for raw ``inputs``: ``(header, rows)``.
+
+    * sentiment: one row per text, ``(label, probability of that label, text)``;
+    * forecasting: the inputs are numbers, the latest ``lookback`` of them (at least that many) form
+      the window; one row per step ahead, ``(step, value)`` in the series' units;
+    * language_model: the inputs are joined into one prefix; the ``k`` most probable next tokens,
+      ``(token, probability)``.
+    """
+    run = load_run(run_dir)
+    d = run.config.data
+    if d.task == "sentiment":
+        tokenize, _ = tokenizer_of(d)
+        proba = _library_call(predict_proba, run.model, run.vocab, list(inputs), tokenizer=tokenize, maxlen=d.maxlen)
+        labels = proba.argmax(axis=1)
+        return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text) for c, p, text in zip(labels, proba, inputs)]
+    if d.task == "forecasting":
+        try:
+            values = np.array([float(v) for v in inputs])
+        except ValueError:
+            raise ConfigError(f"a forecasting run predicts from numbers; got {list(inputs)!r:.120}") from None
+        if len(values) < d.lookback or not np.isfinite(values).all():
+            raise ConfigError(f"a forecasting run needs the latest lookback = {d.lookback} finite values, oldest first; "
+                              f"got {len(values)}")
+        window = values[-d.lookback:][None, :, None]  # (1, L, 1)
+        forecast = _last_step(_library_call(predict_values, run.model, window, scaler=run.scaler))[0]  # (H,)
+        return ["step", "value"], [(f"t+{h + 1}", float(v)) for h, v in enumerate(forecast)]
+    if d.task == "language_model":
+        tokenize, joiner = tokenizer_of(d)
+        ranked = _library_call(rank_next, run.model, run.vocab, joiner.join(inputs), k, tokenizer=tokenize)
+        return ["token", "probability"], [(token, p) for token, p in ranked]
+    raise RunError(f"predict reads raw text or numbers; a run of task {d.task!r} takes generated sequences "
+                   "(use rnnlab evaluate for it)")
+

@@ -1,0 +1,98 @@
+"""Which implementation runs the elementwise work of the time loops: NumPy ufuncs or fused kernels.
+
+Each step of a recurrent layer is one GEMM (``h_{t-1} W^T`` forward, ``dz_t W`` backward) and
+elementwise work on the gates. With NumPy the elementwise work is a sequence of ufunc calls, about
+ten passes over (B, H)-(B, G*H) arrays forward and fifteen backward, each a separate call from
+Python. With `numba <https://numba.pydata.org>`_ installed (``pip install rnnlab[fast]``), one
+compiled kernel per step does it all in one pass (:mod:`rnnlab._fused`): the GEMMs stay NumPy's.
+
+Backends
+--------
+``"auto"`` (default)
+    The fused kernels for float32 when numba is importable, NumPy otherwise. Float64 stays on NumPy:
+    its vectorised ``tanh`` is faster there than the scalar libm one a kernel would call.
+``"numba"``
+    The fused kernels for every dtype (an error when numba is missing). Float64 kernels use libm's
+    ``tanh``; float32 kernels a rational approximation accurate to a few units in the last place
+    (:func:`rnnlab._fused.tanh32`), which vectorises.
+``"numpy"``
+    The ufunc sequence everywhere.
+
+The environment variable ``RNNLAB_KERNELS`` sets the backend at import; :func:`set_backend` and
+:func:`use` change it at run time. Both implementations compute the same equations from the same
+buffers (a tape written by one can be differentiated by the other), and the gradient-check and
+PyTorch reference suites run on each.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from contextlib import contextmanager
+
+import numpy as np
+
+BACKENDS = ("auto", "numba", "numpy")
+ENV = "RNNLAB_KERNELS"
+
+_backend = "auto"
+_module = None  # rnnlab._fused once imported
+_available: bool | None = None  # whether numba is installed, looked up once (the lookup takes ~50 us)
+
+
+def available() -> bool:
+    """True when numba can be imported (the ``fast`` extra is installed)."""
+    global _available
+    if _available is None:
+        _available = importlib.util.find_spec("numba") is not None
+    return _available
+
+
+def _check(name) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"kernel backend must be one of {', '.join(repr(b) for b in BACKENDS)}; got {name!r}")
+    if name == "numba" and not available():
+        raise ValueError("kernel backend 'numba' needs numba: pip install rnnlab[fast] (or pip install numba)")
+    return name
+
+
+def backend() -> str:
+    """The backend in force: ``"auto"``, ``"numba"`` or ``"numpy"``."""
+    return _backend
+
+
+def set_backend(name: str) -> None:
+    """Choose the backend for every later forward and backward call (see the module docstring)."""
+    global _backend
+    _backend = _check(name)
+
+
+@contextmanager
+def use(name: str):
+    """``with kernels.use("numpy"): ...`` runs the block on one backend, then restores the previous one."""
+    previous = backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def fused(dtype) -> object | None:
+    """The module of fused kernels to use for arrays of ``dtype``, or None for the NumPy path."""
+    global _module
+    if _backend == "numpy" or (_backend == "auto" and (dtype != np.float32 or not available())):
+        return None
+    if _module is None:
+        from rnnlab.nn.kernels import numba_kernels as _fused
+
+        _module = _fused
+    return _module
+
+
+_env = os.environ.get(ENV)
+if _env:
+    try:
+        set_backend(_env)
+    except ValueError as exc:
+        raise ValueError(f"{ENV}={_env!r}: {exc}") from None

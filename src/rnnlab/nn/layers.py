@@ -1,0 +1,245 @@
+"""Non-recurrent layers: Embedding, OneHot, Dense (``y_t = g(V a_t + c)``), Dropout.
+
+Dense and Dropout act on the last axis, so they apply per time step to a ``(B, T, H)`` sequence as
+well as to a ``(B, H)`` vector, and pass the mask through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab._validation import (
+    as_float_array,
+    as_generator,
+    check_positive_int,
+    check_rate,
+    seed_config,
+)
+from rnnlab.nn import initializers
+from rnnlab.nn.functional import get_activation, one_hot
+from rnnlab.nn.module import Module
+
+
+def _check_ids(name: str, x, vocab_size: int) -> np.ndarray:
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise TypeError(f"{name} must be integer token ids, got dtype {x.dtype}")
+    if x.ndim == 0 or x.size == 0:
+        raise ValueError(f"{name} must be a non-empty array of token ids, got shape {x.shape}")
+    if x.min() < 0 or x.max() >= vocab_size:
+        raise ValueError(f"{name} ids must lie in [0, {vocab_size}), got values from {x.min()} to {x.max()}")
+    return x
+
+
+class Embedding(Module):
+    """A lookup table: token id ``k`` -> row ``E[k]``.
+
+    Parameters
+    ----------
+    vocab_size : int
+        V, the number of ids.
+    dim : int
+        The vector size.
+    mask_zero : bool
+        Id 0 is padding: the output mask is ``ids != 0`` (the rows of id 0 still get gradients only
+        from unmasked uses, since masked steps receive zero gradient downstream).
+    embeddings_initializer : default ``"uniform:0.05"`` (Keras's).
+
+    Notes
+    -----
+    Forward ``y[..., :] = E[ids[...]]``; backward ``dE[k] += sum over positions with id k of dy``
+    (a scatter-add). Shapes: ids (B, T) int -> (B, T, dim); ``E`` (V, dim).
+    """
+
+    def __init__(self, vocab_size: int, dim: int, *, mask_zero: bool = False, embeddings_initializer="uniform:0.05",
+                 seed=None, dtype="float32", name: str | None = None):
+        super().__init__(dtype=dtype, name=name)
+        self.vocab_size = check_positive_int("vocab_size", vocab_size)
+        self.dim = check_positive_int("dim", dim)
+        if not isinstance(mask_zero, bool):
+            raise TypeError(f"mask_zero must be a bool, got {mask_zero!r}")
+        self.mask_zero = mask_zero
+        self._init_spec = embeddings_initializer
+        init = initializers.get(embeddings_initializer, "embeddings_initializer")
+        self.seed = seed
+        self.add_param("E", init((self.vocab_size, self.dim), as_generator(seed), self.dtype))
+        self.built = True
+        self._ids = None
+
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        ids = _check_ids("x", x, self.vocab_size)
+        self._ids = ids
+        return self._params["E"][ids]
+
+    def compute_mask(self, mask, x=None):
+        if not self.mask_zero:
+            return mask
+        own = np.asarray(x) != 0
+        return own if mask is None else (own & mask)
+
+    def backward(self, dy, *d_states, input_grad: bool = True):
+        ids = self._need_tape(self._ids)
+        dy = as_float_array("dy", dy, self.dtype)
+        if dy.shape != ids.shape + (self.dim,):
+            raise ValueError(f"dy must have shape {ids.shape + (self.dim,)}, got {dy.shape}")
+        np.add.at(self._grads["E"], ids.reshape(-1), dy.reshape(-1, self.dim))
+        return None
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape) + (self.dim,)
+
+    def get_config(self):
+        return {"vocab_size": self.vocab_size, "dim": self.dim, "mask_zero": self.mask_zero,
+                "embeddings_initializer": initializers.to_config(self._init_spec),
+                "seed": seed_config(self.seed), **super().get_config()}
+
+
+class OneHot(Module):
+    """Integer ids -> one-hot vectors along a new last axis (no parameters)."""
+
+    def __init__(self, num_classes: int, *, mask_zero: bool = False, dtype="float32", name: str | None = None):
+        super().__init__(dtype=dtype, name=name)
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        if not isinstance(mask_zero, bool):
+            raise TypeError(f"mask_zero must be a bool, got {mask_zero!r}")
+        self.mask_zero = mask_zero
+        self.built = True
+
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        _check_ids("x", x, self.num_classes)
+        self._shape = np.shape(x)
+        return one_hot(x, self.num_classes, self.dtype)
+
+    compute_mask = Embedding.compute_mask
+
+    def backward(self, dy, *d_states, input_grad: bool = True):
+        return None
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape) + (self.num_classes,)
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "mask_zero": self.mask_zero, **super().get_config()}
+
+
+class Dense(Module):
+    """A fully connected layer on the last axis: ``y = g(V a + c)`` (the brief's output layer).
+
+    Parameters
+    ----------
+    units : int
+        K, the output size.
+    activation : None/"linear" (default), "tanh", "relu" or "sigmoid"
+        ``g``; for classification leave it linear and use a loss that takes logits.
+    input_size : int, optional
+        Inferred from the first input when omitted.
+
+    Notes
+    -----
+    Backward: ``dz = dy * g'(y)``, ``dV += dz^T a``, ``dc += sum dz``, ``da = dz V``, each over all
+    leading axes at once. Shapes: ``V`` (K, H) (PyTorch ``nn.Linear.weight``), ``c`` (K,).
+    """
+
+    def __init__(self, units: int, activation: str | None = None, *, input_size: int | None = None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", use_bias: bool = True,
+                 seed=None, dtype="float32", name: str | None = None):
+        super().__init__(dtype=dtype, name=name)
+        self.units = check_positive_int("units", units)
+        self.activation = "linear" if activation is None else activation
+        self.g, self.g_grad = get_activation(self.activation)
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"use_bias must be a bool, got {use_bias!r}")
+        self.use_bias = use_bias
+        self._init_specs = (kernel_initializer, bias_initializer)
+        self._inits = (initializers.get(kernel_initializer, "kernel_initializer"),
+                       initializers.get(bias_initializer, "bias_initializer"))
+        self.seed = seed
+        self._rng = as_generator(seed)
+        self.input_size = None
+        self._cache = None
+        if input_size is not None:
+            self.build((check_positive_int("input_size", input_size),))
+
+    def build(self, input_shape):
+        D = check_positive_int("input_size", input_shape[-1])
+        if self.built:
+            if D != self.input_size:
+                raise ValueError(f"Dense was built for input_size={self.input_size}, got input with {D} features")
+            return
+        self.input_size = D
+        self.add_param("V", self._inits[0]((self.units, D), self._rng, self.dtype, fan_in=D, fan_out=self.units))
+        if self.use_bias:
+            self.add_param("c", self._inits[1]((self.units,), self._rng, self.dtype, fan_in=D, fan_out=self.units))
+        self.built = True
+
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        x = as_float_array("x", x, self.dtype)
+        if x.ndim < 2:
+            raise ValueError(f"x must have at least 2 dimensions (batch, ..., features), got shape {x.shape}")
+        if self.input_size is not None and x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features in its last axis, got shape {x.shape}")
+        self.build(x.shape)
+        y = x @ self._params["V"].T  # (..., K)
+        if self.use_bias:
+            y += self._params["c"]
+        self.g(y, out=y)
+        self._cache = (x, y)
+        return y
+
+    def backward(self, dy, *d_states, input_grad: bool = True):
+        x, y = self._need_tape(self._cache)
+        dy = as_float_array("dy", dy, self.dtype)
+        if dy.shape != y.shape:
+            raise ValueError(f"dy must have the output's shape {y.shape}, got {dy.shape}")
+        dz = dy if self.activation == "linear" else dy * self.g_grad(y)
+        dz2 = dz.reshape(-1, self.units)
+        self._grads["V"] += dz2.T @ x.reshape(-1, self.input_size)
+        if self.use_bias:
+            self._grads["c"] += dz2.sum(axis=0)
+        return dz @ self._params["V"] if input_grad else None
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation, "input_size": self.input_size,
+                "kernel_initializer": initializers.to_config(self._init_specs[0]),
+                "bias_initializer": initializers.to_config(self._init_specs[1]), "use_bias": self.use_bias,
+                "seed": seed_config(self.seed), **super().get_config()}
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, ``y = x * m / (1 - rate)`` with ``m ~ Bernoulli(1 - rate)``;
+    at inference ``y = x``. Backward multiplies by the same ``m / (1 - rate)``. The output keeps the
+    input's float dtype (``dtype`` only sets the dtype of the mask's scale)."""
+
+    keeps_input_dtype = True
+
+    def __init__(self, rate: float, *, seed=None, dtype="float32", name: str | None = None):
+        super().__init__(dtype=dtype, name=name)
+        self.rate = check_rate("rate", rate)
+        self.seed = seed
+        self._rng = as_generator(seed)
+        self.built = True
+        self._scale = None
+
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        # no parameters, so no dtype of its own to impose: the input's float dtype is kept
+        x = as_float_array("x", x, x.dtype if np.issubdtype(np.asarray(x).dtype, np.floating) else self.dtype)
+        self._shape = x.shape
+        if not training or self.rate == 0.0:
+            self._scale = 1.0
+            return x.copy()
+        keep = self._rng.random(x.shape) >= self.rate
+        self._scale = keep.astype(self.dtype) / (1.0 - self.rate)
+        return x * self._scale
+
+    def backward(self, dy, *d_states, input_grad: bool = True):
+        scale = self._need_tape(self._scale)
+        dy = as_float_array("dy", dy, np.result_type(dy, np.float32))
+        if dy.shape != self._shape:
+            raise ValueError(f"dy must have the output's shape {self._shape}, got {dy.shape}")
+        return dy * scale if input_grad else None
+
+    def get_config(self):
+        return {"rate": self.rate, "seed": seed_config(self.seed), **super().get_config()}

@@ -1,0 +1,401 @@
+"""Recurrent layers: a cell run through time, forward and backward (BPTT), with masks and direction.
+
+:class:`Recurrent` owns everything about time: the (batch, time) <-> time-major transposition, the
+direction (``go_backwards``), masks, initial and carried (``stateful``) state, and the backward pass
+through time. The cell (``rnnlab.cells``) owns the maths of a single step. ``SimpleRNN``, ``LSTM`` and
+``GRU`` bind a cell; :class:`Bidirectional` runs two independent layers, one reading each sequence
+reversed.
+
+Masks follow Keras: where ``mask[b, t]`` is 0 the state passes through step t unchanged, the output is
+zero, and in the backward pass the gradient passes through unchanged, so a padded step changes
+nothing, left or right padding alike. A batch row that is all padding outputs zeros and ends in its
+initial state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab._validation import (
+    as_float_array,
+    as_generator,
+    check_mask,
+    check_positive_int,
+    check_sequence_input,
+    seed_config,
+)
+from rnnlab.nn.cells import ElmanCell, GRUCell, LSTMCell
+from rnnlab.nn.cells.base import Cell, Workspace, resolve_initializers
+from rnnlab.nn.functional import row_norms
+from rnnlab.nn.initializers import to_config as init_to_config
+from rnnlab.nn.module import Module
+
+
+class Recurrent(Module):
+    """Base of the recurrent layers: a :class:`~rnnlab.cells.base.Cell` run over ``(batch, timesteps, features)``.
+
+    Parameters
+    ----------
+    hidden_size : int
+        H, the number of units (neurons) in the state.
+    input_size : int, optional
+        D; inferred from the first input when omitted.
+    return_sequences : bool
+        Return the outputs of every step, ``(B, T, H)``, instead of the last one, ``(B, H)``.
+    return_state : bool
+        Also return the final state: ``y, h`` (``y, h, c`` for the LSTM).
+    go_backwards : bool
+        Read each sequence from its end; the outputs come in processing order (as in Keras).
+    stateful : bool
+        The final state of a call is the initial state of the next until :meth:`reset_state`
+        (gradients do not flow between calls: truncated BPTT).
+    kernel_initializer, recurrent_initializer, bias_initializer : str or callable
+        For ``U``, ``W`` and ``b``; see :mod:`rnnlab.initializers`. ``"pytorch"`` for all three gives
+        PyTorch's default ``U(-1/sqrt(H), 1/sqrt(H))``.
+    seed : int or numpy.random.Generator, optional
+        Source of the initial weights.
+    dtype : "float32" (default) or "float64"
+
+    Notes
+    -----
+    BPTT: ``L = sum_t L_t`` and every parameter is shared across time, so ``dL/dW`` sums, over every
+    step t, the step's local gradient ``dz_t^T a_{t-1}``, where ``dz_t`` already carries every path from
+    later steps back to t (``da_{t-1} = dz_t W``). The backward loop computes only the ``dz_t`` and the
+    state gradients; ``dU``, ``dW``, ``db`` and ``dx`` are one GEMM each over all steps afterwards.
+
+    After :meth:`backward`, ``initial_state_grad`` holds the gradient of the initial state(s), and, if
+    ``record_grad_norms`` is True, ``grad_norms["h"]`` (and ``["c"]`` for the LSTM) holds
+    ``||dL/dh_t||`` per sequence and step, shape (B, T), in processing order.
+    """
+
+    cell_class: type[Cell] = Cell
+
+    def __init__(self, hidden_size: int, *, input_size: int | None = None, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 seed=None, dtype="float32", name: str | None = None, **cell_kwargs):
+        super().__init__(dtype=dtype, name=name)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.input_size = None if input_size is None else check_positive_int("input_size", input_size)
+        for flag, value in (("return_sequences", return_sequences), ("return_state", return_state),
+                            ("go_backwards", go_backwards), ("stateful", stateful)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be a bool, got {value!r}")
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.stateful = stateful
+        self._init_specs = (kernel_initializer, recurrent_initializer, bias_initializer)
+        self._inits = resolve_initializers(*self._init_specs)
+        self.seed = seed
+        self._rng = as_generator(seed)
+        self.cell = self.cell_class(self.hidden_size, **cell_kwargs)
+        self.record_grad_norms = False
+        self.grad_norms: dict[str, np.ndarray] | None = None
+        self.initial_state_grad: tuple[np.ndarray, ...] | None = None
+        self._tape = None
+        self._workspace = Workspace()  # the tape's big buffers, reused from call to call
+        self._state: list[np.ndarray] | None = None
+        if self.input_size is not None:
+            self.build((None, None, self.input_size))
+
+    # ------------------------------------------------------------------ building
+    def build(self, input_shape) -> None:
+        D = check_positive_int("input_size", input_shape[-1])
+        if self.built:
+            if D != self.input_size:
+                raise ValueError(f"{type(self).__name__} was built for input_size={self.input_size}, got input with {D} features")
+            return
+        self.input_size = D
+        for key, value in self.cell.init_params(D, self._rng, self.dtype, *self._inits).items():
+            self.add_param(key, value)
+        self.built = True
+
+    def output_shape(self, input_shape):
+        B, T = input_shape[0], input_shape[1]
+        return (B, T, self.hidden_size) if self.return_sequences else (B, self.hidden_size)
+
+    def compute_mask(self, mask, x=None):
+        return mask if self.return_sequences else None
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.cell.state_names
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, batch: int) -> list[np.ndarray]:
+        """Zeros, one (B, H) array per state tensor."""
+        return [np.zeros((batch, self.hidden_size), dtype=self.dtype) for _ in self.state_names]
+
+    def reset_state(self) -> None:
+        """Forget the carried state of a ``stateful`` layer."""
+        self._state = None
+
+    @property
+    def states(self) -> tuple[np.ndarray, ...] | None:
+        """The carried state of a ``stateful`` layer (None before the first call or after reset).
+
+        Assigning a tuple of (B, H) arrays (or None) sets it, e.g. to restore a checkpoint or to rewind
+        truncated BPTT; the arrays are copied.
+        """
+        return None if self._state is None else tuple(s.copy() for s in self._state)
+
+    @states.setter
+    def states(self, value) -> None:
+        if value is None:
+            self._state = None
+            return
+        batch = np.shape(value[0])[0] if isinstance(value, (list, tuple)) and len(value) else 0
+        self._state = [s.copy() for s in self._initial_states(list(value), batch, "states")]
+
+    def _initial_states(self, initial_state, batch: int, argument: str = "initial_state") -> list[np.ndarray]:
+        n = len(self.state_names)
+        if initial_state is None:
+            if self.stateful and self._state is not None:
+                if self._state[0].shape[0] != batch:
+                    raise ValueError(f"a stateful {type(self).__name__} carries state for batch size "
+                                     f"{self._state[0].shape[0]}, got a batch of {batch}; call reset_state() first")
+                return [s.copy() for s in self._state]
+            return self.initial_state(batch)
+        if isinstance(initial_state, np.ndarray):
+            initial_state = [initial_state]
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n:
+            got = f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__
+            raise ValueError(f"{argument} must be {n} array(s) ({', '.join(self.state_names)}) of shape "
+                             f"(batch, hidden_size) = {(batch, self.hidden_size)}, got {got}")
+        states = []
+        for name, s in zip(self.state_names, initial_state):
+            s = as_float_array(f"{argument} ({name})", s, self.dtype)
+            if s.shape != (batch, self.hidden_size):
+                raise ValueError(f"{argument} ({name}) must have shape (batch, hidden_size) = "
+                                 f"{(batch, self.hidden_size)}, got {s.shape}")
+            states.append(s)
+        return states
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        """Run the layer over ``x`` (B, T, D); see the class docstring for what comes back."""
+        x = check_sequence_input("x", x, self.dtype, self.input_size)
+        B, T, D = x.shape
+        self.build(x.shape)
+        mask = check_mask(mask, B, T)
+        states0 = self._initial_states(initial_state, B)
+        p = self._params
+
+        x_tm = x.transpose(1, 0, 2)  # (T, B, D)
+        if self.go_backwards:
+            x_tm = x_tm[::-1]
+        X = self._workspace.empty("X", (T, B, D), self.dtype)  # (T, B, D)
+        np.copyto(X, x_tm)
+        tape = self.cell.allocate(T, B, X, states0, self._workspace)
+        if mask is not None:
+            m = mask.T[::-1] if self.go_backwards else mask.T
+            tape.mask = np.ascontiguousarray(m)[:, :, None]  # (T, B, 1)
+        self.cell.input_projection(p, tape)
+
+        if tape.mask is not None:
+            step_has_data, step_all_data = tape.mask.any(axis=(1, 2)), tape.mask.all(axis=(1, 2))  # (T,)
+            padded = ~tape.mask  # (T, B, 1)
+        for t in range(T):
+            if tape.mask is None:
+                self.cell.step(p, tape, t)
+                continue
+            if step_has_data[t]:  # a step that is padding for the whole batch costs nothing
+                self.cell.step(p, tape, t)
+                if not step_all_data[t]:
+                    for s in tape.states:
+                        np.copyto(s[t + 1], s[t], where=padded[t])
+            else:
+                for s in tape.states:
+                    s[t + 1] = s[t]
+                self.cell.skip_step(tape, t)
+
+        self._tape = tape
+        h = tape.states[0]
+        if self.return_sequences:
+            y = h[1:].transpose(1, 0, 2).copy()  # (B, T, H)
+            if tape.mask is not None:
+                y *= tape.mask.transpose(1, 0, 2)
+        else:
+            y = h[T].copy()  # (B, H)
+            if tape.mask is not None:
+                y *= tape.mask.any(axis=0)  # a row that is all padding has no last output: zeros
+        final = [s[T].copy() for s in tape.states]
+        if self.stateful:
+            self._state = [s.copy() for s in final]
+        return (y, *final) if self.return_state else y
+
+    def activations(self) -> dict[str, np.ndarray]:
+        """What the last forward call computed inside the layer, by name, each (B, T, H), in processing order.
+
+        The states carried out of every step (``"h"``; ``"h"`` and ``"c"`` for the LSTM) and the gate
+        activations: LSTM ``"i", "f", "g", "o"`` (``c_t = f_t*c_{t-1} + i_t*g_t``, ``h_t = o_t*tanh(c_t)``),
+        GRU ``"r", "z", "n"`` (``h_t = (1 - z_t)*n_t + z_t*h_{t-1}``); an Elman layer's only activation
+        is its state ``a_t = f(U x_t + W a_{t-1} + b)``. Padded steps hold zeros. The arrays are copies.
+        """
+        if self._tape is None:
+            raise ValueError(f"{type(self).__name__}.activations() needs a forward call first")
+        tape, H = self._tape, self.hidden_size
+        named = {name: s[1:] for name, s in zip(self.state_names, tape.states)}  # (T, B, H) each
+        if not np.shares_memory(tape.gates, tape.states[0]):  # the Elman cell's gate is its state
+            named.update((g, tape.gates[:, :, k * H:(k + 1) * H]) for k, g in enumerate(self.cell.gate_names))
+        if tape.mask is None:
+            return {k: v.transpose(1, 0, 2).copy() for k, v in named.items()}
+        # where(), not a product: a step that is padding for the whole batch never ran and holds garbage
+        return {k: np.where(tape.mask, v, 0).transpose(1, 0, 2).copy() for k, v in named.items()}
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, dy, *d_states, input_grad: bool = True):
+        """BPTT for the last forward call; returns ``dL/dx`` (B, T, D) and adds into ``grads``.
+
+        ``dy`` is the gradient of the output; with ``return_state``, the gradients of the returned
+        states may follow (``None`` for any that is zero). ``input_grad=False`` skips the GEMM
+        ``dx_t = dz_t U`` and returns None (the parameter and initial-state gradients are unchanged).
+        """
+        tape = self._need_tape(self._tape)
+        T, B, _ = tape.X.shape
+        H, n = self.hidden_size, len(self.state_names)
+        out_shape = (B, T, H) if self.return_sequences else (B, H)
+        dy = as_float_array("dy", dy, self.dtype)
+        if dy.shape != out_shape:
+            raise ValueError(f"dy must have the output's shape {out_shape}, got {dy.shape}")
+        if len(d_states) > n:
+            raise ValueError(f"backward takes at most {n} state gradient(s) ({', '.join(self.state_names)}), got {len(d_states)}")
+
+        dstate = []
+        for i, name in enumerate(self.state_names):
+            ds = np.zeros((B, H), dtype=self.dtype)
+            if i < len(d_states) and d_states[i] is not None:
+                given = as_float_array(f"d_states ({name})", d_states[i], self.dtype)
+                if given.shape != (B, H):
+                    raise ValueError(f"the gradient of state {name} must have shape {(B, H)}, got {given.shape}")
+                ds += given
+            dstate.append(ds)
+        dY = None
+        if self.return_sequences:
+            dY = dy.transpose(1, 0, 2)  # (T, B, H)
+            if tape.mask is not None:
+                dY = dY * tape.mask
+        else:
+            dstate[0] += dy if tape.mask is None else dy * tape.mask.any(axis=0)
+
+        tape.dgates = tape.buffer("dgates", tape.gates.shape)  # (T, B, G*H)
+        self.cell.prepare_backward(tape)
+        tape.grad_norms = None
+        if self.record_grad_norms:
+            tape.grad_norms = {name: np.zeros((T, B)) for name in self.state_names}  # float64: no overflow
+        p = self._params
+        if tape.mask is not None:
+            step_has_data, step_all_data = tape.mask.any(axis=(1, 2)), tape.mask.all(axis=(1, 2))  # (T,)
+            keep = tape.mask.astype(self.dtype)  # (T, B, 1)
+            pad = 1.0 - keep
+            carried = [np.empty((B, H), dtype=self.dtype) for _ in dstate]
+            padded_rows = ~tape.mask[:, :, 0]  # (T, B)
+        # unmasked and unrecorded: the cell adds dy[:, t] within its own pass over the step
+        dy_folded = None
+        if dY is not None and tape.mask is None and tape.grad_norms is None:
+            dy_folded = np.ascontiguousarray(dy)  # (B, T, H)
+        for t in reversed(range(T)):
+            if dy_folded is not None:
+                dstate = self.cell.step_backward(p, tape, t, dstate, dy_folded)
+                continue
+            if dY is not None:
+                dstate[0] += dY[t]
+            if tape.grad_norms is not None:
+                tape.grad_norms["h"][t] = row_norms(dstate[0])
+            if tape.mask is None:
+                dstate = self.cell.step_backward(p, tape, t, dstate)
+                continue
+            if not step_has_data[t]:
+                self.cell.skip_step_backward(tape, t)
+                if tape.grad_norms is not None:  # the carried states' gradients pass unchanged
+                    for name, d in zip(self.state_names[1:], dstate[1:]):
+                        tape.grad_norms[name][t] = row_norms(d)
+                continue
+            if step_all_data[t]:
+                dstate = self.cell.step_backward(p, tape, t, dstate)
+                continue
+            # dstate = step_backward(m * d) + (1 - m) * d: the padded rows pass the step unchanged
+            for d, c in zip(dstate, carried):
+                np.multiply(d, pad[t], out=c)
+                d *= keep[t]
+            dstate = self.cell.step_backward(p, tape, t, dstate)
+            for d, c in zip(dstate, carried):
+                d += c
+            if tape.grad_norms is not None:  # the cell recorded the data rows; the padded ones carried
+                for name, c in zip(self.state_names[1:], carried[1:]):
+                    np.copyto(tape.grad_norms[name][t], row_norms(c), where=padded_rows[t])
+
+        self.cell.accumulate_grads(p, self._grads, tape)
+        self.initial_state_grad = tuple(dstate)
+        if tape.grad_norms is not None:
+            self.grad_norms = {k: v.T.copy() for k, v in tape.grad_norms.items()}
+        if not input_grad:
+            return None
+        dx = self.cell.input_grad(p, tape)  # (T, B, D), processing order
+        if self.go_backwards:
+            dx = dx[::-1]
+        return np.ascontiguousarray(dx.transpose(1, 0, 2))
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        config = {
+            "hidden_size": self.hidden_size,
+            "input_size": self.input_size,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "kernel_initializer": init_to_config(self._init_specs[0]),
+            "recurrent_initializer": init_to_config(self._init_specs[1]),
+            "bias_initializer": init_to_config(self._init_specs[2]),
+            "seed": seed_config(self.seed),
+        }
+        config.update(self.cell.get_config())
+        config.update(super().get_config())
+        return config
+
+
+class SimpleRNN(Recurrent):
+    """The vanilla (Elman) RNN: ``a_t = f(U x_t + W a_{t-1} + b)``.
+
+    ``activation`` is one of ``"tanh"`` (default), ``"relu"``, ``"sigmoid"``, ``"linear"``. Parameters
+    ``U`` (H, D), ``W`` (H, H), ``b`` (H,): ``H*D + H*H + H`` in all. See
+    :class:`~rnnlab.cells.elman.ElmanCell` for the backward equations and the PyTorch name map, and
+    :class:`Recurrent` for the arguments shared by every recurrent layer.
+    """
+
+    cell_class = ElmanCell
+
+    def __init__(self, hidden_size: int, activation: str = "tanh", **kwargs):
+        super().__init__(hidden_size, activation=activation, **kwargs)
+
+
+class LSTM(Recurrent):
+    """Long short-term memory: gates i, f, g, o (PyTorch's order), ``c_t = f_t*c_{t-1} + i_t*c~_t``,
+    ``h_t = o_t*tanh(c_t)``.
+
+    ``candidate_activation`` is tanh (default) or relu, for ``c~_t``. ``forget_bias`` (default 1.0, as
+    Jozefowicz et al. 2015 advise) is the initial value of the forget-gate bias; None keeps what
+    ``bias_initializer`` drew. Parameters ``U`` (4H, D), ``W`` (4H, H), ``b`` (4H,). See
+    :class:`~rnnlab.cells.lstm.LSTMCell` for the equations and :class:`Recurrent` for the rest.
+    """
+
+    cell_class = LSTMCell
+
+    def __init__(self, hidden_size: int, candidate_activation: str = "tanh", forget_bias: float | None = 1.0, **kwargs):
+        super().__init__(hidden_size, candidate_activation=candidate_activation, forget_bias=forget_bias, **kwargs)
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit: gates r, z, n (PyTorch's order), ``h_t = (1 - z_t)*n_t + z_t*h_{t-1}``.
+
+    ``reset_after=True`` (default) is PyTorch's/cuDNN's form ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``
+    with a separate ``b_hn``; ``reset_after=False`` is the original ``n = tanh(W_in x + W_hn (r*h) + b_n)``.
+    See :class:`~rnnlab.cells.gru.GRUCell` for the equations and :class:`Recurrent` for the rest.
+    """
+
+    cell_class = GRUCell
+
+    def __init__(self, hidden_size: int, reset_after: bool = True, **kwargs):
+        super().__init__(hidden_size, reset_after=reset_after, **kwargs)

@@ -1,0 +1,345 @@
+"""Models: :class:`Sequential` (a stack of layers with Keras-style summary and a simple fit loop)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from rnnlab._errors import TrainingDiverged
+from rnnlab._validation import as_generator, check_positive_int
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.module import Module, registered
+from rnnlab.nn.recurrent import Recurrent
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+class Sequential(Module):
+    """Layers applied one after another; the mask flows with the data.
+
+    ``Embedding(mask_zero=True)`` creates a mask, recurrent layers with ``return_sequences`` pass it on,
+    a recurrent layer returning only its last step drops it; ``Dense``/``Dropout`` pass it through.
+    ``initial_state`` goes to the first recurrent layer; only the last layer may use ``return_state``.
+    Parameters are named ``"<index>.<name>"`` (``"0.U"``, ``"1.forward.W"``).
+
+    Examples
+    --------
+    >>> model = Sequential([SimpleRNN(3, input_size=5), Dense(1)])
+    >>> model.count_params()   # 3*5 + 3*3 + 3  +  3*1 + 1
+    31
+    """
+
+    def __init__(self, layers: list[Module] | tuple[Module, ...] = (), *, name: str | None = None):
+        super().__init__(name=name)
+        self.layers: list[Module] = []
+        self.output_mask = None
+        self.input_shape: tuple | None = None
+        if isinstance(layers, Module) or not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers must be a list of rnnlab modules, got {type(layers).__name__}"
+                            + (" (wrap a single layer in a list)" if isinstance(layers, Module) else ""))
+        for layer in layers:
+            self.add(layer)
+
+    def add(self, layer: Module) -> None:
+        if not isinstance(layer, Module):
+            raise TypeError(f"layers must be rnnlab modules, got {type(layer).__name__}")
+        if self.layers and getattr(self.layers[-1], "return_state", False):
+            raise ValueError(f"only the last layer of a Sequential may have return_state=True; "
+                             f"{type(self.layers[-1]).__name__} at index {len(self.layers) - 1} is followed by {type(layer).__name__}")
+        dtypes = {m.dtype for m in self.layers + [layer] if not m.keeps_input_dtype}
+        if len(dtypes) > 1:
+            raise ValueError(f"layers of a Sequential must share one dtype; {type(layer).__name__} at index "
+                             f"{len(self.layers)} is {layer.dtype.name}, earlier layers are "
+                             f"{', '.join(sorted(d.name for d in dtypes - {layer.dtype}))}")
+        shape = self._known_output_shape()
+        if shape is not None and not layer.built:
+            layer.build(shape)  # Keras-style: a known input size builds the whole stack
+        elif shape is not None and getattr(layer, "input_size", None) not in (None, shape[-1]):
+            raise ValueError(f"{type(layer).__name__} at index {len(self.layers)} has input_size={layer.input_size}, "
+                             f"but the layer before it outputs {shape[-1]} features")
+        self.layers.append(layer)
+        self.dtype = next(iter(dtypes), layer.dtype)
+        self.built = all(layer.built for layer in self.layers)
+        if self.built and self.input_shape is None:
+            self.input_shape = _input_shape_of(self.layers[0])
+
+    def _known_output_shape(self) -> tuple | None:
+        """The output shape of the layers so far, if the first layer fixes the input size (else None)."""
+        if not self.layers:
+            return None
+        shape = _input_shape_of(self.layers[0])
+        if shape is None:
+            return None
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def layer_names(self) -> list[str]:
+        """Each layer's ``name``, or a Keras-style default (``simple_rnn``, ``dense_1``, ...)."""
+        names, seen = [], {}
+        for layer in self.layers:
+            base = layer.name or _snake(type(layer).__name__)
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            names.append(base if count == 0 else f"{base}_{count}")
+        return names
+
+    def _first_stateful(self) -> int | None:
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, (Recurrent, Bidirectional)):
+                return i
+        return None
+
+    # ------------------------------------------------------------------ shapes
+    def build(self, input_shape) -> None:
+        """Create every layer's parameters for inputs of ``input_shape`` (e.g. ``(None, T, D)``)."""
+        shape = tuple(input_shape)
+        self.input_shape = shape
+        for layer in self.layers:
+            layer.build(shape)
+            shape = layer.output_shape(shape)
+        self.built = True
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def summary(self, input_shape=None, print_fn=print) -> str:
+        """A Keras-style table: layer (type), output shape, parameter count, and the totals."""
+        if input_shape is not None:
+            self.build(input_shape)
+        if self.input_shape is None:
+            raise ValueError("summary() needs the input shape: pass input_shape=(None, timesteps, features) or call the model once")
+        rows, shape = [], (None,) + tuple(self.input_shape[1:])
+        for name, layer in zip(self.layer_names(), self.layers):
+            shape = layer.output_shape(shape)
+            rows.append((f"{name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}"))
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        line = "  ".join
+        rule = "=" * (sum(widths) + 4)
+        total = self.count_params()
+        text = [f'Model: "{self.name or "sequential"}"', rule,
+                line(h.ljust(w) for h, w in zip(("Layer (type)", "Output Shape", "Param #"), widths)), rule]
+        text += [line(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+        text += [rule, f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", rule]
+        out = "\n".join(text)
+        if print_fn is not None:
+            print_fn(out)
+        return out
+
+    # ------------------------------------------------------------------ forward / backward
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        if not self.layers:
+            raise ValueError("Sequential has no layers")
+        first = self._first_stateful()
+        if initial_state is not None and first is None:
+            raise ValueError("initial_state was given but the Sequential has no recurrent layer to take it")
+        self.input_shape = (None,) + tuple(np.shape(x)[1:])
+        for i, layer in enumerate(self.layers):
+            inputs = x
+            x = layer(inputs, mask=mask, initial_state=initial_state if i == first else None, training=training)
+            mask = layer.compute_mask(mask, inputs)
+        self.output_mask = mask
+        self.built = True
+        return x
+
+    def backward(self, dy, *d_states, input_grad: bool = True):
+        """Backward through the layers in reverse; returns ``dL/dx`` (None with ``input_grad=False``).
+
+        A layer's input gradient is computed only if something uses it: the caller (``input_grad``) or
+        an earlier layer with parameters. A recurrent layer reading one-hot vectors or raw features
+        thus skips its ``dx = dz U`` GEMM when the trainer asks for no input gradient.
+        """
+        need = [input_grad]  # need[k]: the input gradient of layer k is used
+        for layer in self.layers[:-1]:
+            need.append(need[-1] or any(True for _ in layer.named_parameters()))
+        for layer, wanted in zip(reversed(self.layers), reversed(need)):
+            dy = layer.backward(dy, *d_states, input_grad=wanted)
+            d_states = ()
+            if not wanted:  # the layers before this one have no weights and no caller wants dL/dx
+                return None
+        return dy
+
+    @property
+    def initial_state_grad(self):
+        first = self._first_stateful()
+        return None if first is None else self.layers[first].initial_state_grad
+
+    def reset_state(self) -> None:
+        for layer in self.layers:
+            if hasattr(layer, "reset_state"):
+                layer.reset_state()
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        return {"name": self.name,
+                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        layers = [registered(item["class_name"]).from_config(item["config"]) for item in config["layers"]]
+        return cls(layers, name=config.get("name"))
+
+    # ------------------------------------------------------------------ a simple training loop
+    def _loss_mask(self, y_pred):
+        mask = self.output_mask
+        return mask if mask is not None and y_pred.ndim >= 2 and mask.shape == y_pred.shape[:mask.ndim] else None
+
+    def fit(self, x, y, *, loss="mse", optimizer="adam", epochs: int = 1, batch_size: int = 32, validation_data=None,
+            clip_norm: float | None = None, mask=None, shuffle: bool = True, seed=None, verbose: bool = False) -> dict:
+        """Mini-batch training: forward, loss, backward, optional clipping, optimizer step.
+
+        Returns the history: ``{"loss": [...], "accuracy": [...]}`` per epoch (accuracy for classification
+        losses), with ``val_`` entries when ``validation_data=(x_val, y_val)`` is given. A non-finite loss or
+        gradient raises :class:`TrainingDiverged` naming the epoch, the step and the parameter, before the
+        weights are touched. (The full trainer, with checkpoints and schedules, is :mod:`rnnlab.train`.)
+        """
+        from rnnlab.nn import losses
+        from rnnlab.optim import optimizers as optim
+
+        epochs = check_positive_int("epochs", epochs)
+        batch_size = check_positive_int("batch_size", batch_size)
+        loss_fn = losses.get(loss)
+        opt = optim.get(optimizer)
+        x, y = np.asarray(x), np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"x and y must hold the same number of samples, got {len(x)} and {len(y)}")
+        rng = as_generator(seed)
+        history: dict[str, list[float]] = {}
+        step = 0
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            total, count, correct, counted = 0.0, 0, 0, 0
+            for start in range(0, len(x), batch_size):
+                idx = order[start:start + batch_size]
+                step += 1
+                self.zero_grad()
+                y_pred = self(x[idx], mask=None if mask is None else np.asarray(mask)[idx], training=True)
+                value = loss_fn(y_pred, y[idx], mask=self._loss_mask(y_pred))
+                if not np.isfinite(value):
+                    raise TrainingDiverged(f"loss became {value} at epoch {epoch}, step {step}; weights kept from step {step - 1}")
+                self.backward(loss_fn.backward())
+                for key, g in self.named_grads():
+                    if not np.isfinite(g).all():
+                        raise TrainingDiverged(f"gradient of parameter {key!r} is not finite at epoch {epoch}, step {step}; "
+                                               f"weights kept from step {step - 1}")
+                if clip_norm is not None:
+                    optim.clip_grad_norm(self, clip_norm)
+                opt.step(self)
+                total += value * len(idx)
+                count += len(idx)
+                hit, n = _hits(y_pred, y[idx], loss_fn, self._loss_mask(y_pred))
+                correct, counted = correct + hit, counted + n
+            history.setdefault("loss", []).append(total / count)
+            if _is_classification(loss_fn):
+                history.setdefault("accuracy", []).append(correct / max(counted, 1))
+            if validation_data is not None:
+                for key, value in self.evaluate(*validation_data, loss=loss_fn, batch_size=batch_size).items():
+                    history.setdefault(f"val_{key}", []).append(value)
+            if verbose:
+                print(f"epoch {epoch}/{epochs}: " + ", ".join(f"{k}={v[-1]:.4f}" for k, v in history.items()))
+        return history
+
+    def predict(self, x, *, batch_size: int = 256, mask=None) -> np.ndarray:
+        """Outputs for ``x`` in inference mode, computed in batches."""
+        batch_size = check_positive_int("batch_size", batch_size)
+        outs = []
+        for start in range(0, len(x), batch_size):
+            sl = slice(start, start + batch_size)
+            out = self(np.asarray(x)[sl], mask=None if mask is None else np.asarray(mask)[sl])
+            outs.append(out[0] if isinstance(out, tuple) else out)
+        return np.concatenate(outs, axis=0)
+
+    def evaluate(self, x, y, *, loss="mse", batch_size: int = 256, mask=None) -> dict:
+        """Mean loss (and accuracy for classification losses) over ``(x, y)``, in inference mode."""
+        from rnnlab.nn import losses
+
+        loss_fn = losses.get(loss)
+        x, y = np.asarray(x), np.asarray(y)
+        total, weight, correct, counted = 0.0, 0, 0, 0
+        for start in range(0, len(x), batch_size):
+            sl = slice(start, start + batch_size)
+            y_pred = self(x[sl], mask=None if mask is None else np.asarray(mask)[sl])
+            lmask = self._loss_mask(y_pred)
+            n = int(lmask.sum()) if lmask is not None else len(y_pred)
+            total += loss_fn(y_pred, y[sl], mask=lmask) * n
+            weight += n
+            hit, m = _hits(y_pred, y[sl], loss_fn, lmask)
+            correct, counted = correct + hit, counted + m
+        result = {"loss": total / max(weight, 1)}
+        if _is_classification(loss_fn):
+            result["accuracy"] = correct / max(counted, 1)
+        return result
+
+
+def _input_shape_of(layer: Module) -> tuple | None:
+    """``(None, None, D)`` for a sequence layer built for D features, ``(None, None)`` for token ids."""
+    from rnnlab.nn.layers import Embedding, OneHot
+
+    if isinstance(layer, (Embedding, OneHot)):
+        return (None, None)
+    inner = layer.forward_layer if isinstance(layer, Bidirectional) else layer
+    if isinstance(inner, Recurrent) and inner.input_size is not None:
+        return (None, None, inner.input_size)
+    return None
+
+
+def _is_classification(loss_fn) -> bool:
+    return type(loss_fn).__name__ in ("SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits")
+
+
+def _hits(y_pred, y_true, loss_fn, mask) -> tuple[int, int]:
+    """``(correct, counted)`` predictions: argmax for softmax outputs, logit > 0 for binary ones;
+    masked steps are not counted. ``(0, 0)`` for regression losses."""
+    name = type(loss_fn).__name__
+    if name == "SoftmaxCrossEntropy":
+        pred = y_pred.argmax(axis=-1)
+        y_true = np.asarray(y_true)
+        true = y_true if y_true.ndim == pred.ndim else y_true.argmax(axis=-1)
+    elif name == "BinaryCrossEntropyWithLogits":
+        pred, true = y_pred > 0, np.asarray(y_true) > 0.5
+    else:
+        return 0, 0
+    valid = np.ones(pred.shape, dtype=bool)
+    if mask is not None:
+        valid &= mask.reshape(mask.shape + (1,) * (pred.ndim - mask.ndim))
+    return int(((pred == true) & valid).sum()), int(valid.sum())
+
+
+def stack(layer_class: type[Recurrent], hidden_size: int, num_layers: int = 1, *, bidirectional: bool = False,
+          merge_mode: str | None = "concat", dropout: float = 0.0, return_sequences: bool = True, seed=None, **kwargs):
+    """A ``num_layers``-deep stack of one recurrent layer type, as ``torch.nn.LSTM(num_layers=...)`` builds.
+
+    Every layer but the last returns sequences; ``return_sequences`` applies to the last. With
+    ``dropout > 0`` a :class:`~rnnlab.layers.Dropout` sits between consecutive layers (not after the
+    last), as in PyTorch. ``kwargs`` go to every layer (``input_size`` only to the first).
+
+    Returns
+    -------
+    Sequential
+    """
+    from rnnlab.nn.layers import Dropout
+    from rnnlab.nn.sequential import Sequential
+
+    if not (isinstance(layer_class, type) and issubclass(layer_class, Recurrent)):
+        raise TypeError(f"layer_class must be SimpleRNN, LSTM, GRU or another Recurrent subclass, got {layer_class!r}")
+    num_layers = check_positive_int("num_layers", num_layers)
+    rng = as_generator(seed)
+    input_size = kwargs.pop("input_size", None)
+    layers = []
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        layer = layer_class(hidden_size, input_size=input_size if i == 0 else None,
+                            return_sequences=return_sequences if last else True, seed=rng, **kwargs)
+        layers.append(Bidirectional(layer, merge_mode) if bidirectional else layer)
+        if dropout and not last:
+            layers.append(Dropout(dropout, seed=rng, dtype=layer.dtype))
+    return Sequential(layers)

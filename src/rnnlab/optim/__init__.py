@@ -1,0 +1,21 @@
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad), gradient clipping and learning-rate schedules.
+
+The optimizers work on any object with ``named_parameters()`` and ``named_grads()``; this package imports
+nothing from ``rnnlab.nn``.
+"""
+
+from rnnlab.optim.optimizers import (
+                                     NAMES,
+                                     SGD,
+                                     Adagrad,
+                                     Adam,
+                                     AdamW,
+                                     Optimizer,
+                                     RMSprop,
+                                     clip_grad_norm,
+                                     clip_grad_value,
+                                     get,
+)
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES", "clip_grad_norm",
+           "clip_grad_value"]
