@@ -1,6 +1,19 @@
-"""The exceptions rnnlab raises for its own conditions, shared by every layer of the package."""
+"""The exceptions rnnlab raises for its own conditions, shared by every layer of the package.
+
+Callers catch them by type, never by the wording of a message.
+"""
 
 from __future__ import annotations
+
+
+class NonFiniteError(ValueError):
+    """An array that must be finite holds NaN or inf; ``name`` is the array (a parameter's dotted name, a
+    loss) and ``index`` the first bad entry, when known."""
+
+    def __init__(self, message: str, *, name: str | None = None, index: tuple[int, ...] | None = None):
+        super().__init__(message)
+        self.name = name
+        self.index = index
 
 
 class TrainingDiverged(RuntimeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab.optim import optimizers as optim
+from rnnlab import optim
 
 torch = pytest.importorskip("torch")
 

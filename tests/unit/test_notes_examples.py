@@ -12,12 +12,12 @@ import re
 
 import numpy as np
 
+from rnnlab import optim
 from rnnlab.nn import losses
 from rnnlab.nn.functional import one_hot
 from rnnlab.nn.layers import Dense, OneHot
 from rnnlab.nn.recurrent import SimpleRNN
 from rnnlab.nn.sequential import Sequential
-from rnnlab.optim import optimizers as optim
 
 
 # ---------------------------------------------------------------------------- (a) parameter count

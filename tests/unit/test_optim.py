@@ -12,8 +12,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from rnnlab.optim import optimizers as optim
-from rnnlab.optim.optimizers import (
+from rnnlab import optim
+from rnnlab.optim import (
     SGD,
     Adagrad,
     Adam,

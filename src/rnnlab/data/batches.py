@@ -41,7 +41,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rnnlab._validation import as_bool_mask, check_positive_int
+from rnnlab._validation import as_bool_mask, check_bool, check_positive_int
 
 __all__ = ["Batch", "Batches", "ArrayBatches", "LMStream", "train_val_split", "kfold_indices",
            "BUCKET_CHUNK_BATCHES"]
@@ -57,12 +57,6 @@ def _check_nonneg_int(name: str, value) -> int:
     if value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value}")
     return int(value)
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def _as_array(name: str, value) -> np.ndarray:
@@ -219,10 +213,10 @@ class ArrayBatches(_EpochBatches):
             raise ValueError(f"y must have one target per sample of x along the first axis: x has "
                              f"{x.shape[0]} samples (shape {x.shape}), y has shape {y.shape}")
         self.batch_size = check_positive_int("batch_size", batch_size)
-        self.shuffle = _check_bool("shuffle", shuffle)
+        self.shuffle = check_bool("shuffle", shuffle)
         self.seed = _check_nonneg_int("seed", seed)
-        self.drop_last = _check_bool("drop_last", drop_last)
-        self.bucket = _check_bool("bucket", bucket)
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.bucket = check_bool("bucket", bucket)
         if mask is not None:
             mask = as_bool_mask(mask)
             if x.ndim < 2 or mask.shape != x.shape[:2]:
@@ -234,7 +228,7 @@ class ArrayBatches(_EpochBatches):
             raise ValueError(f"drop_last=True with {N} samples and batch_size={self.batch_size} leaves no batch")
         if sequence_targets is None:
             sequence_targets = mask is not None and y.ndim >= 2 and y.shape[:2] == mask.shape
-        elif _check_bool("sequence_targets", sequence_targets) and (y.ndim < 2 or y.shape[:2] != x.shape[:2]):
+        elif check_bool("sequence_targets", sequence_targets) and (y.ndim < 2 or y.shape[:2] != x.shape[:2]):
             raise ValueError(f"sequence_targets=True needs y of shape (N, T, ...) = {x.shape[:2]} + ..., got {y.shape}")
         self.sequence_targets = bool(sequence_targets)
         self.x, self.y, self.mask = x, y, mask
@@ -444,7 +438,7 @@ def train_val_split(*arrays, val_frac: float = 0.1, seed: int = 0, shuffle: bool
     if n < 2:
         raise ValueError(f"train_val_split needs at least 2 samples, got {n}")
     seed = _check_nonneg_int("seed", seed)
-    shuffle = _check_bool("shuffle", shuffle)
+    shuffle = check_bool("shuffle", shuffle)
     labels = _check_labels(stratify, n)
     if not shuffle:
         if labels is not None:

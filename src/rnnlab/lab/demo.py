@@ -60,6 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab import optim
 from rnnlab._files import write_atomic
 from rnnlab.data.batches import LMStream
 from rnnlab.data.datasets import DatasetError, uci_sentiment
@@ -71,7 +72,6 @@ from rnnlab.nn.functional import softmax
 from rnnlab.nn.layers import Dense, Embedding
 from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 from rnnlab.nn.sequential import Sequential
-from rnnlab.optim import optimizers as optim
 from rnnlab.training.callbacks import Callback
 from rnnlab.training.trainer import TrainConfig, Trainer, latest_checkpoint
 

@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab import optim
 from rnnlab._files import write_atomic
 from rnnlab.data.synthetic import (
     ADDING_BASELINE_MSE,
@@ -73,7 +74,6 @@ from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense, OneHot
 from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from rnnlab.nn.sequential import Sequential
-from rnnlab.optim import optimizers as optim
 
 __all__ = [
     "CELLS",

@@ -51,6 +51,17 @@ class Module:
         """Sub-modules with their names (empty for a leaf layer)."""
         return []
 
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Yield ``(dotted_name, module)`` for this module and every sub-module, parents before children.
+
+        The module itself comes first, named ``prefix`` (``""`` by default); a child of ``"0"`` named
+        ``"forward"`` is ``"0.forward"``, as in ``torch.nn.Module.named_modules``. Every walk over a model
+        (trainer, diagnostics, model files, generation, viewer) goes through this one method.
+        """
+        yield prefix, self
+        for child_name, child in self.children():
+            yield from child.named_modules(f"{prefix}.{child_name}" if prefix else child_name)
+
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
         value = np.ascontiguousarray(value, dtype=self.dtype)
         self._params[name] = value

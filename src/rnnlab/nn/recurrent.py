@@ -19,6 +19,7 @@ import numpy as np
 from rnnlab._validation import (
     as_float_array,
     as_generator,
+    check_choice,
     check_mask,
     check_positive_int,
     check_sequence_input,
@@ -399,3 +400,12 @@ class GRU(Recurrent):
 
     def __init__(self, hidden_size: int, reset_after: bool = True, **kwargs):
         super().__init__(hidden_size, reset_after=reset_after, **kwargs)
+
+
+#: the recurrent layers by the name that run configurations, tasks, the demos and the experiments use
+RECURRENT: dict[str, type[Recurrent]] = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+
+
+def recurrent_class(name: str) -> type[Recurrent]:
+    """The layer class of a cell name of :data:`RECURRENT` (``"lstm"`` -> :class:`LSTM`)."""
+    return RECURRENT[check_choice("cell", name, tuple(RECURRENT))]

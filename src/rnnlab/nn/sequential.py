@@ -202,8 +202,8 @@ class Sequential(Module):
         gradient raises :class:`TrainingDiverged` naming the epoch, the step and the parameter, before the
         weights are touched. (The full trainer, with checkpoints and schedules, is :mod:`rnnlab.train`.)
         """
+        from rnnlab import optim
         from rnnlab.nn import losses
-        from rnnlab.optim import optimizers as optim
 
         epochs = check_positive_int("epochs", epochs)
         batch_size = check_positive_int("batch_size", batch_size)

@@ -4,18 +4,8 @@ The optimizers work on any object with ``named_parameters()`` and ``named_grads(
 nothing from ``rnnlab.nn``.
 """
 
-from rnnlab.optim.optimizers import (
-                                     NAMES,
-                                     SGD,
-                                     Adagrad,
-                                     Adam,
-                                     AdamW,
-                                     Optimizer,
-                                     RMSprop,
-                                     clip_grad_norm,
-                                     clip_grad_value,
-                                     get,
-)
+from rnnlab.optim.clipping import clip_grad_norm, clip_grad_value, global_norm
+from rnnlab.optim.optimizers import NAMES, SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, get
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES", "clip_grad_norm",
-           "clip_grad_value"]
+           "clip_grad_value", "global_norm"]

@@ -22,33 +22,14 @@ decay enters and where ``eps`` is added, so trajectories agree to rounding.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
-from rnnlab._validation import check_rate, registry_entry
+from rnnlab._validation import check_bool, check_number, check_rate, registry_entry
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES", "clip_grad_norm", "clip_grad_value"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES"]
 
 
 # --------------------------------------------------------------------------- argument checks
-def _check_number(name: str, value, *, positive: bool = False) -> float:
-    """A finite real number that is ``>= 0`` (or ``> 0`` with ``positive``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
-    return value
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 def _named_params_and_grads(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Pair ``model.named_parameters()`` with ``model.named_grads()``, checking names, order and shapes."""
     params = list(model.named_parameters())
@@ -108,7 +89,7 @@ class Optimizer:
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
         self.lr = lr
-        self.weight_decay = _check_number("weight_decay", weight_decay)
+        self.weight_decay = check_number("weight_decay", weight_decay)
         self.state: dict[str, dict] = {}
         self._unchecked: set[str] = set()  # names loaded by load_state_dict, shape-checked on first use
         self._workspace: dict[str, np.ndarray] = {}
@@ -119,7 +100,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value) -> None:
-        self._lr = _check_number("lr", value)
+        self._lr = check_number("lr", value)
 
     # ----------------------------------------------------------------- stepping
     def step(self, model) -> None:
@@ -184,7 +165,7 @@ class Optimizer:
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         if "lr" not in state_dict:
             raise ValueError(f"state_dict must contain 'lr', got keys {sorted(state_dict)}")
-        lr = _check_number("lr", _as_scalar("lr", state_dict["lr"]))
+        lr = check_number("lr", _as_scalar("lr", state_dict["lr"]))
         expected = {"step", *self._buffers()}
         groups: dict[str, dict] = {}
         for key, value in state_dict.items():
@@ -276,7 +257,7 @@ class SGD(Optimizer):
         super().__init__(lr, weight_decay)
         self.momentum = check_rate("momentum", momentum)
         self.dampening = check_rate("dampening", dampening, high_inclusive=True)
-        self.nesterov = _check_bool("nesterov", nesterov)
+        self.nesterov = check_bool("nesterov", nesterov)
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError(
                 f"nesterov=True requires momentum > 0 and dampening = 0, got momentum={self.momentum}, dampening={self.dampening}"
@@ -345,8 +326,8 @@ class Adam(Optimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (check_rate("betas[0]", betas[0]), check_rate("betas[1]", betas[1]))
-        self.eps = _check_number("eps", eps)
-        self.amsgrad = _check_bool("amsgrad", amsgrad)
+        self.eps = check_number("eps", eps)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def _buffers(self):
         return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.amsgrad else ("exp_avg", "exp_avg_sq")
@@ -441,9 +422,9 @@ class RMSprop(Optimizer):
                  centered: bool = False, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
         self.alpha = check_rate("alpha", alpha)
-        self.eps = _check_number("eps", eps)
+        self.eps = check_number("eps", eps)
         self.momentum = check_rate("momentum", momentum)
-        self.centered = _check_bool("centered", centered)
+        self.centered = check_bool("centered", centered)
 
     def _buffers(self):
         return ("square_avg",) + (("grad_avg",) if self.centered else ()) + (("momentum_buffer",) if self.momentum else ())
@@ -512,9 +493,9 @@ class Adagrad(Optimizer):
     def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10):
         super().__init__(lr, weight_decay)
-        self.lr_decay = _check_number("lr_decay", lr_decay)
-        self.initial_accumulator_value = _check_number("initial_accumulator_value", initial_accumulator_value)
-        self.eps = _check_number("eps", eps)
+        self.lr_decay = check_number("lr_decay", lr_decay)
+        self.initial_accumulator_value = check_number("initial_accumulator_value", initial_accumulator_value)
+        self.eps = check_number("eps", eps)
 
     def _buffers(self):
         return ("sum",)
@@ -551,58 +532,3 @@ def get(name_or_instance, /, **kwargs) -> Optimizer:
     """
     entry = registry_entry("optimizer", name_or_instance, Optimizer, NAMES, kwargs)
     return entry if isinstance(entry, Optimizer) else entry(**kwargs)
-
-
-# --------------------------------------------------------------------------- clipping
-def clip_grad_norm(model, max_norm: float) -> float:
-    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
-
-    Parameters
-    ----------
-    model
-        Anything with ``named_grads()`` yielding ``(dotted_name, ndarray)``.
-    max_norm : float
-        ``c > 0``.
-
-    Returns
-    -------
-    float
-        The global norm before clipping, ``||g|| = sqrt(sum over parameters of sum g^2)``.
-
-    Raises
-    ------
-    ValueError
-        If a gradient holds NaN or inf (naming the parameter); no gradient is changed then.
-
-    Notes
-    -----
-    As ``torch.nn.utils.clip_grad_norm_``: with ``k = c / (||g|| + 1e-6)``, every gradient is
-    multiplied by ``k`` when ``k < 1`` and left alone otherwise.
-    """
-    max_norm = _check_number("max_norm", max_norm, positive=True)
-    grads = list(model.named_grads())
-    norms = []
-    for name, g in grads:
-        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite norm is handled just below
-            n = float(np.linalg.norm(g.reshape(-1)))
-        if not math.isfinite(n):
-            finite = np.isfinite(g)
-            if not finite.all():
-                bad = tuple(int(i) for i in np.argwhere(~finite)[0])
-                raise ValueError(f"gradient of parameter {name!r} contains NaN or inf ({g[bad]} at index {bad})")
-            scale = float(np.max(np.abs(g)))  # finite entries whose squares overflowed: rescale
-            n = scale * float(np.linalg.norm(g.reshape(-1).astype(np.float64) / scale))
-        norms.append(n)
-    total = math.hypot(*norms)
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
-        for _, g in grads:
-            g *= coef
-    return total
-
-
-def clip_grad_value(model, clip_value: float) -> None:
-    """Clamp every gradient entry in place to ``[-clip_value, clip_value]`` (``torch.nn.utils.clip_grad_value_``)."""
-    clip_value = _check_number("clip_value", clip_value, positive=True)
-    for _, g in model.named_grads():
-        np.clip(g, -clip_value, clip_value, out=g)

@@ -83,13 +83,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab import optim as optim_module
 from rnnlab._errors import TrainingDiverged
 from rnnlab._files import fsync_directory, sha256_file, write_atomic
 from rnnlab.nn import losses as losses_module
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import Recurrent
-from rnnlab.optim import optimizers as optim_module
 from rnnlab.optim import schedules as schedules_module
 from rnnlab.training import metrics as metrics_module
 from rnnlab.training.callbacks import (
