@@ -93,7 +93,7 @@ def library_info(lib: str) -> dict:
         source = os.path.abspath(rnnlab.__file__)
         info["rnnlab_source"] = "this tree" if source.startswith(here + os.sep) else "another tree (--baseline)"
         try:
-            from rnnlab.nn import kernels
+            from rnnlab import kernels
         except ImportError:  # a --baseline tree from before rnnlab.kernels
             info["rnnlab_kernels"] = {"backend": "numpy (no rnnlab.kernels)"}
         else:
