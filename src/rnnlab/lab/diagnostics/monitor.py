@@ -13,6 +13,7 @@ import numpy as np
 from rnnlab._files import write_atomic
 from rnnlab._validation import check_positive_int
 from rnnlab.nn.module import Module
+from rnnlab.optim.clipping import global_norm
 from rnnlab.training.callbacks import Callback
 
 __all__ = ["GradientMonitor"]
@@ -34,9 +35,10 @@ class GradientMonitor(Callback):
     ----------
     history : list of dict
         One row per record: ``step``, ``epoch`` (1-based), ``batch`` (within the epoch, 1-based),
-        ``loss`` (the batch's), ``grad_norm`` (global), and per parameter ``grad_norm/<name>`` =
-        ``||g||`` and ``update_ratio/<name>`` = ``||W_after - W_before|| / ||W_after||`` for the
-        update(s) of that batch (0 when nothing moved, inf if the weight became exactly zero).
+        ``loss`` (the batch's), ``grad_norm`` (global, :func:`rnnlab.optim.global_norm`), and per
+        parameter ``grad_norm/<name>`` = ``||g||`` and ``update_ratio/<name>`` =
+        ``||W_after - W_before|| / ||W_after||`` for the update(s) of that batch (0 when nothing moved,
+        inf if the weight became exactly zero).
 
     Notes
     -----
@@ -78,7 +80,7 @@ class GradientMonitor(Callback):
                "loss": float(logs["loss"])}
         grads = dict(trainer.model.named_grads())
         norms = {name: _norm(g) for name, g in grads.items()}
-        row["grad_norm"] = math.sqrt(sum(n * n for n in norms.values()))
+        row["grad_norm"] = global_norm(grads.items())
         row.update((f"grad_norm/{name}", n) for name, n in norms.items())
         for name, p in trainer.model.named_parameters():
             delta = _norm(p - self._before[name])

@@ -45,16 +45,10 @@ def _as_float64(config):
     return config
 
 
-def _walk(module: Module, prefix: str = ""):
-    yield prefix, module
-    for name, child in module.children():
-        yield from _walk(child, f"{prefix}.{name}" if prefix else name)
-
-
 def _recurrent_layers(model: Module) -> list[tuple[str, Recurrent]]:
     """Every recurrent layer of ``model`` with its dotted name (the prefix of its parameters; a
     Bidirectional gives ``"<i>.forward"`` and ``"<i>.backward"``); ``"layer"`` for a bare layer."""
-    return [(name or "layer", m) for name, m in _walk(model) if isinstance(m, Recurrent)]
+    return [(name or "layer", m) for name, m in model.named_modules() if isinstance(m, Recurrent)]
 
 
 def _traced_copy(model: Module) -> tuple[Module, dict[str, Recurrent], dict[str, tuple]]:
