@@ -80,17 +80,13 @@ class Trace:
 
 
 def _recurrent_nodes(model: Module) -> list[tuple[str, Module]]:
-    """``(dotted_path, module)`` of every Recurrent or Bidirectional inside ``model``, in order."""
+    """``(dotted_path, module)`` of every Recurrent or Bidirectional inside ``model``, in order, but none
+    inside another (a Bidirectional's two halves are reported through it)."""
     found = []
-
-    def walk(module: Module, path: str) -> None:
-        if isinstance(module, (Recurrent, Bidirectional)):
+    for path, module in model.named_modules():  # parents before their children
+        inside = any(outer == "" or path.startswith(f"{outer}.") for outer, _ in found)
+        if isinstance(module, (Recurrent, Bidirectional)) and not inside:
             found.append((path, module))
-            return  # a Bidirectional's two halves are reported through it
-        for name, child in module.children():
-            walk(child, f"{path}.{name}" if path else name)
-
-    walk(model, "")
     return found
 
 
