@@ -165,7 +165,7 @@ def gradient_through_time(layer: Recurrent, x, mask=None, *, initial_state=None,
     -----
     ``L_T = v . h_T`` with ``v`` a random unit vector per sequence (``probe``), so ``dL_T/dh_T = v``
     and, through the layer's own backward pass, ``dL_T/ds_t = J_{t+1}^T ... J_T^T [v; 0]`` (see the
-    module notes): ``h[b, t] = ||dL_T/dh_t||`` shows propagation alone, with no loss from the
+    package notes): ``h[b, t] = ||dL_T/dh_t||`` shows propagation alone, with no loss from the
     intermediate steps mixed in. A random direction rather than a fixed one, so that no unit is
     favoured; one per sequence, so that the median over the batch averages over directions too.
     """
