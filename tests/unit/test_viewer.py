@@ -418,7 +418,7 @@ def test_the_size_budget_of_the_module_docstring(monkeypatch):
     traced = viewer.Trace(layers, np.zeros((T, 60)), rng.uniform(0, 1, T - 1))
     size = len(viewer.render_html(["a"] * T, traced).encode("utf-8"))
     assert 8.2e6 < size < 9.0e6  # 6,144,000 bytes of codes, base64: 8.19 MB, plus the spans
-    monkeypatch.setattr(viewer, "MAX_PAGE_VALUES", 6_000_000)
+    monkeypatch.setattr(viewer.render, "MAX_PAGE_VALUES", 6_000_000)  # the limit render_html reads
     with pytest.raises(ValueError, match=r"the page would hold 6,144,000 values \(2,000 tokens x 3,072 per token.*"
                                          r"inspect a text of at most 1,953 tokens"):
         viewer.render_html(["a"] * T, traced)
