@@ -285,6 +285,16 @@ def test_colour_scales_by_hand():
 
 
 # =========================================================================== the page
+def test_a_title_or_token_that_spells_a_placeholder_is_shown_as_written(ids):
+    traced = viewer.trace(language_model(), ids, next_token=True)
+    tokens = ["__DATA__", "__SCRIPT__", "x", "y", "z", "w", "v"]
+    page_html = viewer.render_html(tokens, traced, title="__TEXT__ and __STYLE__")
+    page = Page(page_html)
+    assert [s["text"] for s in page.spans][:2] == ["__DATA__", "__SCRIPT__"]
+    assert "<title>__TEXT__ and __STYLE__</title>" in page_html
+    assert page_html.count('id="rnnlab-data"') == 1 and page.data["layers"]
+
+
 def test_one_span_per_token_with_escaped_text_and_the_colour_of_its_value(ids):
     model = language_model()
     traced = viewer.trace(model, ids, next_token=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -21,6 +22,9 @@ __all__ = ["MAX_PAGE_VALUES", "render_html"]
 
 #: the most values one page holds (about 32 MB of HTML); see the docstring of the package
 MAX_PAGE_VALUES = 24_000_000
+
+
+_PLACEHOLDER = re.compile(r"__(TITLE|DESCRIPTION|STYLE|SCRIPT|TEXT|DATA)__")
 
 
 @cache
@@ -212,9 +216,7 @@ def render_html(tokens: Sequence[str], traced: Trace, *, title: str = "rnnlab in
     document = {"version": 1, "steps": T, "layers": layers, "initial": {"layer": layer, "quantity": quantity,
                                                                        "unit": unit},
                 "unknown": unknown, "colours": {"positive": POSITIVE, "negative": NEGATIVE, "unit": UNIT}}
-    return (_asset("page.html").replace("__TITLE__", html.escape(title))
-            .replace("__DESCRIPTION__", html.escape(description))
-            .replace("__STYLE__", _asset("page.css"))
-            .replace("__SCRIPT__", _asset("page.js"))
-            .replace("__TEXT__", "".join(parts))
-            .replace("__DATA__", _json_for_script(document)))
+    fills = {"TITLE": html.escape(title), "DESCRIPTION": html.escape(description), "STYLE": _asset("page.css"),
+             "SCRIPT": _asset("page.js"), "TEXT": "".join(parts), "DATA": _json_for_script(document)}
+    # one pass over the template: a placeholder inside a filled-in text stays as the user wrote it
+    return _PLACEHOLDER.sub(lambda m: fills[m.group(1)], _asset("page.html"))
