@@ -22,75 +22,24 @@ Gradient flow (see :mod:`rnnlab.diagnostics` and :mod:`rnnlab.experiments`)::
     rnnlab experiment NAME [--full] [--out DIR] [--seed S];  rnnlab experiment --list
     rnnlab inspect RUN --text TEXT [--layer N --quantity h|c|i|f|g|o|r|z|n --unit N --out PAGE.html]
 
-Adding a command: write ``configure(parser)`` (adds the options) and ``run(args) -> int``, and
-register them with ``@command("name", "one-line help", configure)`` on ``run``.
+Adding a command: write ``configure(parser)`` (adds the options, with the helpers of
+:mod:`rnnlab.cli._args`) and ``run(args) -> int``, and register them with
+``@command("name", "one-line help", configure)`` on ``run`` (:mod:`rnnlab.cli._registry`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from rnnlab._errors import TrainingDiverged
-from rnnlab.data.datasets import DATA_ENV, DatasetError
+from rnnlab.cli._args import add_data_dir, int_at_least, positive_float, unit_float
+from rnnlab.cli._registry import COMMANDS, Command, command
+from rnnlab.data.datasets import DatasetError
 from rnnlab.io.files import ModelFileError
 from rnnlab.lab.config import ConfigError
 
-__all__ = ["main", "build_parser", "command", "COMMANDS"]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]):
-    """Register the decorated ``run(args) -> int`` as the sub-command ``name``."""
-    def register(run: Callable[[argparse.Namespace], int]):
-        if name in COMMANDS:
-            raise ValueError(f"command {name!r} is already registered")
-        COMMANDS[name] = Command(name, help, configure, run)
-        return run
-    return register
-
-
-# --------------------------------------------------------------------------- option types
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer ``>= minimum``."""
-    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-    return parse
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", metavar="DIR", default=None,
-                        help=f"data directory holding one folder per data set (default: ${DATA_ENV})")
+__all__ = ["main", "build_parser", "command", "COMMANDS", "Command"]
 
 
 # --------------------------------------------------------------------------- demo
@@ -243,17 +192,6 @@ def _run_gradcheck(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- run configurations
-def unit_float(text: str) -> float:
-    """An argparse type: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
-    return value
-
-
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG.toml", help="run configuration ([data], [model], [train] sections)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
