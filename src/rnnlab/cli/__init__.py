@@ -18,7 +18,8 @@ Commands around a run configuration (:mod:`rnnlab.cli.run`; see :mod:`rnnlab.lab
     rnnlab predict RUN INPUT...
     rnnlab summary CONFIG.toml [--set ...] [--data-dir DIR]
 
-Gradient flow (see :mod:`rnnlab.lab.diagnostics`, :mod:`rnnlab.lab.experiments` and :mod:`rnnlab.lab.viewer`)::
+Gradient flow (:mod:`rnnlab.cli.diagnose`, :mod:`rnnlab.cli.experiment`, :mod:`rnnlab.cli.inspect`; see
+:mod:`rnnlab.lab.diagnostics`, :mod:`rnnlab.lab.experiments` and :mod:`rnnlab.lab.viewer`)::
 
     rnnlab diagnose RUN [--split val|test] [--batch-size N] [--json]
     rnnlab experiment NAME [--full] [--out DIR] [--seed S];  rnnlab experiment --list
@@ -38,7 +39,6 @@ import argparse
 import sys
 
 from rnnlab._errors import TrainingDiverged
-from rnnlab.cli._args import add_data_dir, int_at_least  # noqa: F401  (lab.diagnostics's options, until they move here)
 from rnnlab.cli._registry import COMMANDS, Command, Interrupted, command
 from rnnlab.data.datasets import DatasetError
 from rnnlab.io.files import ModelFileError
@@ -46,62 +46,20 @@ from rnnlab.lab.config import ConfigError
 
 # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
 # isort: off
-from rnnlab.cli import demo, gradcheck, run  # noqa: F401
+from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect  # noqa: F401
 # isort: on
 
 __all__ = ["main", "build_parser", "command", "COMMANDS", "Command"]
 
 
-# --------------------------------------------------------------------------- gradient flow
-def _configure_diagnose(parser: argparse.ArgumentParser) -> None:
-    from rnnlab.lab.diagnostics import configure_cli
-
-    configure_cli(parser)
-
-
-@command("diagnose", "gradient flow of a trained run: ||dL/dh_t|| through time per recurrent layer, labelled "
-                     "vanishing, healthy or exploding", _configure_diagnose)
-def _run_diagnose(args: argparse.Namespace) -> int:
-    from rnnlab.lab.diagnostics import run_cli
-
-    return run_cli(args)
-
-
-def _configure_experiment(parser: argparse.ArgumentParser) -> None:
-    from rnnlab.lab.experiments import configure_cli
-
-    configure_cli(parser)
-
-
-@command("experiment", "run an experiment on gradients through time (vanishing, adding, copy, exploding, "
-                       "truncation): PNG plots and an HTML report", _configure_experiment)
-def _run_experiment(args: argparse.Namespace) -> int:
-    from rnnlab.lab.experiments import run_cli
-
-    return run_cli(args)
-
-
-def _configure_inspect(parser: argparse.ArgumentParser) -> None:
-    from rnnlab.lab.viewer import configure_cli
-
-    configure_cli(parser)
-
-
-@command("inspect", "colour a text by a unit's activation, gate value or cell state in a self-contained "
-                    "HTML page", _configure_inspect)
-def _run_inspect(args: argparse.Namespace) -> int:
-    from rnnlab.lab.viewer import run_cli
-
-    return run_cli(args)
-
-
 def _exit_code(exc: BaseException) -> int | None:
     """The exit code of an expected failure (its message is the whole story), None for a bug."""
+    from rnnlab.lab.experiments import PlotDependencyError
     from rnnlab.lab.tasks import RunError
 
     if isinstance(exc, ConfigError):
         return 2
-    if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError, FileExistsError)):
+    if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError, PlotDependencyError, FileExistsError)):
         return 1
     return None
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -69,7 +68,7 @@ from rnnlab.training.callbacks import Callback
 __all__ = ["VANISHING_BELOW", "EXPLODING_ABOVE", "LABELS", "GradientFlow", "gradient_through_time",
            "gradient_through_time_of_loss", "step_jacobians", "jacobian_norms", "running_products",
            "weight_spectrum", "forget_gate_profile", "GradientMonitor", "LayerGradient", "GradientReport",
-           "classify", "gradient_report", "diagnose", "configure_cli", "run_cli"]
+           "classify", "gradient_report", "diagnose", "SPLITS"]
 
 #: A layer is ``vanishing`` when the gradient reaching the first step of a sequence is less than this
 #: fraction of the gradient at the last step (``||dL_T/dh_1|| / ||dL_T/dh_T||``). Reasoning: the
@@ -899,38 +898,3 @@ def diagnose(run_dir, *, data_dir=None, batch_size: int = 16, split: str = "val"
     report = gradient_report(run.model, x, mask, seed=int(seed))
     report.context = {"run": str(run.run_dir), "task": run.config.data.task, "split": split}
     return report
-
-
-def _json_safe(document):
-    if isinstance(document, dict):
-        return {k: _json_safe(v) for k, v in document.items()}
-    if isinstance(document, list):
-        return [_json_safe(v) for v in document]
-    if isinstance(document, float) and not math.isfinite(document):
-        return None
-    return document
-
-
-def configure_cli(parser) -> None:
-    """Arguments of ``rnnlab diagnose RUN [--data-dir DIR] [--batch-size N] [--split S] [--seed N] [--json]``."""
-    from rnnlab.cli import add_data_dir, int_at_least
-
-    parser.add_argument("run_dir", metavar="RUN", help="a run directory written by rnnlab train")
-    add_data_dir(parser)
-    parser.add_argument("--batch-size", type=int_at_least(1), default=16, metavar="N",
-                        help="sequences to probe (default: %(default)s)")
-    parser.add_argument("--split", choices=SPLITS, default="val", help="the part of the data (default: %(default)s)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0,
-                        help="seed of the sequences drawn and of the probe vectors (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-
-
-def run_cli(args) -> int:
-    """Print the gradient report of ``args.run_dir``; 0. A bad run directory raises ``RunError`` (exit 1)."""
-    report = diagnose(args.run_dir, data_dir=args.data_dir, batch_size=args.batch_size, split=args.split,
-                      seed=args.seed)
-    if args.json:
-        print(json.dumps(_json_safe(report.to_dict()), indent=2, allow_nan=False))
-    else:
-        print(report.table())
-    return 0
