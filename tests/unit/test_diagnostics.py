@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pytest
 
+from rnnlab.cli import diagnose as diagnose_cli
 from rnnlab.data.batches import ArrayBatches
 from rnnlab.data.synthetic import adding_problem
 from rnnlab.lab import diagnostics as dg
@@ -505,8 +506,8 @@ def test_diagnose_a_trained_run(run_dir):
 
 def _cli(argv):
     parser = argparse.ArgumentParser()
-    dg.configure_cli(parser)
-    return dg.run_cli(parser.parse_args([str(a) for a in argv]))
+    diagnose_cli.configure_cli(parser)
+    return diagnose_cli.run_cli(parser.parse_args([str(a) for a in argv]))
 
 
 def test_cli_prints_the_table_or_json(run_dir, capsys):

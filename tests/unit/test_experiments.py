@@ -13,14 +13,14 @@ import sys
 import numpy as np
 import pytest
 
+from rnnlab import cli
+from rnnlab.cli.experiment import configure_cli, run_cli
 from rnnlab.lab.config import ConfigError
 from rnnlab.lab.experiments import (
     EXPERIMENTS,
     PlotDependencyError,
     command_line,
-    configure_cli,
     delayed_recall,
-    run_cli,
 )
 from rnnlab.nn.recurrent import LSTM, SimpleRNN
 
@@ -343,8 +343,11 @@ def test_cli_unknown_or_missing_name_is_a_config_error():
 
 def test_cli_without_matplotlib_exits_1_naming_the_extra(tmp_path, monkeypatch, capsys):
     _hide_matplotlib(monkeypatch)
-    assert run_cli(_parser().parse_args(["vanishing", "--out", str(tmp_path / "v")])) == 1
-    assert "pip install rnnlab[plot]" in capsys.readouterr().err
+    with pytest.raises(PlotDependencyError):
+        run_cli(_parser().parse_args(["vanishing", "--out", str(tmp_path / "v")]))
+    assert cli.main(["experiment", "vanishing", "--out", str(tmp_path / "v")]) == 1
+    err = capsys.readouterr().err
+    assert "rnnlab experiment: error: " in err and "pip install rnnlab[plot]" in err
 
 
 def test_cli_timesteps_replace_the_modes_and_each_T_runs_as_it_would_alone(tmp_path):

@@ -85,18 +85,12 @@ def test_every_module_is_in_a_layer():
         layer_of(module)
 
 
-# being moved into rnnlab.cli (issue 13); the list must shrink to nothing
-KNOWN_UPWARD = {"rnnlab.lab.diagnostics"}
-
-
-@pytest.mark.parametrize("module", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="CLI code in lab"))
-                                    if m in KNOWN_UPWARD else m for m in sorted(MODULES)])
+@pytest.mark.parametrize("module", sorted(MODULES))
 def test_imports_only_go_down(module):
     upward = upward_imports(module)
     assert not upward, "\n".join(upward)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnlab.cli <-> rnnlab.lab.diagnostics, being removed")
 def test_no_import_cycles():
     graph = {m: sorted({t for t, _ in imports_of(m) if t in MODULES and t != m}) for m in MODULES}
     state: dict[str, int] = {}  # 1 on the current path, 2 done

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnnlab.cli import inspect as inspect_cli
 from rnnlab.data.text import UNK, Vocabulary, word_tokenize
 from rnnlab.io import files as io
 from rnnlab.lab import viewer
@@ -529,7 +530,7 @@ def test_inspect_errors(char_run, tmp_path):
 # =========================================================================== command line
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnnlab inspect")
-    viewer.configure_cli(p)
+    inspect_cli.configure_cli(p)
     return p
 
 
@@ -538,12 +539,12 @@ def test_the_command_writes_the_page(char_run, tmp_path, capsys):
     out = tmp_path / "view.html"
     args = parser().parse_args([str(run), "--text", "hear me", "--out", str(out), "--layer", "1", "--quantity", "f",
                                 "--unit", "4"])
-    assert viewer.run_cli(args) == 0
+    assert inspect_cli.run_cli(args) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     assert Page(out.read_text(encoding="utf-8")).data["initial"] == {"layer": 1, "quantity": "f", "unit": 4}
     source = tmp_path / "text.txt"
     source.write_text("speak\nfurther", encoding="utf-8")
-    assert viewer.run_cli(parser().parse_args([str(run), "--file", str(source)])) == 0
+    assert inspect_cli.run_cli(parser().parse_args([str(run), "--file", str(source)])) == 0
     assert "".join(s["text"] for s in Page((run / "inspect.html").read_text(encoding="utf-8")).spans) == "speak\u21b5\nfurther"
 
 
@@ -557,11 +558,11 @@ def test_the_command_reports_usage_errors(char_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "one of the arguments --text --file is required" in err and "expected an integer >= 0, got -1" in err
     with pytest.raises(ConfigError, match=r"inspect: the text is empty"):
-        viewer.run_cli(parser().parse_args([str(run), "--text", ""]))
+        inspect_cli.run_cli(parser().parse_args([str(run), "--text", ""]))
     with pytest.raises(ConfigError, match=r"inspect --file: '.*absent\.txt' not found"):
-        viewer.run_cli(parser().parse_args([str(run), "--file", str(tmp_path / "absent.txt")]))
+        inspect_cli.run_cli(parser().parse_args([str(run), "--file", str(tmp_path / "absent.txt")]))
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"cannot read '.*latin1\.txt' as UTF-8 text"):
-        viewer.run_cli(parser().parse_args([str(run), "--file", str(tmp_path / "latin1.txt")]))
+        inspect_cli.run_cli(parser().parse_args([str(run), "--file", str(tmp_path / "latin1.txt")]))
     with pytest.raises(RunError, match=r"does not exist"):
-        viewer.run_cli(parser().parse_args([str(tmp_path / "none"), "--text", "a"]))
+        inspect_cli.run_cli(parser().parse_args([str(tmp_path / "none"), "--text", "a"]))

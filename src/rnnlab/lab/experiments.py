@@ -40,7 +40,6 @@ checkpoints. Truncated BPTT carries the state between windows through a ``statef
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -49,7 +48,6 @@ import json
 import math
 import numbers
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -83,11 +81,9 @@ __all__ = [
     "Experiment",
     "PlotDependencyError",
     "command_line",
-    "configure_cli",
     "delayed_recall",
     "get",
     "make_recurrent",
-    "run_cli",
 ]
 
 MODES = ("fast", "full")
@@ -1244,63 +1240,3 @@ def get(name: str) -> Experiment:
     if not isinstance(name, str) or name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
-
-
-# ============================================================================ command line
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
-def configure_cli(parser: argparse.ArgumentParser) -> None:
-    """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--timesteps T ...]`` and
-    ``rnnlab experiment --list``."""
-    parser.add_argument("name", nargs="?", metavar="NAME", help=f"the experiment: {', '.join(EXPERIMENTS)}")
-    parser.add_argument("--list", action="store_true", help="list the experiments, one line each, and exit")
-    parser.add_argument("--full", action="store_true",
-                        help="the full mode, whose results docs/results.md reports (minutes); default: the fast mode")
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help=f"output directory (default: {DEFAULT_OUT}/NAME)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of the data and the weights (default: %(default)s)")
-    parser.add_argument("--timesteps", type=int, nargs="+", metavar="T", default=None,
-                        help="sequence lengths to run instead of the mode's (adding, copy)")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run ``rnnlab experiment``: print the findings and where the report is; 0 on success, 1 when
-    matplotlib is missing; an unknown or missing name raises ConfigError (exit code 2)."""
-    if args.list:
-        width = max(map(len, EXPERIMENTS))
-        for e in EXPERIMENTS.values():
-            print(f"{e.name.ljust(width)}  {e.summary} [full mode on one core: {e.full_estimate}]")
-        return 0
-    if args.name is None:
-        raise ConfigError(f"an experiment name is required (or --list); valid choices: {', '.join(EXPERIMENTS)}")
-    experiment = get(args.name)
-    if args.timesteps is not None:
-        try:
-            experiment._check_timesteps(args.timesteps)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"--timesteps: {exc}") from None
-    out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
-    mode = "full" if args.full else "fast"
-
-    def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    try:
-        results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, progress=progress)
-    except PlotDependencyError as exc:
-        print(f"rnnlab experiment: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{experiment.title} ({mode} mode, seed {args.seed}, {results['elapsed_seconds']:.1f} s)")
-    for line in results["findings"]:
-        print(f"- {line}")
-    print(f"report: {Path(out) / 'report.html'} (figures: {', '.join(f['file'] for f in results['figures'])}; "
-          f"numbers: {Path(out) / 'results.json'})")
-    return 0

@@ -53,9 +53,6 @@ time), ``jacobians`` (step Jacobians and their products), ``weights`` (spectrum 
 
 from __future__ import annotations
 
-import json
-import math
-
 from rnnlab.lab.diagnostics.flow import GradientFlow, gradient_through_time, gradient_through_time_of_loss
 from rnnlab.lab.diagnostics.jacobians import jacobian_norms, running_products, step_jacobians
 from rnnlab.lab.diagnostics.monitor import GradientMonitor
@@ -74,40 +71,5 @@ from rnnlab.lab.diagnostics.weights import forget_gate_profile, weight_spectrum
 __all__ = ["VANISHING_BELOW", "EXPLODING_ABOVE", "LABELS", "GradientFlow", "gradient_through_time",
            "gradient_through_time_of_loss", "step_jacobians", "jacobian_norms", "running_products",
            "weight_spectrum", "forget_gate_profile", "GradientMonitor", "LayerGradient", "GradientReport",
-           "classify", "gradient_report", "diagnose", "configure_cli", "run_cli"]
+           "classify", "gradient_report", "diagnose", "SPLITS"]
 
-
-# =========================================================================== command line (moving to rnnlab.cli)
-def _json_safe(document):
-    if isinstance(document, dict):
-        return {k: _json_safe(v) for k, v in document.items()}
-    if isinstance(document, list):
-        return [_json_safe(v) for v in document]
-    if isinstance(document, float) and not math.isfinite(document):
-        return None
-    return document
-
-
-def configure_cli(parser) -> None:
-    """Arguments of ``rnnlab diagnose RUN [--data-dir DIR] [--batch-size N] [--split S] [--seed N] [--json]``."""
-    from rnnlab.cli import add_data_dir, int_at_least
-
-    parser.add_argument("run_dir", metavar="RUN", help="a run directory written by rnnlab train")
-    add_data_dir(parser)
-    parser.add_argument("--batch-size", type=int_at_least(1), default=16, metavar="N",
-                        help="sequences to probe (default: %(default)s)")
-    parser.add_argument("--split", choices=SPLITS, default="val", help="the part of the data (default: %(default)s)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0,
-                        help="seed of the sequences drawn and of the probe vectors (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-
-
-def run_cli(args) -> int:
-    """Print the gradient report of ``args.run_dir``; 0. A bad run directory raises ``RunError`` (exit 1)."""
-    report = diagnose(args.run_dir, data_dir=args.data_dir, batch_size=args.batch_size, split=args.split,
-                      seed=args.seed)
-    if args.json:
-        print(json.dumps(_json_safe(report.to_dict()), indent=2, allow_nan=False))
-    else:
-        print(report.table())
-    return 0

@@ -1,0 +1,72 @@
+"""``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--timesteps T ...]`` and ``rnnlab experiment
+--list``: run one of the experiments of :mod:`rnnlab.lab.experiments`, print its findings and where the
+report is."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rnnlab.cli._registry import command
+from rnnlab.lab.config import ConfigError
+from rnnlab.lab.experiments import DEFAULT_OUT, EXPERIMENTS, get
+
+__all__ = ["configure_cli", "run_cli"]
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def configure_cli(parser: argparse.ArgumentParser) -> None:
+    """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--timesteps T ...]`` and
+    ``rnnlab experiment --list``."""
+    parser.add_argument("name", nargs="?", metavar="NAME", help=f"the experiment: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--list", action="store_true", help="list the experiments, one line each, and exit")
+    parser.add_argument("--full", action="store_true",
+                        help="the full mode, whose results docs/results.md reports (minutes); default: the fast mode")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help=f"output directory (default: {DEFAULT_OUT}/NAME)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the data and the weights (default: %(default)s)")
+    parser.add_argument("--timesteps", type=int, nargs="+", metavar="T", default=None,
+                        help="sequence lengths to run instead of the mode's (adding, copy)")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@command("experiment", "run an experiment on gradients through time (vanishing, adding, copy, exploding, "
+                       "truncation): PNG plots and an HTML report", configure_cli)
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``rnnlab experiment``: print the findings and where the report is; 0. An unknown or missing name
+    raises ConfigError (exit code 2), a missing matplotlib PlotDependencyError (exit code 1)."""
+    if args.list:
+        width = max(map(len, EXPERIMENTS))
+        for e in EXPERIMENTS.values():
+            print(f"{e.name.ljust(width)}  {e.summary} [full mode on one core: {e.full_estimate}]")
+        return 0
+    if args.name is None:
+        raise ConfigError(f"an experiment name is required (or --list); valid choices: {', '.join(EXPERIMENTS)}")
+    experiment = get(args.name)
+    if args.timesteps is not None:
+        try:
+            experiment._check_timesteps(args.timesteps)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--timesteps: {exc}") from None
+    out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
+    mode = "full" if args.full else "fast"
+    results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, progress=_progress)
+    print(f"{experiment.title} ({mode} mode, seed {args.seed}, {results['elapsed_seconds']:.1f} s)")
+    for line in results["findings"]:
+        print(f"- {line}")
+    print(f"report: {Path(out) / 'report.html'} (figures: {', '.join(f['file'] for f in results['figures'])}; "
+          f"numbers: {Path(out) / 'results.json'})")
+    return 0

@@ -1,0 +1,147 @@
+"""The commands around a run configuration (see :mod:`rnnlab.lab.config` and :mod:`rnnlab.lab.tasks`)::
+
+    rnnlab train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--data-dir DIR] [--resume]
+    rnnlab evaluate RUN [--split val|test] [--data-dir DIR]
+    rnnlab generate RUN --prime TEXT [--length N --temperature T --top-k K --top-p P --greedy --seed S --stop TEXT]
+    rnnlab predict RUN INPUT...
+    rnnlab summary CONFIG.toml [--set ...] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rnnlab.cli._args import add_data_dir, int_at_least, positive_float, unit_float
+from rnnlab.cli._registry import Interrupted, command
+from rnnlab.lab.config import ConfigError
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.toml", help="run configuration ([data], [model], [train] sections)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a configuration value (a TOML literal, e.g. train.lr=0.5 or model.cell=gru); "
+                             "repeatable")
+    add_data_dir(parser)
+
+
+def _print_results(results: dict, prefix: str = "") -> None:
+    """Nested results as aligned ``name  value`` lines."""
+    rows = []
+
+    def walk(d, p):
+        for key, value in d.items():
+            if isinstance(value, dict):
+                walk(value, f"{p}{key}.")
+            else:
+                rows.append((p + key, f"{value:.6g}" if isinstance(value, float) else
+                             ("[" + ", ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in value) + "]"
+                              if isinstance(value, list) else str(value))))
+    walk(results, prefix)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+
+
+# --------------------------------------------------------------------------- train
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    _add_config(parser)
+    parser.add_argument("--run-dir", metavar="DIR", default=None,
+                        help="where the run is written (default: runs/<config file name without .toml>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run-dir from its latest checkpoint ([train] may change, e.g. more epochs)")
+
+
+@command("train", "train the model a run configuration describes, writing a run directory", _configure_train)
+def _run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rnnlab.lab import tasks
+    from rnnlab.lab.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
+    try:
+        metrics = tasks.train(config, run_dir, data_dir=args.data_dir, resume=args.resume)
+    except KeyboardInterrupt:
+        raise Interrupted(f"continue with: rnnlab train {args.config} --run-dir {run_dir} --resume") from None
+    print(f"run written to {run_dir}")
+    _print_results(metrics)
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="a run directory written by rnnlab train")
+    parser.add_argument("--split", choices=("train", "val", "test"), default=None,
+                        help="the part of the data to evaluate on (default: test, or val when there is no test part)")
+    add_data_dir(parser)
+
+
+@command("evaluate", "evaluate a trained run on its validation or test data", _configure_evaluate)
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from rnnlab.lab import tasks
+
+    _print_results(tasks.evaluate(args.run_dir, args.split, data_dir=args.data_dir))
+    return 0
+
+
+# --------------------------------------------------------------------------- generate
+def _unescape(option: str, text: str) -> str:
+    """``text`` with Python backslash escapes read (``"\\n"`` -> a newline), for stop strings typed in a shell."""
+    try:
+        return text.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
+    except UnicodeError as exc:
+        raise ConfigError(f"{option}: cannot read the backslash escapes of {text!r} ({exc.reason})") from None
+
+
+def _configure_generate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="a language-model run directory")
+    parser.add_argument("--prime", required=True, metavar="TEXT", help="the text to start from")
+    parser.add_argument("--length", type=int_at_least(1), default=200, help="most tokens to generate (default: %(default)s)")
+    parser.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (default: %(default)s)")
+    parser.add_argument("--top-k", type=int_at_least(1), default=None, metavar="K", help="sample among the K most probable tokens")
+    parser.add_argument("--top-p", type=unit_float, default=None, metavar="P", help="nucleus sampling: keep probability mass P")
+    parser.add_argument("--greedy", action="store_true", help="always take the most probable token")
+    parser.add_argument("--seed", type=int_at_least(0), default=None, help="seed of the sampling (same seed, same text)")
+    parser.add_argument("--stop", action="append", default=None, metavar="TEXT",
+                        help="stop right after generating TEXT (repeatable; backslash escapes such as \\n are read)")
+    parser.add_argument("--drop-stop", action="store_true", help="leave the stop text out of the output")
+
+
+@command("generate", "generate text from a trained language model", _configure_generate)
+def _run_generate(args: argparse.Namespace) -> int:
+    from rnnlab.lab import tasks
+
+    stop = None if args.stop is None else [_unescape("--stop", s) for s in args.stop]
+    print(tasks.generate(args.run_dir, args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
+                         top_p=args.top_p, greedy=args.greedy, seed=args.seed, stop=stop,
+                         include_stop=not args.drop_stop))
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+def _configure_predict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN", help="a run directory (sentiment, forecasting or language_model)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="texts to classify, the latest values of a series, or a language model's prefix")
+
+
+@command("predict", "predict for new raw inputs: a label per text, a forecast, or the next tokens", _configure_predict)
+def _run_predict(args: argparse.Namespace) -> int:
+    from rnnlab.lab import tasks
+
+    header, rows = tasks.predict(args.run_dir, args.inputs)
+    print("\t".join(header))
+    for row in rows:
+        print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    return 0
+
+
+# --------------------------------------------------------------------------- summary
+@command("summary", "print a run configuration resolved, its data and its model", _add_config)
+def _run_summary(args: argparse.Namespace) -> int:
+    from rnnlab.lab import tasks
+    from rnnlab.lab.config import load_config
+
+    print(tasks.describe(load_config(args.config, args.overrides), args.data_dir))
+    return 0
