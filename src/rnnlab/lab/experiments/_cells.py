@@ -1,20 +1,21 @@
 """The recurrent layers the experiments compare: :data:`CELLS` (cell name -> layer class, preset, label;
-the layer classes of rnnlab.nn.recurrent) and :func:`make_recurrent`, which builds one."""
+the classes from :data:`rnnlab.nn.recurrent.RECURRENT`) and :func:`make_recurrent`, which builds one."""
 
 from __future__ import annotations
 
-from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
+from rnnlab.nn.recurrent import RECURRENT, Recurrent
 
-#: cell name -> (layer class, constructor arguments, label in plots and reports)
+#: cell name -> (layer class, constructor arguments, label in plots and reports); the classes are those of
+#: :data:`~rnnlab.nn.recurrent.RECURRENT` (``"rnn"``, ``"lstm"``, ``"gru"``), each with the preset of a variant
 CELLS: dict[str, tuple[type[Recurrent], dict, str]] = {
-    "rnn_tanh": (SimpleRNN, {"activation": "tanh"}, "RNN(tanh)"),
-    "rnn_sigmoid": (SimpleRNN, {"activation": "sigmoid"}, "RNN(sigmoid)"),
-    "rnn_relu": (SimpleRNN, {"activation": "relu"}, "RNN(relu)"),
+    "rnn_tanh": (RECURRENT["rnn"], {"activation": "tanh"}, "RNN(tanh)"),
+    "rnn_sigmoid": (RECURRENT["rnn"], {"activation": "sigmoid"}, "RNN(sigmoid)"),
+    "rnn_relu": (RECURRENT["rnn"], {"activation": "relu"}, "RNN(relu)"),
     # Le, Jaitly & Hinton (2015): relu units, W = I, b = 0
-    "irnn": (SimpleRNN, {"activation": "relu", "recurrent_initializer": "identity", "bias_initializer": "zeros"},
-             "IRNN"),
-    "lstm": (LSTM, {"forget_bias": 1.0}, "LSTM"),
-    "gru": (GRU, {}, "GRU"),
+    "irnn": (RECURRENT["rnn"],
+             {"activation": "relu", "recurrent_initializer": "identity", "bias_initializer": "zeros"}, "IRNN"),
+    "lstm": (RECURRENT["lstm"], {"forget_bias": 1.0}, "LSTM"),
+    "gru": (RECURRENT["gru"], {}, "GRU"),
 }
 
 
