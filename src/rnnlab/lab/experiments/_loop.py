@@ -11,37 +11,20 @@ from collections.abc import Callable
 import numpy as np
 
 from rnnlab import optim
+from rnnlab._errors import NonFiniteError
 
 
 class _Diverged(Exception):
     """A step produced a value that is not finite (or beyond a stated bound); the message says which."""
 
 
-def _grad_norm(model) -> float:
-    """The global L2 norm of every gradient, ``sqrt(sum ||g||^2)``, accumulated in float64 without
-    overflow (each array scaled by its largest entry first); ``inf`` if an entry is not finite."""
-    total = 0.0
-    for _, g in model.named_grads():
-        if g.size == 0:
-            continue
-        peak = float(np.max(np.abs(g)))
-        if not math.isfinite(peak):
-            return math.inf
-        if peak == 0.0:
-            continue
-        norm = peak * float(np.linalg.norm((g.astype(np.float64) / peak).ravel()))
-        try:
-            total = math.hypot(total, norm)
-        except OverflowError:
-            return math.inf
-    return total
-
-
 def _gradient(model, loss_fn, x, y, mask=None) -> tuple[float, float]:
     """Forward, loss and backward with float errors raised; returns ``(loss, ||grad||)`` (before clipping).
 
     The gradients are left in ``model.grads`` (zeroed first). A float overflow or invalid operation,
-    or a gradient norm beyond the float64 range, raises :class:`_Diverged`; the weights are untouched.
+    a NaN or inf in a gradient, or a gradient norm beyond the float64 range, raises :class:`_Diverged`;
+    the weights are untouched. The norm is :func:`rnnlab.optim.global_norm`'s, the one ``clip_grad_norm``
+    clips by.
     """
     model.zero_grad()
     try:
@@ -51,8 +34,11 @@ def _gradient(model, loss_fn, x, y, mask=None) -> tuple[float, float]:
             model.backward(loss_fn.backward(), input_grad=False)
     except FloatingPointError as exc:
         raise _Diverged(f"a float overflowed or became invalid ({exc})") from None
-    norm = _grad_norm(model)
-    if not math.isfinite(norm):
+    try:
+        norm = optim.global_norm(model.named_grads())
+    except NonFiniteError:  # a NaN or inf in a gradient: a divergence to report, not an error
+        norm = math.inf
+    if not math.isfinite(norm):  # also finite gradients whose norm is beyond the float64 range
         raise _Diverged("the gradient norm is beyond the float64 range")
     return value, norm
 
