@@ -1,0 +1,223 @@
+"""The registry: :class:`Experiment` (one experiment's settings per mode and its compute, findings, tables and
+draw functions; :meth:`Experiment.run` writes a run's files), the five of them in :data:`EXPERIMENTS`,
+:func:`get` by name, and :func:`command_line`, the command that reproduces a run."""
+
+from __future__ import annotations
+
+import numbers
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from rnnlab._files import write_atomic
+from rnnlab.lab.config import ConfigError
+from rnnlab.lab.experiments._curves import CurveSettings
+from rnnlab.lab.experiments._report import _Matplotlib, _report_html, _write_json
+from rnnlab.lab.experiments.adding import _compute_adding, _draw_adding, _findings_adding, _tables_adding
+from rnnlab.lab.experiments.copy import _compute_copy, _draw_copy, _findings_copy, _tables_copy
+from rnnlab.lab.experiments.exploding import (
+    ExplodingSettings,
+    _compute_exploding,
+    _draw_exploding,
+    _findings_exploding,
+    _tables_exploding,
+)
+from rnnlab.lab.experiments.truncation import (
+    TruncationSettings,
+    _compute_truncation,
+    _draw_truncation,
+    _findings_truncation,
+    _tables_truncation,
+)
+from rnnlab.lab.experiments.vanishing import (
+    VanishingSettings,
+    _compute_vanishing,
+    _draw_vanishing,
+    _findings_vanishing,
+    _tables_vanishing,
+)
+
+MODES = ("fast", "full")
+#: the default output directory, relative to the working directory: ``experiments/NAME``
+DEFAULT_OUT = "experiments"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: its settings per mode and how to compute, tabulate, interpret and draw it.
+
+    ``run(out_dir, mode=, seed=, progress=)`` does everything and returns the results dict (what
+    ``results.json`` holds).
+    """
+
+    name: str
+    title: str
+    summary: str                          # one line, for ``--list``
+    settings: Mapping[str, object]        # mode -> a frozen settings dataclass
+    compute: Callable                     # (settings, seed, log) -> dict of numbers
+    findings: Callable                    # results -> list of sentences written from the numbers
+    tables: Callable                      # results -> list of (caption, header, rows)
+    draw: Callable                        # (results, _Matplotlib) -> list of (file name, caption, PNG bytes)
+    full_estimate: str                    # the full mode's run time on one core, measured or estimated
+
+    def _check_timesteps(self, timesteps) -> tuple[int, ...]:
+        """``timesteps`` as a tuple of positive ints, for an experiment whose settings hold a tuple of T."""
+        def several_lengths(e: Experiment) -> bool:
+            return isinstance(getattr(e.settings["fast"], "timesteps", None), tuple)
+
+        if not several_lengths(self):
+            several = [e.name for e in EXPERIMENTS.values() if several_lengths(e)]
+            raise ValueError(f"timesteps can be chosen for the experiments that run several sequence lengths "
+                             f"({', '.join(several)}), not for {self.name!r}")
+        if isinstance(timesteps, (str, bytes)) or not isinstance(timesteps, (list, tuple)) or not timesteps:
+            raise TypeError(f"timesteps must be a non-empty list of positive ints, got {timesteps!r}")
+        for T in timesteps:
+            if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
+                raise ValueError(f"timesteps must be positive ints, got {T!r} in {list(timesteps)!r}")
+        return tuple(int(T) for T in timesteps)
+
+    def run(self, out_dir, *, mode: str = "fast", seed: int = 0, timesteps=None,
+            progress: Callable[[str], None] | None = None) -> dict:
+        """Run the experiment and write ``results.json``, the PNG figures and ``report.html`` into ``out_dir``.
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            Created if missing; files in it with the same names are replaced (atomically).
+        mode : "fast" or "full"
+            Fast: seconds, small sizes (tests). Full: the sizes the documentation reports.
+        seed : int >= 0
+            Seeds the data and the weights.
+        timesteps : sequence of int > 0, optional
+            The sequence lengths T to run instead of the mode's (``adding`` and ``copy`` only). Each T
+            has its own data and weight seeds, so a T gives the same curves alone as among others.
+        progress : callable(str), optional
+            Receives a line per milestone (a run finished, an evaluation).
+
+        Returns
+        -------
+        dict
+            JSON-serialisable: ``experiment``, ``mode``, ``seed``, ``command``, ``settings``, the
+            experiment's numbers, ``findings`` (sentences) and ``figures`` (file names and captions).
+
+        Raises
+        ------
+        PlotDependencyError
+            Before any computation, when matplotlib is missing.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}; got {mode!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__} {seed!r}")
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed}")
+        if not isinstance(out_dir, (str, os.PathLike)):
+            raise TypeError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__} {out_dir!r}")
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be a callable taking a str, or None; got {type(progress).__name__}")
+        mpl = _Matplotlib()  # fail before computing, not after
+        log = progress or (lambda message: None)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        settings = self.settings[mode]
+        if timesteps is not None:
+            settings = replace(settings, timesteps=self._check_timesteps(timesteps))
+        started = time.perf_counter()
+        measured = self.compute(settings, int(seed), log)
+        command = command_line(self.name, mode, int(seed), out_dir,
+                               None if timesteps is None else settings.timesteps)
+        results = {"experiment": self.name, "title": self.title, "mode": mode, "seed": int(seed),
+                   "command": command, "settings": asdict(settings),
+                   **measured, "elapsed_seconds": round(time.perf_counter() - started, 2)}
+        results["findings"] = self.findings(results)
+        _write_json(out / "results.json", results)  # the numbers are safe before anything is drawn
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a cosmetic matplotlib warning must not lose a finished run
+            figures = self.draw(results, mpl)
+        for filename, _, png in figures:
+            write_atomic(out / filename, png)
+        results["figures"] = [{"file": filename, "caption": caption} for filename, caption, _ in figures]
+        _write_json(out / "results.json", results)
+        write_atomic(out / "report.html", _report_html(results, self.tables(results), figures).encode("utf-8"))
+        return results
+
+
+def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None) -> str:
+    """The ``rnnlab experiment`` command that reproduces a run (``--out`` only when not the default)."""
+    parts = ["rnnlab", "experiment", name]
+    if mode == "full":
+        parts.append("--full")
+    if timesteps is not None:
+        parts += ["--timesteps", *map(str, timesteps)]
+    if seed != 0:
+        parts += ["--seed", str(seed)]
+    if Path(out_dir) != Path(DEFAULT_OUT) / name:
+        parts += ["--out", str(out_dir)]
+    return " ".join(parts)
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment(
+        name="vanishing",
+        title="Vanishing gradients: ||dL_T/dh_(T-lag)|| against the lag",
+        summary="gradient norm of a last-step loss against the time lag, RNN(tanh/sigmoid/relu), LSTM, GRU, log scale",
+        settings={"fast": VanishingSettings(hidden_size=16, timesteps=40, input_size=4, batch=4, repeats=2),
+                  "full": VanishingSettings(hidden_size=64, timesteps=200, input_size=8, batch=32, repeats=5)},
+        compute=_compute_vanishing, findings=_findings_vanishing, tables=_tables_vanishing, draw=_draw_vanishing,
+        full_estimate="about 5 seconds"),
+    Experiment(
+        name="adding",
+        title="The adding problem: validation MSE against training sequences",
+        summary="adding problem at T = 50, 100, 200, 400: RNN(tanh), IRNN, LSTM, GRU against the 1/6 baseline",
+        settings={"fast": CurveSettings(timesteps=(10,), cells=("rnn_tanh", "irnn", "lstm", "gru"), hidden_size=8,
+                                        batch_size=20, max_sequences=400, eval_every=100, val_size=100, lr=1e-2,
+                                        clip_norm=1.0, stop_when_solved=False),
+                  "full": CurveSettings(timesteps=(50, 100, 200, 400), cells=("rnn_tanh", "irnn", "lstm", "gru"),
+                                        hidden_size=128, batch_size=50, max_sequences=100_000, eval_every=2_500,
+                                        val_size=500, lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
+        compute=_compute_adding, findings=_findings_adding, tables=_tables_adding, draw=_draw_adding,
+        full_estimate="at most about 40 minutes; a run stops once solved"),
+    Experiment(
+        name="copy",
+        title="The copy-memory task: cross-entropy against training sequences",
+        summary="copy memory at T = 100 and 200: LSTM, GRU, RNN(tanh) against the memoryless baseline",
+        settings={"fast": CurveSettings(timesteps=(5,), cells=("lstm", "gru", "rnn_tanh"), hidden_size=8,
+                                        batch_size=20, max_sequences=300, eval_every=100, val_size=60, lr=1e-2,
+                                        clip_norm=1.0, stop_when_solved=False),
+                  "full": CurveSettings(timesteps=(100, 200), cells=("lstm", "gru", "rnn_tanh"), hidden_size=128,
+                                        batch_size=50, max_sequences=200_000, eval_every=5_000, val_size=500,
+                                        lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
+        compute=_compute_copy, findings=_findings_copy, tables=_tables_copy, draw=_draw_copy,
+        full_estimate="at most about 40 minutes; a run stops once solved"),
+    Experiment(
+        name="exploding",
+        title="Exploding gradients: training with and without gradient clipping",
+        summary="an IRNN trained twice with a high SGD learning rate, without and with clip_grad_norm: loss and norm",
+        settings={"fast": ExplodingSettings(timesteps=40, hidden_size=16, batch_size=20, steps=60, lr=1e-2,
+                                            clip_norm=1.0, loss_bound=1e6, grad_bound=1e12),
+                  "full": ExplodingSettings(timesteps=100, hidden_size=64, batch_size=20, steps=2000, lr=1e-3,
+                                            clip_norm=1.0, loss_bound=1e6, grad_bound=1e12)},
+        compute=_compute_exploding, findings=_findings_exploding, tables=_tables_exploding, draw=_draw_exploding,
+        full_estimate="about 10 seconds"),
+    Experiment(
+        name="truncation",
+        title="Truncated BPTT: the window k against the longest dependency learned",
+        summary="an LSTM learns delayed recall with truncated BPTT windows k: accuracy per lag, longest lag per k",
+        settings={"fast": TruncationSettings(windows=(2, 6), lags=(1, 3), hidden_size=8, batch=8, steps=1200,
+                                             val_batch=16, val_steps=300, lr=1e-2, clip_norm=1.0, threshold=0.9),
+                  "full": TruncationSettings(windows=(2, 5, 10, 20, 40), lags=(1, 2, 4, 8, 12, 16, 24, 32),
+                                             hidden_size=32, batch=32, steps=30_000, val_batch=64, val_steps=3_000,
+                                             lr=1e-2, clip_norm=1.0, threshold=0.9)},
+        compute=_compute_truncation, findings=_findings_truncation, tables=_tables_truncation, draw=_draw_truncation,
+        full_estimate="about 4 minutes"),
+)}
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; a :class:`~rnnlab.config.ConfigError` names the valid choices."""
+    if not isinstance(name, str) or name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
