@@ -465,9 +465,9 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
             cell_kwargs["candidate_activation"] = config.activation
     if config.init is not None:
         cell_kwargs["recurrent_initializer"] = config.init
-    recurrent = stack(recurrent_class(config.cell), config.hidden_size, config.num_layers, bidirectional=config.bidirectional,
-                      dropout=config.dropout, return_sequences=sequence_output, seed=seeds[2], input_size=features,
-                      dtype=dtype, **init, **cell_kwargs)
+    recurrent = stack(recurrent_class(config.cell), config.hidden_size, config.num_layers,
+                      bidirectional=config.bidirectional, dropout=config.dropout, return_sequences=sequence_output,
+                      seed=seeds[2], input_size=features, dtype=dtype, **init, **cell_kwargs)
     layers += recurrent.layers
     if config.dropout:
         layers.append(Dropout(config.dropout, seed=seeds[3], dtype=dtype))
