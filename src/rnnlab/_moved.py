@@ -58,18 +58,39 @@ class MovedModule(types.ModuleType):
         if attr.startswith("__") and attr != "__all__":
             raise AttributeError(attr)
         found = []
-        for target in self.__targets:
-            module = importlib.import_module(target)
+        for module in self.__modules():
             if attr == "__all__":
-                found.extend(n for n in getattr(module, "__all__", ()) if n not in found)
+                found.extend(n for n in public_names(module) if n not in found)
             elif hasattr(module, attr):
                 return getattr(module, attr)
         if attr == "__all__":
             return found
-        raise AttributeError(f"module {self.__name__!r} (moved to {', '.join(self.__targets)}) has no attribute {attr!r}")
+        raise AttributeError(
+            f"module {self.__name__!r} (moved to {', '.join(self.__targets)}) has no attribute {attr!r}")
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self.__all__))
+
+    def __modules(self):
+        """The target modules, imported; a target that does not exist (yet) holds no names."""
+        for target in self.__targets:
+            try:
+                yield importlib.import_module(target)
+            except ModuleNotFoundError as exc:
+                if exc.name != target:
+                    raise
+
+
+def public_names(module: types.ModuleType) -> list[str]:
+    """The module's ``__all__``, or else the names it defines that do not start with an underscore (not the
+    modules, classes and functions it imports)."""
+    names = getattr(module, "__all__", None)
+    if names is not None:
+        return list(names)
+    return [name for name, value in vars(module).items()
+            if not name.startswith("_") and not isinstance(value, types.ModuleType)
+            and type(value).__module__ != "__future__"  # from __future__ import annotations
+            and not (isinstance(value, type | types.FunctionType) and value.__module__ != module.__name__)]
 
 
 def install() -> None:

@@ -311,7 +311,7 @@ def test_sentiment_demo_is_reproducible_and_beats_chance(data_dir):
 
 
 def test_sentiment_config_rejects_bad_values():
-    with pytest.raises(ValueError, match=r"cell must be one of 'lstm', 'gru', 'rnn'; got 'cnn'"):
+    with pytest.raises(ValueError, match=r"cell must be one of 'rnn', 'lstm', 'gru'; got 'cnn'"):
         SentimentConfig(cell="cnn")
     with pytest.raises(ValueError, match=r"epochs must be a positive int, got 0"):
         SentimentConfig(epochs=0)

@@ -92,7 +92,7 @@ def test_unknown_and_missing_sections():
     ("[model]\nhidden_size = 0\n", r"config \[model\] hidden_size: expected an int >= 1, got int 0"),
     ("[model]\ndropout = 1.0\n", r"config \[model\] dropout: expected a number in \[0, 1\), got float 1.0"),
     ("[model]\nbidirectional = 'yes'\n", r"config \[model\] bidirectional: expected true or false, got str 'yes'"),
-    ("[model]\ncell = 'transformer'\n", r"config \[model\] cell: expected one of 'lstm', 'gru', 'rnn', got str 'transformer'"),
+    ("[model]\ncell = 'transformer'\n", r"config \[model\] cell: expected one of 'rnn', 'lstm', 'gru', got str 'transformer'"),
     ("[model]\nembedding_dim = 2.5\n", r"config \[model\] embedding_dim: expected an int >= 1 or \"none\", got float 2.5"),
     ("[model]\ninit = 'gaussian'\n", r"config \[model\] init: init must be one of .*got 'gaussian'"),
     ("[train]\nlr = 'fast'\n", r"config \[train\] lr must be a finite number > 0, got str 'fast'"),

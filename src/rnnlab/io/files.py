@@ -331,16 +331,9 @@ def _rebuild(config_path: Path, document: dict) -> Module:
 
 
 # ---------------------------------------------------------------------- helpers
-def _walk(module: Module, prefix: str = "") -> Iterator[tuple[str, Module]]:
-    """The module and all its sub-modules, with dotted names (``""`` for the root)."""
-    yield prefix.rstrip("."), module
-    for name, child in module.children():
-        yield from _walk(child, prefix + name + ".")
-
-
 def _unbuilt(model: Module) -> Iterator[tuple[str, Module]]:
     """The modules without parameters yet: unbuilt leaves (a container is built when its layers are)."""
-    for name, module in _walk(model):
+    for name, module in model.named_modules():
         if not module.children() and not module.built:
             yield name, module
 

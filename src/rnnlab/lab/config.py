@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnlab.nn import initializers
+from rnnlab.nn.recurrent import RECURRENT
 from rnnlab.training import metrics as metrics_module
 from rnnlab.training.trainer import TrainConfig
 
@@ -66,7 +67,8 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
 TASKS = tuple(DATASETS)
 #: tasks whose outputs are real values (the others output logits over classes or tokens)
 _REGRESSION = ("forecasting", "adding")
-CELLS = ("lstm", "gru", "rnn")
+#: the cell names of [model] cell: those of rnnlab.nn.recurrent.RECURRENT, the one registry of cells by name
+CELLS = tuple(RECURRENT)
 SECTIONS = ("data", "model", "train")
 
 #: the string that stands for None (TOML has no null)

@@ -70,7 +70,7 @@ from rnnlab.nn import losses
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.functional import softmax
 from rnnlab.nn.layers import Dense, Embedding
-from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.recurrent import LSTM, RECURRENT, recurrent_class
 from rnnlab.nn.sequential import Sequential
 from rnnlab.training.callbacks import Callback
 from rnnlab.training.trainer import TrainConfig, Trainer, latest_checkpoint
@@ -430,7 +430,8 @@ def _run_charlm(config: CharLMConfig, print_fn, blas_note: str) -> CharLMResult:
 
 
 # =========================================================================== sentiment
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
+#: cell name -> layer class: rnnlab.nn.recurrent.RECURRENT, the one registry of cells by name
+CELLS = RECURRENT
 PROBES = ("movie was good", "movie was bad", "movie was not good")
 LABELS = ("negative", "positive")
 
@@ -461,8 +462,7 @@ class SentimentConfig:
     clip_norm: float = 5.0
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(map(repr, CELLS))}; got {self.cell!r}")
+        recurrent_class(self.cell)  # ValueError naming the cells of RECURRENT
         for key in ("epochs", "embed_dim", "hidden_size", "maxlen", "min_freq", "batch_size"):
             _check_positive_int(key, getattr(self, key))
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 10):
@@ -488,7 +488,7 @@ class SentimentResult:
 
 def build_classifier(vocab_size: int, config: SentimentConfig) -> Sequential:
     """``Embedding(mask_zero=True) -> [Bidirectional](cell) -> Dense(2)``, seeded from ``config.seed``."""
-    recurrent = CELLS[config.cell](config.hidden_size, seed=config.seed + 1)
+    recurrent = recurrent_class(config.cell)(config.hidden_size, seed=config.seed + 1)
     if config.bidirectional:
         recurrent = Bidirectional(recurrent)
     return Sequential([Embedding(vocab_size, config.embed_dim, mask_zero=True, seed=config.seed),

@@ -95,7 +95,7 @@ from rnnlab.lab.config import (
 )
 from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
 from rnnlab.nn.module import Module
-from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.recurrent import recurrent_class
 from rnnlab.nn.sequential import Sequential, stack
 from rnnlab.training.trainer import Trainer, latest_checkpoint
 
@@ -112,7 +112,6 @@ MODEL_DIR = "model"
 #: class names of the sentiment labels 0 and 1
 LABELS = ("negative", "positive")
 
-_CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 _SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -466,9 +465,9 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
             cell_kwargs["candidate_activation"] = config.activation
     if config.init is not None:
         cell_kwargs["recurrent_initializer"] = config.init
-    recurrent = stack(_CELLS[config.cell], config.hidden_size, config.num_layers, bidirectional=config.bidirectional,
-                      dropout=config.dropout, return_sequences=sequence_output, seed=seeds[2], input_size=features,
-                      dtype=dtype, **init, **cell_kwargs)
+    recurrent = stack(recurrent_class(config.cell), config.hidden_size, config.num_layers,
+                      bidirectional=config.bidirectional, dropout=config.dropout, return_sequences=sequence_output,
+                      seed=seeds[2], input_size=features, dtype=dtype, **init, **cell_kwargs)
     layers += recurrent.layers
     if config.dropout:
         layers.append(Dropout(config.dropout, seed=seeds[3], dtype=dtype))

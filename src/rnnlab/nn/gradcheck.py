@@ -70,13 +70,6 @@ def _rel_error(a: np.ndarray, n: np.ndarray) -> float:
     return 0.0 if scale == 0 else float(np.linalg.norm(a - n) / scale)
 
 
-def _stateful_layers(module: Module) -> list[Module]:
-    found = [module] if getattr(module, "stateful", False) else []
-    for _, child in module.children():
-        found += _stateful_layers(child)
-    return found
-
-
 def _as_list(out) -> list[np.ndarray]:
     if isinstance(out, np.ndarray):
         return [out]
@@ -114,7 +107,7 @@ def gradcheck(module: Module, x, *, mask=None, initial_state=None, eps: float = 
         raise ValueError(f"gradcheck needs a float64 module (float32 round-off swamps finite differences); "
                          f"got dtype {module.dtype.name}: build it with dtype='float64'")
     rng = np.random.default_rng(seed)
-    stateful = _stateful_layers(module)
+    stateful = [m for _, m in module.named_modules() if getattr(m, "stateful", False)]
     saved = [None if layer._state is None else [s.copy() for s in layer._state] for layer in stateful]
 
     def run():
