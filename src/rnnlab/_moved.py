@@ -72,13 +72,9 @@ class MovedModule(types.ModuleType):
         return sorted(set(super().__dir__()) | set(self.__all__))
 
     def __modules(self):
-        """The target modules, imported; a target that does not exist (yet) holds no names."""
+        """The target modules, imported."""
         for target in self.__targets:
-            try:
-                yield importlib.import_module(target)
-            except ModuleNotFoundError as exc:
-                if exc.name != target:
-                    raise
+            yield importlib.import_module(target)
 
 
 def public_names(module: types.ModuleType) -> list[str]:

@@ -25,8 +25,11 @@ def _params():
             yield pytest.param(module, name, id=f"{module}:{name}")
 
 
-def test_the_fixture_names_every_moved_module():
+def test_the_fixture_names_every_moved_module_and_every_target_imports():
     assert set(_moved.MOVED) <= set(PUBLIC)
+    for targets in _moved.MOVED.values():
+        for target in targets:
+            importlib.import_module(target)
     assert len(PUBLIC) == 35
 
 
