@@ -39,7 +39,7 @@ MOVED: dict[str, tuple[str, ...]] = {
                          "rnnlab._validation"),
     "rnnlab.schedules": ("rnnlab.optim.schedules",),
     "rnnlab.synthetic": ("rnnlab.data.synthetic",),
-    "rnnlab.tasks": ("rnnlab.lab.tasks",),
+    "rnnlab.tasks": ("rnnlab.lab.tasks", "rnnlab.lab.runs"),
     "rnnlab.text": ("rnnlab.data.text",),
     "rnnlab.timeseries": ("rnnlab.data.timeseries",),
     "rnnlab.train": ("rnnlab.training",),

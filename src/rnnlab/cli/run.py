@@ -55,13 +55,13 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rnnlab.lab import tasks
+    from rnnlab.lab import runs
     from rnnlab.lab.config import load_config
 
     config = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
     try:
-        metrics = tasks.train(config, run_dir, data_dir=args.data_dir, resume=args.resume)
+        metrics = runs.train(config, run_dir, data_dir=args.data_dir, resume=args.resume)
     except KeyboardInterrupt:
         raise Interrupted(f"continue with: rnnlab train {args.config} --run-dir {run_dir} --resume") from None
     print(f"run written to {run_dir}")
@@ -79,9 +79,9 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 @command("evaluate", "evaluate a trained run on its validation or test data", _configure_evaluate)
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from rnnlab.lab import tasks
+    from rnnlab.lab import runs
 
-    _print_results(tasks.evaluate(args.run_dir, args.split, data_dir=args.data_dir))
+    _print_results(runs.evaluate(args.run_dir, args.split, data_dir=args.data_dir))
     return 0
 
 
@@ -110,10 +110,10 @@ def _configure_generate(parser: argparse.ArgumentParser) -> None:
 
 @command("generate", "generate text from a trained language model", _configure_generate)
 def _run_generate(args: argparse.Namespace) -> int:
-    from rnnlab.lab import tasks
+    from rnnlab.lab import runs
 
     stop = None if args.stop is None else [_unescape("--stop", s) for s in args.stop]
-    print(tasks.generate(args.run_dir, args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
+    print(runs.generate(args.run_dir, args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
                          top_p=args.top_p, greedy=args.greedy, seed=args.seed, stop=stop,
                          include_stop=not args.drop_stop))
     return 0
@@ -128,9 +128,9 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
 
 @command("predict", "predict for new raw inputs: a label per text, a forecast, or the next tokens", _configure_predict)
 def _run_predict(args: argparse.Namespace) -> int:
-    from rnnlab.lab import tasks
+    from rnnlab.lab import runs
 
-    header, rows = tasks.predict(args.run_dir, args.inputs)
+    header, rows = runs.predict(args.run_dir, args.inputs)
     print("\t".join(header))
     for row in rows:
         print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))

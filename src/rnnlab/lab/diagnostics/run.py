@@ -52,7 +52,8 @@ def diagnose(run_dir, *, data_dir=None, batch_size: int = 16, split: str = "val"
     rnnlab.tasks.RunError
         If ``run_dir`` is not a usable run, or its data has no such split.
     """
-    from rnnlab.lab.tasks import RunError, build_task, load_run
+    from rnnlab.lab.runs import load_run
+    from rnnlab.lab.tasks import RunError, build_task
 
     batch_size = check_positive_int("batch_size", batch_size)
     if split not in SPLITS:

@@ -84,7 +84,8 @@ def inspect(run_dir, text: str, *, out=None, layer: int | None = None, quantity:
         not exist, or a text too long for one page.
     """
     from rnnlab.lab.config import ConfigError
-    from rnnlab.lab.tasks import LABELS, RunError, load_run, tokenizer_of
+    from rnnlab.lab.runs import load_run
+    from rnnlab.lab.tasks import LABELS, RunError, tokenizer_of
 
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__} {text!r:.40}")

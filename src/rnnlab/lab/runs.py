@@ -1,0 +1,284 @@
+"""Run directories: train a task into one, and read it back to evaluate, generate and predict.
+
+Run directory
+-------------
+:func:`train` writes, besides the trainer's files (``train_config.json``, ``train.log``,
+``history.json``/``.csv``, curves, ``checkpoint.json`` + ``checkpoints/``; see :mod:`rnnlab.train`)::
+
+    config.toml     the resolved run configuration (``rnnlab train RUN/config.toml`` repeats the run)
+    vocab.json      the vocabulary (text tasks)          scaler.json   the scaler (forecasting)
+    model/          the final model (rnnlab.io.save)     metrics.json  final validation/test metrics
+
+A cross-validation run holds one such directory per fold (``fold-01`` ...) and, at its top, the
+configuration and ``metrics.json`` with every fold's accuracy, their mean and standard deviation.
+:func:`evaluate`, :func:`generate` and :func:`predict` read a run directory back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab._files import write_atomic
+from rnnlab.data.text import (
+    Vocabulary,
+)
+from rnnlab.data.timeseries import (
+    Scaler,
+)
+from rnnlab.generate import predict_proba, predict_values, rank_next, sample
+from rnnlab.io import files as model_io
+from rnnlab.lab.config import (
+    ConfigError,
+    RunConfig,
+    load_config,
+    to_toml,
+)
+from rnnlab.lab.tasks import (
+    CONFIG_FILE,
+    LABELS,
+    METRICS_FILE,
+    MODEL_DIR,
+    SCALER_FILE,
+    VOCAB_FILE,
+    RunError,
+    _last_step,
+    build_task,
+    tokenizer_of,
+)
+from rnnlab.nn.module import Module
+from rnnlab.training.trainer import latest_checkpoint
+
+__all__ = ["train", "evaluate", "generate", "predict", "load_run", "LoadedRun"]
+
+
+# =========================================================================== run directories
+def _read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"'{run_dir}' is not an rnnlab run directory (looked for '{path}')")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise RunError(f"the run configuration '{path}' is unusable: {exc}") from None
+
+
+def _write_json(path: Path, document: dict) -> None:
+    write_atomic(path, (json.dumps(document, indent=2, allow_nan=False, default=_json_number) + "\n").encode("utf-8"))
+
+
+def _json_number(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _finite(document):
+    """NaN and inf as None (JSON has neither)."""
+    if isinstance(document, dict):
+        return {k: _finite(v) for k, v in document.items()}
+    if isinstance(document, float) and not math.isfinite(document):
+        return None
+    return document
+
+
+def _check_resumable(config: RunConfig, run_dir: Path) -> None:
+    """On resume, the data and the model must be those of the run (the training section may change)."""
+    saved = _read_run_config(run_dir)
+    for section in ("data", "model"):
+        before, now = getattr(saved, section).to_dict(), getattr(config, section).to_dict()
+        changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*before, *now])
+                   if before.get(k) != now.get(k)]
+        if changed:
+            raise ConfigError(f"--resume: the [{section}] section differs from the run's ({run_dir / CONFIG_FILE}): "
+                              f"{'; '.join(changed)}. Only [train] may change when resuming")
+
+
+def _load_artefacts(run_dir: Path) -> tuple[Vocabulary | None, Scaler | None]:
+    vocab = scaler = None
+    try:
+        if (run_dir / VOCAB_FILE).is_file():
+            vocab = Vocabulary.from_json((run_dir / VOCAB_FILE).read_text("utf-8"))
+        if (run_dir / SCALER_FILE).is_file():
+            scaler = Scaler.from_json((run_dir / SCALER_FILE).read_text("utf-8"))
+    except ValueError as exc:
+        raise RunError(f"a saved vocabulary or scaler in '{run_dir}' is unusable: {exc}") from None
+    return vocab, scaler
+
+
+def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) -> dict:
+    """Train ``config`` in ``run_dir`` and return the final metrics (also in ``run_dir/metrics.json``).
+
+    With ``resume``, continue the run from its latest checkpoint (the data and model sections must
+    be unchanged; the training section may differ, e.g. more epochs or steps). Without it, a
+    ``run_dir`` that already holds a checkpoint is refused. A diverged run raises
+    :class:`~rnnlab.models.TrainingDiverged` and keeps its last good checkpoint.
+    With ``data.cv_folds`` and no ``data.fold``, every fold is trained in ``run_dir/fold-NN``.
+    """
+    run_dir = Path(run_dir)
+    if config.data.cv_folds is not None and config.data.fold is None:
+        return _cross_validate(config, run_dir, data_dir=data_dir, resume=resume)
+    vocab = scaler = None
+    if resume:
+        if latest_checkpoint(run_dir) is None:
+            raise RunError(f"nothing to resume: '{run_dir}' holds no checkpoint (looked for "
+                           f"'{run_dir / 'checkpoint.json'}'); start the run without --resume")
+        _check_resumable(config, run_dir)
+        vocab, scaler = _load_artefacts(run_dir)
+    elif latest_checkpoint(run_dir) is not None:
+        raise RunError(f"'{run_dir}' already holds a training run; pass --resume to continue it, or choose another "
+                       "--run-dir")
+    task = build_task(config, data_dir, vocab=vocab, scaler=scaler)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
+    task.save_artefacts(run_dir)
+    trainer = task.trainer(run_dir)
+    trainer.log("data: " + " ".join(task.description))
+    trainer.run(resume=resume)
+    model_io.save(task.model, run_dir / MODEL_DIR)
+    metrics = _finite(task.final_metrics(trainer))
+    _write_json(run_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+_HEADER = ("The resolved configuration of this run, written by `rnnlab train`.\n"
+           "`rnnlab train <this file>` repeats the run.")
+
+
+def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool) -> dict:
+    k = config.data.cv_folds
+    started = [d for d in sorted(run_dir.glob("fold-*")) if latest_checkpoint(d) is not None]
+    if resume and (run_dir / CONFIG_FILE).is_file():
+        _check_resumable(config, run_dir)
+    elif not resume and started:
+        raise RunError(f"'{run_dir}' already holds a cross-validation run ({', '.join(d.name for d in started)} "
+                       "started); pass --resume to continue it, or choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
+    folds = []
+    for fold in range(1, k + 1):
+        fold_dir = run_dir / f"fold-{fold:02d}"
+        done = fold_dir / METRICS_FILE
+        if resume and done.is_file():
+            folds.append(json.loads(done.read_text("utf-8")))
+            continue
+        fold_config = dataclasses.replace(config, data=dataclasses.replace(config.data, fold=fold))
+        folds.append(train(fold_config, fold_dir, data_dir=data_dir,
+                           resume=resume and latest_checkpoint(fold_dir) is not None))
+    accuracies = [f["test"]["accuracy"] for f in folds]
+    summary = {"task": config.data.task, "dataset": config.data.dataset, "cv_folds": k,
+               "fold_accuracy": accuracies, "accuracy_mean": float(np.mean(accuracies)),
+               "accuracy_std": float(np.std(accuracies, ddof=1)),
+               "fold_val_accuracy": [f.get("val", {}).get("accuracy") for f in folds]}
+    summary = _finite(summary)
+    _write_json(run_dir / METRICS_FILE, summary)
+    return summary
+
+
+@dataclass
+class LoadedRun:
+    """A trained run read back: its configuration, model, and vocabulary/scaler."""
+
+    run_dir: Path
+    config: RunConfig
+    model: Module
+    vocab: Vocabulary | None
+    scaler: Scaler | None
+    model_source: Path
+
+
+def load_run(run_dir) -> LoadedRun:
+    """Read ``run_dir``: the final model, or the latest checkpoint's for a run that has not finished."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory '{run_dir}' " + ("is not a directory" if run_dir.exists() else "does not exist"))
+    config = _read_run_config(run_dir)
+    if config.data.cv_folds is not None and config.data.fold is None:
+        raise RunError(f"'{run_dir}' is a {config.data.cv_folds}-fold cross-validation run: use one of its folds, "
+                       f"e.g. '{run_dir / 'fold-01'}'")
+    source = run_dir / MODEL_DIR
+    if not (source / model_io.CONFIG_FILE).is_file():
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise RunError(f"'{run_dir}' holds no model yet: no '{source}' and no checkpoint")
+        source = checkpoint / "model"
+    model = model_io.load(source)
+    vocab, scaler = _load_artefacts(run_dir)
+    return LoadedRun(run_dir, config, model, vocab, scaler, source)
+
+
+def evaluate(run_dir, split: str | None = None, *, data_dir=None) -> dict:
+    """Loss, metrics and the task's report of a run's model on ``split`` (default: test, else val)."""
+    run = load_run(run_dir)
+    task = build_task(run.config, data_dir, vocab=run.vocab, scaler=run.scaler)
+    task.model = run.model
+    parts = task.splits()
+    split = split or ("test" if "test" in parts else "val")
+    trainer = task.trainer(run.run_dir)
+    return {"run": str(run.run_dir), "model": str(run.model_source), "split": split,
+            **_finite(task.evaluate(split, trainer))}
+
+
+def _library_call(function, *args, **kwargs):
+    """Call a generation/prediction function; its argument errors are usage errors (exit code 2)."""
+    try:
+        return function(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, greedy: bool = False, seed: int | None = None, stop=None,
+             include_stop: bool = True) -> str:
+    """``prime`` followed by up to ``length`` tokens sampled from a language-model run, ending early
+    after any of the ``stop`` strings (see :func:`rnnlab.generate.sample`)."""
+    run = load_run(run_dir)
+    if run.config.data.task != "language_model":
+        raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; generate needs a language_model run")
+    tokenize, joiner = tokenizer_of(run.config.data)
+    text = _library_call(sample, run.model, run.vocab, prime, length=length, temperature=temperature, top_k=top_k,
+                         top_p=top_p, greedy=greedy, seed=seed, stop=stop, include_stop=include_stop,
+                         tokenizer=tokenize, joiner=joiner)
+    return prime + (joiner if text else "") + text
+
+
+def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], list[tuple]]:
+    """Predictions of a run's model for raw ``inputs``: ``(header, rows)``.
+
+    * sentiment: one row per text, ``(label, probability of that label, text)``;
+    * forecasting: the inputs are numbers, the latest ``lookback`` of them (at least that many) form
+      the window; one row per step ahead, ``(step, value)`` in the series' units;
+    * language_model: the inputs are joined into one prefix; the ``k`` most probable next tokens,
+      ``(token, probability)``.
+    """
+    run = load_run(run_dir)
+    d = run.config.data
+    if d.task == "sentiment":
+        tokenize, _ = tokenizer_of(d)
+        proba = _library_call(predict_proba, run.model, run.vocab, list(inputs), tokenizer=tokenize, maxlen=d.maxlen)
+        labels = proba.argmax(axis=1)
+        return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text) for c, p, text in zip(labels, proba, inputs)]
+    if d.task == "forecasting":
+        try:
+            values = np.array([float(v) for v in inputs])
+        except ValueError:
+            raise ConfigError(f"a forecasting run predicts from numbers; got {list(inputs)!r:.120}") from None
+        if len(values) < d.lookback or not np.isfinite(values).all():
+            raise ConfigError(f"a forecasting run needs the latest lookback = {d.lookback} finite values, oldest first; "
+                              f"got {len(values)}")
+        window = values[-d.lookback:][None, :, None]  # (1, L, 1)
+        forecast = _last_step(_library_call(predict_values, run.model, window, scaler=run.scaler))[0]  # (H,)
+        return ["step", "value"], [(f"t+{h + 1}", float(v)) for h, v in enumerate(forecast)]
+    if d.task == "language_model":
+        tokenize, joiner = tokenizer_of(d)
+        ranked = _library_call(rank_next, run.model, run.vocab, joiner.join(inputs), k, tokenizer=tokenize)
+        return ["token", "probability"], [(token, p) for token, p in ranked]
+    raise RunError(f"predict reads raw text or numbers; a run of task {d.task!r} takes generated sequences "
+                   "(use rnnlab evaluate for it)")
+
