@@ -84,7 +84,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab import optim as optim_module
-from rnnlab._errors import TrainingDiverged
+from rnnlab._errors import NonFiniteError, TrainingDiverged
 from rnnlab._files import fsync_directory, sha256_file, write_atomic
 from rnnlab.nn import losses as losses_module
 from rnnlab.nn.bidirectional import Bidirectional
@@ -796,10 +796,8 @@ class Trainer:
         try:
             with np.errstate(all="ignore"):  # non-finite gradients are found just below, by parameter
                 self.model.backward(dy, input_grad=False)
-        except ValueError as exc:
-            if "NaN or inf" not in str(exc):
-                raise
-            problem = str(exc)
+        except NonFiniteError as exc:  # an array checked inside the model (a layer's dy) is not finite
+            problem = exc
         bad = [name for name, g in self.model.named_grads() if not np.isfinite(g).all()]
         if bad:
             more = f" (also {', '.join(repr(b) for b in bad[1:])})" if len(bad) > 1 else ""
