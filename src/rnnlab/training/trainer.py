@@ -76,20 +76,22 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rnnlab import optim as optim_module
-from rnnlab._errors import NonFiniteError, TrainingDiverged
+from rnnlab._errors import TrainingDiverged
 from rnnlab._files import fsync_directory, sha256_file, write_atomic
+from rnnlab.io import files as model_io
 from rnnlab.nn import losses as losses_module
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import Recurrent
+from rnnlab.nn.state import StateMap, forward_with_states, recurrent_layers
+from rnnlab.nn.step import StepDiverged, loss_outputs, train_step
 from rnnlab.optim import schedules as schedules_module
 from rnnlab.training import metrics as metrics_module
 from rnnlab.training.callbacks import (
@@ -434,12 +436,6 @@ def _extended(stream: _Stream, x, mask):
 
 
 # ====================================================================== small helpers
-def _walk(module: Module, prefix: str = "") -> Iterator[tuple[str, Module]]:
-    yield prefix.rstrip("."), module
-    for name, child in module.children():
-        yield from _walk(child, prefix + name + ".")
-
-
 def _to_json(value):
     """An RNG state (nested dicts with ints and maybe arrays) in JSON form; :func:`_from_json` inverts it."""
     if isinstance(value, dict):
@@ -577,8 +573,8 @@ class Trainer:
         self.callbacks += list(callbacks)
         self.callbacks += [HistoryWriter(), Checkpointer(config.checkpoint_every_steps)]
 
-        self.recurrent = [m for _, m in _walk(model) if isinstance(m, Recurrent)]
-        self._backward_reading = [name for name, m in _walk(model)
+        self._recurrent = [name for name, _ in recurrent_layers(model)]  # the stream's states, in this order
+        self._backward_reading = [name for name, m in model.named_modules()
                                   if isinstance(m, Bidirectional) or (isinstance(m, Recurrent) and m.go_backwards)]
         self.epoch = 0
         self.batch = 0
@@ -590,7 +586,6 @@ class Trainer:
         self._stream = _Stream()
         self._acc: dict[str, list[float]] = {}
         self._restored = False
-        self._flags: list[bool] | None = None
 
     # ------------------------------------------------------------------ setup helpers
     @staticmethod
@@ -648,20 +643,19 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_config()
         self.error = None
-        with self._carrying():
-            try:
-                self._emit("on_train_begin")
-                while not self.finished:
-                    self._run_epoch()
-            except BaseException as exc:
-                self.error = exc
-                ckpt = latest_checkpoint(self.run_dir)
-                self.log(str(exc) if isinstance(exc, TrainingDiverged) else
-                         f"training stopped by {type(exc).__name__} at epoch {self.epoch + 1}, step {self.step}; "
-                         + (f"run(resume=True) continues from {ckpt}" if ckpt else "no checkpoint was written yet"))
-                raise
-            finally:
-                self._emit("on_train_end")
+        try:
+            self._emit("on_train_begin")
+            while not self.finished:
+                self._run_epoch()
+        except BaseException as exc:
+            self.error = exc
+            ckpt = latest_checkpoint(self.run_dir)
+            self.log(str(exc) if isinstance(exc, TrainingDiverged) else
+                     f"training stopped by {type(exc).__name__} at epoch {self.epoch + 1}, step {self.step}; "
+                     + (f"run(resume=True) continues from {ckpt}" if ckpt else "no checkpoint was written yet"))
+            raise
+        finally:
+            self._emit("on_train_end")
         return self.history
 
     def _run_epoch(self) -> None:
@@ -766,76 +760,27 @@ class Trainer:
 
     # ------------------------------------------------------------------ one update
     def _update(self, x, y, mask, state0, n_out: int | None) -> tuple[list, dict]:
-        """Forward from ``state0``, loss on the last ``n_out`` outputs (all if None), backward, checks,
-        clipping, optimizer step. Returns the final states and the statistics of the update."""
+        """One :func:`~rnnlab.nn.step.train_step` from the states ``state0``, the loss on the last ``n_out``
+        outputs (all if None); returns the final states and the statistics of the update."""
         step = self.step + 1
-        self._set_states(state0)
-        self.model.zero_grad()
         try:
-            with np.errstate(over="raise", invalid="raise", divide="raise"):
-                y_pred = self.model(x, mask=mask, training=True)
-        except FloatingPointError as exc:
-            raise self._diverged(step, f"the forward pass overflowed ({exc})") from None
-        final = self._get_states()
-        y_out, out_mask = self._outputs(y_pred, mask, n_out, None if n_out is None else np.shape(x)[1])
-        if not np.isfinite(y_out).all():
-            raise self._diverged(step, "the model's output is not finite")
-        try:
-            with np.errstate(over="raise", invalid="raise", divide="raise"):
-                value = float(self.loss(y_out, y, mask=out_mask))
-        except FloatingPointError as exc:
-            raise self._diverged(step, f"the loss overflowed ({exc})") from None
-        if not math.isfinite(value):
-            raise self._diverged(step, f"the loss is {value}")
-        dy = self.loss.backward()
-        if n_out is not None:
-            full = np.zeros_like(y_pred)
-            full[:, -n_out:] = dy
-            dy = full
-        problem = None
-        try:
-            with np.errstate(all="ignore"):  # non-finite gradients are found just below, by parameter
-                self.model.backward(dy, input_grad=False)
-        except NonFiniteError as exc:  # an array checked inside the model (a layer's dy) is not finite
-            problem = exc
-        bad = [name for name, g in self.model.named_grads() if not np.isfinite(g).all()]
-        if bad:
-            more = f" (also {', '.join(repr(b) for b in bad[1:])})" if len(bad) > 1 else ""
-            raise self._diverged(step, f"the gradient of parameter {bad[0]!r} is not finite{more}", parameter=bad[0])
-        if problem is not None:
-            raise self._diverged(step, f"a gradient inside the model is not finite ({problem})")
-        stats = {"loss": value, "weight": _n_targets(y, out_mask)}
-        if self.config.clip_value is not None:
-            optim_module.clip_grad_value(self.model, self.config.clip_value)
-        if self.config.clip_norm is not None:
-            stats["grad_norm"] = optim_module.clip_grad_norm(self.model, self.config.clip_norm)
-        self.optimizer.step(self.model)
+            result = train_step(self.model, self.loss, self.optimizer, x, y, mask=mask, states=self._state_map(state0),
+                                n_out=n_out, clip_value=self.config.clip_value, clip_norm=self.config.clip_norm)
+        except StepDiverged as exc:
+            raise self._diverged(step, str(exc), parameter=exc.name) from None
         self.step = step
         for m in self.metrics.values():
-            m.update(y_out, y, mask=out_mask)
-        return final, stats
+            m.update(result.outputs, y, mask=result.mask)
+        stats = {"loss": result.loss, "weight": _n_targets(y, result.mask)}
+        if result.grad_norm is not None:
+            stats["grad_norm"] = result.grad_norm
+        return self._state_list(result.states), stats
 
     def _advance(self, x, mask, state0) -> list:
-        """The state after running ``x`` from ``state0`` (a forward pass without backward)."""
-        self._set_states(state0)
+        """The states after running ``x`` from ``state0`` (a forward pass without backward)."""
         with np.errstate(all="ignore"):
-            self.model(x, mask=mask, training=True)
-        return self._get_states()
-
-    def _outputs(self, y_pred, mask, n_out, steps: int | None = None):
-        """The outputs the loss sees (the last ``n_out`` of ``steps`` outputs, or all) and their mask."""
-        if isinstance(y_pred, (list, tuple)):
-            raise TypeError(f"the model returned a {type(y_pred).__name__}; the trainer needs one output array "
-                            "(a model whose last layer has return_state=False)")
-        out_mask = self.model.output_mask if hasattr(self.model, "output_mask") else mask
-        if out_mask is not None and (y_pred.ndim < 2 or np.shape(out_mask) != y_pred.shape[:2]):
-            out_mask = None
-        if n_out is None:
-            return y_pred, out_mask
-        if y_pred.ndim < 2 or y_pred.shape[1] != steps:
-            raise ValueError(f"truncated BPTT needs one output per step (return_sequences=True on the last recurrent "
-                             f"layer); a window of {steps} steps gave an output of shape {y_pred.shape}")
-        return y_pred[:, -n_out:], None if out_mask is None else out_mask[:, -n_out:]
+            _, final = forward_with_states(self.model, x, self._state_map(state0), mask=mask, training=True)
+        return self._state_list(final)
 
     def _diverged(self, step: int, what: str, parameter: str | None = None) -> TrainingDiverged:
         ckpt = latest_checkpoint(self.run_dir)
@@ -847,46 +792,12 @@ class Trainer:
         return exc
 
     # ------------------------------------------------------------------ recurrent state
-    def _set_states(self, states) -> None:
-        for i, layer in enumerate(self.recurrent):
-            layer.states = None if states is None else states[i]
+    def _state_map(self, states: list | None) -> StateMap:
+        """The stream's states (one entry per recurrent layer, None for zeros) as the model's state map."""
+        return {} if states is None else dict(zip(self._recurrent, states))
 
-    def _get_states(self) -> list:
-        """The layers' final states, taken out of them: between updates the layers carry nothing, so a
-        callback may call the model on any batch (the trainer keeps the states in its stream)."""
-        states = [layer.states for layer in self.recurrent]
-        self._set_states(None)
-        return states
-
-    @contextmanager
-    def _carrying(self):
-        """Every recurrent layer ``stateful`` (so the trainer can set and read its state), restored after."""
-        outer = self._flags is None
-        if outer:
-            self._flags = [layer.stateful for layer in self.recurrent]
-            for layer in self.recurrent:
-                layer.stateful = True
-        try:
-            yield
-        finally:
-            if outer:
-                for layer, flag in zip(self.recurrent, self._flags):
-                    layer.stateful = flag
-                    layer.reset_state()
-                self._flags = None
-
-    @contextmanager
-    def _original_flags(self):
-        """The user's ``stateful`` flags, e.g. while saving the model's configuration."""
-        current = [layer.stateful for layer in self.recurrent]
-        if self._flags is not None:
-            for layer, flag in zip(self.recurrent, self._flags):
-                layer.stateful = flag
-        try:
-            yield
-        finally:
-            for layer, flag in zip(self.recurrent, current):
-                layer.stateful = flag
+    def _state_list(self, final: StateMap) -> list:
+        return [final.get(name) for name in self._recurrent]
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, data) -> dict[str, float]:
@@ -899,38 +810,36 @@ class Trainer:
         metrics = {name: copy.deepcopy(m) for name, m in self.metrics.items()}
         for m in metrics.values():
             m.reset()
-        with self._carrying():
-            for batch in data.batches_from(0, 0):
-                x, y, mask, new_sequence = _batch_fields(batch)
-                if new_sequence:
-                    stream.reset()
-                if self._backward_reading and not new_sequence:
-                    raise ValueError("validation batches with new_sequence=False carry the state forward, which layers "
-                                     f"reading backwards cannot do: {', '.join(self._backward_reading)}")
-                self._set_states(stream.latest)
-                with np.errstate(all="ignore"):
-                    y_pred = self.model(x, mask=mask, training=False)
-                stream.anchors = [(0, self._get_states())]
-                y_out, out_mask = self._outputs(y_pred, mask, None)
-                if not np.isfinite(y_out).all():
-                    raise TrainingDiverged(f"the model's output on the validation data is not finite (after epoch "
-                                           f"{self.epoch + 1}, step {self.step})")
-                weight = _n_targets(y, out_mask)
-                loss_acc[0] += weight * float(self.loss(y_out, y, mask=out_mask))
-                loss_acc[1] += weight
-                for m in metrics.values():
-                    m.update(y_out, y, mask=out_mask)
+        for batch in data.batches_from(0, 0):
+            x, y, mask, new_sequence = _batch_fields(batch)
+            if new_sequence:
+                stream.reset()
+            if self._backward_reading and not new_sequence:
+                raise ValueError("validation batches with new_sequence=False carry the state forward, which layers "
+                                 f"reading backwards cannot do: {', '.join(self._backward_reading)}")
+            with np.errstate(all="ignore"):
+                y_pred, final = forward_with_states(self.model, x, self._state_map(stream.latest), mask=mask,
+                                                    training=False)
+            stream.anchors = [(0, self._state_list(final))]
+            y_out, out_mask = loss_outputs(self.model, y_pred, mask)
+            if not np.isfinite(y_out).all():
+                raise TrainingDiverged(f"the model's output on the validation data is not finite (after epoch "
+                                       f"{self.epoch + 1}, step {self.step})")
+            weight = _n_targets(y, out_mask)
+            loss_acc[0] += weight * float(self.loss(y_out, y, mask=out_mask))
+            loss_acc[1] += weight
+            for m in metrics.values():
+                m.update(y_out, y, mask=out_mask)
         return self._results(loss_acc, metrics)
 
     # ------------------------------------------------------------------ run configuration
     def _write_run_config(self) -> None:
         document = {"config": self.config.to_dict(), "loss": _loss_to_config(self.loss),
                     "model": {"class_name": type(self.model).__name__}}
-        with self._original_flags():
-            try:
-                document["model"]["config"] = self.model.get_config()
-            except Exception:  # a custom model without a JSON config is still trainable  # noqa: BLE001
-                document["model"]["config"] = None
+        try:
+            document["model"]["config"] = self.model.get_config()
+        except Exception:  # a custom model without a JSON config is still trainable  # noqa: BLE001
+            document["model"]["config"] = None
         text = json.dumps(document, indent=2, default=str) + "\n"
         path = self.run_dir / RUN_CONFIG
         before = json.loads(path.read_text("utf-8"))["config"] if path.exists() else None
@@ -947,7 +856,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _rng_states(self) -> dict:
         out = {"trainer": _to_json(self.rng.bit_generator.state), "modules": {}}
-        for name, module in _walk(self.model):
+        for name, module in self.model.named_modules():
             rng = getattr(module, "_rng", None)
             if isinstance(rng, np.random.Generator):
                 out["modules"][name] = _to_json(rng.bit_generator.state)
@@ -976,10 +885,7 @@ class Trainer:
         name = f"epoch{self.epoch:04d}-batch{self.batch:06d}-step{self.step:09d}-{secrets.token_hex(3)}"
         tmp = root / f".tmp-{name}"
         tmp.mkdir()
-        from rnnlab.io import files as model_io
-
-        with self._original_flags():
-            model_io.save(self.model, tmp / "model")
+        model_io.save(self.model, tmp / "model")
         _save_npz(tmp / "optimizer.npz", self.optimizer.state_dict())
         stream_meta, stream_arrays = self._stream.arrays("train")
         _save_npz(tmp / "streams.npz", stream_arrays)
@@ -1021,8 +927,6 @@ class Trainer:
         Raises ``FileNotFoundError`` when there is none, ``ValueError`` when a file does not match the
         manifest's checksum or the checkpoint does not fit this model/optimizer.
         """
-        from rnnlab.io import files as model_io
-
         manifest_path = self.run_dir / MANIFEST
         if not manifest_path.exists():
             raise FileNotFoundError(f"no checkpoint to resume from in '{self.run_dir}' (looked for '{manifest_path}')")
@@ -1050,7 +954,7 @@ class Trainer:
 
         rngs = state["rng"]
         self.rng.bit_generator.state = _from_json(rngs["trainer"])
-        modules = dict(_walk(self.model))
+        modules = dict(self.model.named_modules())
         unknown = sorted(set(rngs["modules"]) - set(modules))
         if unknown:
             raise ValueError(f"the checkpoint holds random-generator states for modules {unknown}, which this model lacks")
@@ -1092,8 +996,6 @@ class Trainer:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
             raise FileNotFoundError(f"no checkpoint to resume from in '{run_dir}' (looked for '{run_dir / MANIFEST}')")
-        from rnnlab.io import files as model_io
-
         model = model_io.load(ckpt / "model")
         trainer = cls(model, _loss_from_config(document["loss"]), TrainConfig.from_dict(document["config"]), train, val,
                       run_dir, callbacks=callbacks, metrics=metrics)
