@@ -13,35 +13,34 @@ return_sequences=True), Dense(V)])``; a model ending in a layer with ``return_se
 
 State carrying
 --------------
-This module carries state by **borrowing the model's** ``stateful`` **flags** (not by passing
-states explicitly, which a ``Sequential`` of several recurrent layers cannot return). Entering
-``with Generator(model) as gen`` finds every recurrent layer (walking ``children()``
-recursively), records its ``stateful`` flag and carried ``states``, sets ``stateful=True`` and
-clears the state; leaving the block, normally or by an exception, restores both. Inside,
-``gen.prime(ids)`` is one forward pass over the whole prime (T = len(ids)) and ``gen.step(id)``
-one forward pass over T = 1 that starts where the previous call ended, so the logits after n
-tokens equal those of a forward pass over all n of them (``tests/unit/test_generate.py`` checks
-this to 1e-10 in float64), at the cost of one step per token. Layers that read a sequence from
-its end (``Bidirectional``, ``go_backwards=True``) cannot generate left to right and are refused.
-Generation calls the model with ``training=False`` (no dropout); the layers' tapes then hold the
-last step, so call ``forward`` again before any ``backward``.
+The state is passed explicitly, as a state map ``{recurrent layer name: states}``
+(:mod:`rnnlab.nn.state`): ``gen.prime(ids)`` is one forward pass over the whole prime (T =
+len(ids)) from zeros, and ``gen.step(id)`` one forward pass over T = 1 from the state map the
+previous call ended with (``gen.states``), so the logits after n tokens equal those of a forward
+pass over all n of them (``tests/unit/test_generate.py`` checks this to 1e-10 in float64), at the
+cost of one step per token. The model's ``stateful`` flags and carried states are neither used nor
+changed. Layers that read a sequence from its end (``Bidirectional``, ``go_backwards=True``) cannot
+generate left to right and are refused. Generation calls the model with ``training=False`` (no
+dropout); the layers' tapes then hold the last step, so call ``forward`` again before any
+``backward``. Prediction (:func:`predict_proba`, ...) runs every batch from zeros, the same way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from rnnlab._validation import as_generator, check_positive_int
-from rnnlab.data.text import Vocabulary, char_tokenize, word_tokenize
+from rnnlab.data.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.functional import log_softmax, sigmoid, softmax
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import Recurrent
+from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
+from rnnlab.nn.state import StateMap, forward_with_states
 
 __all__ = [
     "SamplingConfig",
@@ -196,15 +195,15 @@ def sample_token(logits, rng=None, *, temperature: float = 1.0, top_k: int | Non
 
 # =========================================================================== state carrying
 def recurrent_layers(model: Module, *, causal: bool = False) -> list[tuple[str, Recurrent]]:
-    """Every recurrent layer inside ``model`` (itself included), as ``(dotted_name, layer)``.
+    """Every recurrent layer inside ``model`` (itself included), as ``(dotted_name, layer)``: the
+    keys of the model's state map.
 
     With ``causal=True``, a layer that reads sequences from their end (a ``Bidirectional``
     wrapper or ``go_backwards=True``) raises ValueError: it cannot run left to right one token
     at a time.
     """
     found: list[tuple[str, Recurrent]] = []
-
-    def walk(module: Module, path: str) -> None:
+    for path, module in model.named_modules():
         where = f"layer {path!r}" if path else "the model"
         if causal and isinstance(module, Bidirectional):
             raise ValueError(f"{where} is Bidirectional: its backward half reads each sequence from the end, so it "
@@ -214,31 +213,10 @@ def recurrent_layers(model: Module, *, causal: bool = False) -> list[tuple[str, 
                 raise ValueError(f"{where} ({type(module).__name__}) has go_backwards=True: it reads each sequence "
                                  "from the end, so it cannot generate one token at a time")
             found.append((path, module))
-        for name, child in module.children():
-            walk(child, f"{path}.{name}" if path else name)
-
-    walk(model, "")
     return found
 
 
-@contextmanager
-def _borrowed_state(layers: list[Recurrent], stateful: bool):
-    """Set every layer's ``stateful`` flag and clear its state; restore both on exit."""
-    saved = [(layer, layer.stateful, layer.states) for layer in layers]
-    try:
-        for layer in layers:
-            layer.stateful = stateful
-            layer.reset_state()
-        yield
-    finally:
-        for layer, flag, states in saved:
-            layer.stateful = flag
-            layer.states = states
-
-
 def _check_model(model, role: str = "model") -> Module:
-    from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
-
     if not isinstance(model, Module):
         raise TypeError(f"{role} must be an rnnlab Module (e.g. a Sequential), got {type(model).__name__}")
     if isinstance(model, (OneToMany, Seq2Seq)):
@@ -264,35 +242,36 @@ class Generator:
 
     Notes
     -----
-    The state lives in the model's layers (see the module docstring): on entry each recurrent
-    layer is set ``stateful=True`` with its state cleared, and on exit its previous ``stateful``
-    flag and carried ``states`` come back, even when the block raises. A ``Generator`` is
-    therefore not re-entrant, and two generators must not share a model at the same time.
+    The generator holds the state, ``states``: the state map after the tokens read so far (None
+    before :meth:`prime`; see the module docstring). The model's layers keep nothing between calls,
+    so several generators may share a model; one generator serves one with-block at a time.
     """
 
     def __init__(self, model: Module):
         self.model = _check_model(model)
         self.layers = [layer for _, layer in recurrent_layers(model, causal=True)]
+        if self.layers and not model.takes_state_map:
+            raise TypeError(f"{type(model).__name__} does not take its recurrent state as a state map, so it cannot "
+                            "carry it from token to token; generate with a Sequential")
         self.num_classes: int | None = None
-        self._context = None
+        self.states: StateMap | None = None
+        self._open = False
         self._primed = False
 
     def __enter__(self) -> Generator:
-        if self._context is not None:
+        if self._open:
             raise RuntimeError("this Generator is already in use (a with-block is open); create another one")
-        context = _borrowed_state(self.layers, stateful=True)
-        context.__enter__()
-        self._context = context
+        self._open = True
         self._primed = False
+        self.states = None
         return self
 
     def __exit__(self, *exc_info) -> None:
-        context, self._context = self._context, None
-        self._primed = False
-        context.__exit__(*exc_info)
+        self._open = self._primed = False
+        self.states = None
 
-    def _run(self, ids: np.ndarray) -> np.ndarray:
-        out = self.model(ids[None, :], training=False)  # (1, T, V) or (1, V)
+    def _run(self, ids: np.ndarray, states: StateMap) -> np.ndarray:
+        out, final = forward_with_states(self.model, ids[None, :], states, training=False)  # (1, T, V) or (1, V)
         out = out[0] if isinstance(out, tuple) else out
         out = np.asarray(out)
         if out.ndim not in (2, 3) or out.shape[0] != 1:
@@ -305,6 +284,7 @@ class Generator:
             raise ValueError(f"the model returned non-finite logits after {len(ids)} input token(s) "
                              f"(first at id {int(np.flatnonzero(~np.isfinite(z))[0])})")
         self.num_classes = z.shape[0]
+        self.states = final
         return z
 
     def prime(self, ids) -> np.ndarray:
@@ -315,17 +295,15 @@ class Generator:
         ndarray of float64, shape (V,)
             The logits of the token after the prime.
         """
-        if self._context is None:
+        if not self._open:
             raise RuntimeError("Generator.prime must run inside `with Generator(model) as gen:`, which carries the "
-                               "model's state and restores it afterwards")
+                               "model's state from token to token")
         arr = np.asarray(ids)
         if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"prime ids must be a non-empty 1-D sequence of int token ids, got shape {arr.shape} "
                              f"and dtype {arr.dtype}")
-        for layer in self.layers:
-            layer.reset_state()
         self._primed = False
-        z = self._run(arr.astype(np.int64))
+        z = self._run(arr.astype(np.int64), {})  # from zeros
         self._primed = True
         return z
 
@@ -338,7 +316,7 @@ class Generator:
             raise TypeError(f"token must be an int id, got {type(token).__name__} {token!r}")
         if not 0 <= token < self.num_classes:
             raise ValueError(f"token must be an id in [0, {self.num_classes}), got {token}")
-        return self._run(np.array([token], dtype=np.int64))
+        return self._run(np.array([token], dtype=np.int64), self.states)
 
 
 def _check_stop_ids(stop, V: int) -> list[tuple[int, ...]]:
@@ -593,8 +571,6 @@ def encode_texts(vocab: Vocabulary, texts: Sequence[str], *, tokenizer=None, max
         padding side of training does not matter; ``maxlen`` and ``truncating`` (the training
         values) do.
     """
-    from rnnlab.data.text import pad_sequences
-
     vocab = _check_vocab(vocab)
     tokenize, _ = _resolve_tokenizer(tokenizer, vocab)
     if isinstance(texts, str) or not isinstance(texts, Sequence):
@@ -612,14 +588,13 @@ def encode_texts(vocab: Vocabulary, texts: Sequence[str], *, tokenizer=None, max
 
 
 def _predict_batches(model: Module, x: np.ndarray, mask: np.ndarray | None, batch_size: int) -> np.ndarray:
-    """Model outputs for x in batches, inference mode, every recurrent layer non-stateful (restored after)."""
+    """Model outputs for x in batches, inference mode, each batch from zeros (the state map ``{}``)."""
     batch_size = check_positive_int("batch_size", batch_size)
     outs = []
-    with _borrowed_state([layer for _, layer in recurrent_layers(model)], stateful=False):
-        for start in range(0, len(x), batch_size):
-            sl = slice(start, start + batch_size)
-            out = model(x[sl], mask=None if mask is None else mask[sl], training=False)
-            outs.append(np.asarray(out[0] if isinstance(out, tuple) else out))
+    for start in range(0, len(x), batch_size):
+        sl = slice(start, start + batch_size)
+        out, _ = forward_with_states(model, x[sl], {}, mask=None if mask is None else mask[sl], training=False)
+        outs.append(np.asarray(out[0] if isinstance(out, tuple) else out))
     return np.concatenate(outs, axis=0)
 
 
