@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from rnnlab import optim
+from rnnlab.generate import Generator
 from rnnlab.nn import (
     GRU,
     LSTM,
     Bidirectional,
     Dense,
+    Embedding,
     Module,
     Sequential,
     SimpleRNN,
@@ -179,3 +181,15 @@ def test_fit_takes_train_step_per_batch(x):
     np.testing.assert_allclose(history["loss"], losses, rtol=1e-15)
     for (name, p), (_, q) in zip(model.named_parameters(), reference.named_parameters()):
         np.testing.assert_array_equal(p, q, err_msg=name)
+
+
+# ---------------------------------------------------------------------- generation
+def test_generators_hold_their_own_state_so_two_may_share_a_model():
+    model = Sequential([Embedding(6, 3, seed=0, dtype="float64"), LSTM(4, return_sequences=True, seed=1, dtype="float64"),
+                        Dense(6, seed=2, dtype="float64")])
+    with Generator(model) as a, Generator(model) as b:
+        za, zb = a.prime([1, 2]), b.prime([3])
+        za, zb = a.step(4), b.step(5)  # interleaved
+        assert sorted(a.states) == ["1"] and a.states["1"][0].shape == (1, 4)
+    np.testing.assert_allclose(za, model(np.array([[1, 2, 4]]))[0, -1], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(zb, model(np.array([[3, 5]]))[0, -1], rtol=0, atol=1e-13)
