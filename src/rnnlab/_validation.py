@@ -2,6 +2,8 @@
 
 Each check raises ``TypeError`` or ``ValueError`` whose message names the argument, what it got
 (shape, dtype or value) and what was expected, so a user can fix the call without reading the code.
+An array holding NaN or inf raises :class:`~rnnlab._errors.NonFiniteError` (a ``ValueError``), which
+callers catch by type.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import numbers
 from collections.abc import Iterable
 
 import numpy as np
+
+from rnnlab._errors import NonFiniteError
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -69,8 +73,8 @@ def as_float_array(name: str, x, dtype: np.dtype, ndim: int | None = None) -> np
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
     x = np.asarray(x, dtype=dtype)
     if not np.isfinite(x).all():
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise NonFiniteError(f"{name} contains NaN or inf (first at index {bad})", name=name, index=bad)
     return x
 
 

@@ -284,6 +284,20 @@ def test_stateful_flags_are_restored_and_saved_as_the_user_set_them(tmp_path):
     assert saved["config"]["layers"][0]["config"]["stateful"] is False
 
 
+def test_the_trainer_passes_the_state_and_leaves_a_stateful_layer_alone(tmp_path):
+    """A user's stateful layer trains exactly as a plain one, and keeps the state it carried before the run."""
+    plain, stateful = rnn(), rnn()
+    stateful.layers[0].stateful = True
+    stateful(np.ones((1, 2, 3)))  # carries a state for a batch of 1 (the training batches hold 4 and 3)
+    carried = stateful.layers[0].states
+    for model, run_dir in ((plain, tmp_path / "plain"), (stateful, tmp_path / "stateful")):
+        Trainer(model, "mse", quiet(epochs=2), regression_batches(), regression_batches(), run_dir).run()
+    for (name, p), (_, q) in zip(plain.named_parameters(), stateful.named_parameters()):
+        np.testing.assert_array_equal(p, q, err_msg=name)
+    assert stateful.layers[0].stateful is True
+    np.testing.assert_array_equal(stateful.layers[0].states[0], carried[0])
+
+
 # ---------------------------------------------------------------------- progress, curves
 def test_plain_log_lines_every_log_every_steps_and_per_epoch(tmp_path, capsys):
     config = TrainConfig(epochs=2, log_every=2)

@@ -285,12 +285,28 @@ def _read_npz(weights_path: Path, data: bytes) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
     except ValueError as exc:
-        if "allow_pickle" in str(exc):
+        if _holds_object_array(data):
             raise ModelFileError(f"'{weights_path}' holds an object array, which only pickle can read; "
                                  "model files hold numeric arrays only, and pickles are refused (allow_pickle=False)") from None
         raise ModelFileError(f"cannot read '{weights_path}' as an .npz archive: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"cannot read '{weights_path}' as an .npz archive: {type(exc).__name__}: {exc}") from None
+
+
+def _holds_object_array(data: bytes) -> bool:
+    """Whether an entry of the npz bytes is an object array (what only pickle can read), from the .npy headers."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for member in archive.namelist():
+                with archive.open(member) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    fmt = np.lib.format
+                    read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+                    if read_header(f)[2].hasobject:
+                        return True
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return False
+    return False
 
 
 def _check_weights(weights_path: Path, weights: dict[str, np.ndarray], listing: dict) -> None:

@@ -1,7 +1,9 @@
-"""Modules and their maths: cells, recurrent layers, wrappers, layers, models, losses and gradient checks.
+"""Modules and their maths: cells, recurrent layers, wrappers, layers, models, losses, gradient checks, the
+explicit recurrent state of a model (:mod:`~rnnlab.nn.state`) and the training step (:mod:`~rnnlab.nn.step`).
 
-Everything here is NumPy with hand-written backward passes; nothing in ``rnnlab.nn`` imports from the
-layers above it (optim, io, data, training, lab, cli).
+Everything here is NumPy with hand-written backward passes; ``rnnlab.nn`` imports only from the core and
+``rnnlab.optim`` (the training step's clipping and optimizers), never from the layers above it (io, data,
+training, lab, cli).
 """
 
 from rnnlab.nn.bidirectional import MERGE_MODES, Bidirectional
@@ -13,9 +15,12 @@ from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
 from rnnlab.nn.sequential import Sequential, stack
+from rnnlab.nn.state import final_states, forward_with_states
+from rnnlab.nn.step import StepDiverged, StepResult, train_step
 
 __all__ = [
     "MERGE_MODES", "Bidirectional", "Cell", "Dense", "Dropout", "ElmanCell", "Embedding", "GRU", "GRUCell",
     "GradcheckReport", "LSTM", "LSTMCell", "Module", "OneHot", "OneToMany", "Recurrent", "Seq2Seq", "Sequential",
-    "SimpleRNN", "Tape", "gradcheck", "one_hot", "stack",
+    "SimpleRNN", "StepDiverged", "StepResult", "Tape", "final_states", "forward_with_states", "gradcheck", "one_hot", "stack",
+    "train_step",
 ]

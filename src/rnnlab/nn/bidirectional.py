@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from rnnlab._validation import as_float_array, check_choice
-from rnnlab.nn.module import Module
+from rnnlab.nn.module import Module, registered
 from rnnlab.nn.recurrent import Recurrent
+from rnnlab.nn.state import check_state_keys, sub_states
 
 
 def _concat_backward(dy, y_f, y_b):
@@ -40,8 +43,11 @@ class Bidirectional(Module):
         How the two outputs are combined per step; None returns them as a list ``[y_f, y_b]``.
 
     With ``return_state`` the call returns ``y, *states_f, *states_b``; ``initial_state`` takes the
-    forward states then the backward ones. Parameters are named ``forward.*`` and ``backward.*``.
+    forward states then the backward ones, or a state map with entries ``"forward"`` and ``"backward"``
+    (:mod:`rnnlab.nn.state`). Parameters are named ``forward.*`` and ``backward.*``.
     """
+
+    takes_state_map = True
 
     def __init__(self, layer: Recurrent, merge_mode: str | None = "concat", *, name: str | None = None):
         if not isinstance(layer, Recurrent):
@@ -88,7 +94,10 @@ class Bidirectional(Module):
     def forward(self, x, mask=None, initial_state=None, training: bool = False):
         n = len(self.forward_layer.state_names)
         init_f = init_b = None
-        if initial_state is not None:
+        if isinstance(initial_state, Mapping):  # a state map: one entry per direction
+            check_state_keys(initial_state, ["forward", "backward"], "a Bidirectional layer")
+            init_f, init_b = sub_states(initial_state, "forward"), sub_states(initial_state, "backward")
+        elif initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2 * n:
                 got = (f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple))
                        else f"a {type(initial_state).__name__}")
@@ -145,8 +154,6 @@ class Bidirectional(Module):
 
     @classmethod
     def from_config(cls, config):
-        from rnnlab.nn.module import registered
-
         config = dict(config)
         inner = config.pop("layer")
         layer = registered(inner["class_name"]).from_config(inner["config"])

@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 
+from rnnlab._errors import NonFiniteError
 from rnnlab._validation import as_bool_mask, check_choice, registry_entry
 from rnnlab.nn.functional import log_softmax, sigmoid
 
@@ -57,7 +58,8 @@ def _check_y_pred(y_pred, min_ndim: int, what: str) -> np.ndarray:
     finite = np.isfinite(y_pred)
     if not finite.all():
         bad = tuple(int(i) for i in np.argwhere(~finite)[0])
-        raise ValueError(f"y_pred contains NaN or inf: {y_pred[bad]} at index {bad} (of shape {y_pred.shape})")
+        raise NonFiniteError(f"y_pred contains NaN or inf: {y_pred[bad]} at index {bad} (of shape {y_pred.shape})",
+                             name="y_pred", index=bad)
     return y_pred
 
 

@@ -8,6 +8,10 @@ None) when nothing needs it, as PyTorch skips the gradient of an input that does
 the trainer asks for no input gradient, and a recurrent layer then saves its ``dgates U`` GEMM.
 ``params`` and ``grads`` are dicts with the same dotted keys (``"0.forward.W"``), holding the very
 arrays the module computes with, so optimizers update them in place.
+
+A module with ``takes_state_map`` also takes, as ``initial_state``, a *state map* ``{dotted name of a
+recurrent layer inside it: its states}`` and then runs with that state made explicit (see
+:mod:`rnnlab.nn.state`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class Module:
 
     #: True for layers with no weights that return their input's dtype (Dropout); the others compute in ``dtype``.
     keeps_input_dtype = False
+    #: True for modules whose ``initial_state`` may be a state map (recurrent layers and the containers
+    #: that route one to them: ``Bidirectional``, ``Sequential``); see :mod:`rnnlab.nn.state`.
+    takes_state_map = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

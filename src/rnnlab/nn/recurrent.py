@@ -14,6 +14,8 @@ initial state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from rnnlab._validation import (
@@ -49,7 +51,8 @@ class Recurrent(Module):
         Read each sequence from its end; the outputs come in processing order (as in Keras).
     stateful : bool
         The final state of a call is the initial state of the next until :meth:`reset_state`
-        (gradients do not flow between calls: truncated BPTT).
+        (gradients do not flow between calls: truncated BPTT). A call given a state map (below)
+        neither reads nor updates the carried state.
     kernel_initializer, recurrent_initializer, bias_initializer : str or callable
         For ``U``, ``W`` and ``b``; see :mod:`rnnlab.initializers`. ``"pytorch"`` for all three gives
         PyTorch's default ``U(-1/sqrt(H), 1/sqrt(H))``.
@@ -64,12 +67,17 @@ class Recurrent(Module):
     later steps back to t (``da_{t-1} = dz_t W``). The backward loop computes only the ``dz_t`` and the
     state gradients; ``dU``, ``dW``, ``db`` and ``dx`` are one GEMM each over all steps afterwards.
 
+    ``initial_state`` is a list of (B, H) arrays (``[h]``, ``[h, c]`` for the LSTM), or a state map
+    ``{"": [h, ...]}`` (``{}`` for zeros; see :mod:`rnnlab.nn.state`). After every forward call,
+    ``final_state`` holds the state after the last step, ``s_T``, a tuple of (B, H) arrays.
+
     After :meth:`backward`, ``initial_state_grad`` holds the gradient of the initial state(s), and, if
     ``record_grad_norms`` is True, ``grad_norms["h"]`` (and ``["c"]`` for the LSTM) holds
     ``||dL/dh_t||`` per sequence and step, shape (B, T), in processing order.
     """
 
     cell_class: type[Cell] = Cell
+    takes_state_map = True
 
     def __init__(self, hidden_size: int, *, input_size: int | None = None, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
@@ -94,6 +102,7 @@ class Recurrent(Module):
         self.record_grad_norms = False
         self.grad_norms: dict[str, np.ndarray] | None = None
         self.initial_state_grad: tuple[np.ndarray, ...] | None = None
+        self.final_state: tuple[np.ndarray, ...] | None = None
         self._tape = None
         self._workspace = Workspace()  # the tape's big buffers, reused from call to call
         self._state: list[np.ndarray] | None = None
@@ -149,10 +158,11 @@ class Recurrent(Module):
         batch = np.shape(value[0])[0] if isinstance(value, (list, tuple)) and len(value) else 0
         self._state = [s.copy() for s in self._initial_states(list(value), batch, "states")]
 
-    def _initial_states(self, initial_state, batch: int, argument: str = "initial_state") -> list[np.ndarray]:
+    def _initial_states(self, initial_state, batch: int, argument: str = "initial_state",
+                        carried: bool = True) -> list[np.ndarray]:
         n = len(self.state_names)
         if initial_state is None:
-            if self.stateful and self._state is not None:
+            if carried and self.stateful and self._state is not None:
                 if self._state[0].shape[0] != batch:
                     raise ValueError(f"a stateful {type(self).__name__} carries state for batch size "
                                      f"{self._state[0].shape[0]}, got a batch of {batch}; call reset_state() first")
@@ -180,7 +190,15 @@ class Recurrent(Module):
         B, T, D = x.shape
         self.build(x.shape)
         mask = check_mask(mask, B, T)
-        states0 = self._initial_states(initial_state, B)
+        explicit = isinstance(initial_state, Mapping)  # a state map: the carried state is left alone
+        if explicit:
+            unknown = sorted(str(k) for k in initial_state if k != "")
+            if unknown:
+                raise ValueError(f"initial_state must be {len(self.state_names)} array(s) ({', '.join(self.state_names)}) "
+                                 f"of shape (batch, hidden_size) = {(B, self.hidden_size)}, or a state map whose one "
+                                 f"entry '' (the layer itself) holds them; got dict with keys {unknown}")
+            initial_state = initial_state.get("")
+        states0 = self._initial_states(initial_state, B, carried=not explicit)
         p = self._params
 
         x_tm = x.transpose(1, 0, 2)  # (T, B, D)
@@ -222,7 +240,8 @@ class Recurrent(Module):
             if tape.mask is not None:
                 y *= tape.mask.any(axis=0)  # a row that is all padding has no last output: zeros
         final = [s[T].copy() for s in tape.states]
-        if self.stateful:
+        self.final_state = tuple(final)
+        if self.stateful and not explicit:
             self._state = [s.copy() for s in final]
         return (y, *final) if self.return_state else y
 

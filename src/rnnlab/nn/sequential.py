@@ -1,16 +1,24 @@
-"""Models: :class:`Sequential` (a stack of layers with Keras-style summary and a simple fit loop)."""
+"""Models: :class:`Sequential` (a stack of layers with Keras-style summary, fit, evaluate and predict) and
+:func:`stack` (a deep recurrent stack); ``fit`` takes :func:`rnnlab.nn.step.train_step` per batch."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
+from rnnlab import optim
 from rnnlab._errors import TrainingDiverged
 from rnnlab._validation import as_generator, check_positive_int
+from rnnlab.nn import losses
 from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dropout, Embedding, OneHot
+from rnnlab.nn.losses import BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
 from rnnlab.nn.module import Module, registered
 from rnnlab.nn.recurrent import Recurrent
+from rnnlab.nn.state import StateMap, check_state_keys, final_states, sub_states
+from rnnlab.nn.step import StepDiverged, train_step
 
 
 def _snake(name: str) -> str:
@@ -22,7 +30,8 @@ class Sequential(Module):
 
     ``Embedding(mask_zero=True)`` creates a mask, recurrent layers with ``return_sequences`` pass it on,
     a recurrent layer returning only its last step drops it; ``Dense``/``Dropout`` pass it through.
-    ``initial_state`` goes to the first recurrent layer; only the last layer may use ``return_state``.
+    ``initial_state`` goes to the first recurrent layer, or is a state map for every recurrent layer
+    (see :meth:`forward`); only the last layer may use ``return_state``.
     Parameters are named ``"<index>.<name>"`` (``"0.U"``, ``"1.forward.W"``).
 
     Examples
@@ -31,6 +40,8 @@ class Sequential(Module):
     >>> model.count_params()   # 3*5 + 3*3 + 3  +  3*1 + 1
     31
     """
+
+    takes_state_map = True
 
     def __init__(self, layers: list[Module] | tuple[Module, ...] = (), *, name: str | None = None):
         super().__init__(name=name)
@@ -96,6 +107,9 @@ class Sequential(Module):
                 return i
         return None
 
+    def _state_children(self) -> list[str]:
+        return [str(i) for i, layer in enumerate(self.layers) if layer.takes_state_map]
+
     # ------------------------------------------------------------------ shapes
     def build(self, input_shape) -> None:
         """Create every layer's parameters for inputs of ``input_shape`` (e.g. ``(None, T, D)``)."""
@@ -137,19 +151,51 @@ class Sequential(Module):
 
     # ------------------------------------------------------------------ forward / backward
     def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        """The layers applied in turn; the mask flows with the data (``output_mask`` after the call).
+
+        ``initial_state`` is either the states of the first recurrent layer (a list of (B, H) arrays),
+        or a *state map* ``{dotted layer name: states}`` with an entry (or None, or nothing, for
+        zeros) for every recurrent layer, named as in :meth:`named_modules` (``{"1": (h, c), "3":
+        (h,)}``). With a map the state is explicit: every recurrent layer starts from its entry,
+        ``stateful`` layers neither read nor update their carried state, and :meth:`final_states`
+        gives the map to continue from (see :mod:`rnnlab.nn.state`).
+        """
         if not self.layers:
             raise ValueError("Sequential has no layers")
+        explicit = isinstance(initial_state, Mapping)
+        if explicit:
+            check_state_keys(initial_state, self._state_children(), "this Sequential")
         first = self._first_stateful()
-        if initial_state is not None and first is None:
+        if initial_state is not None and not explicit and first is None:
             raise ValueError("initial_state was given but the Sequential has no recurrent layer to take it")
         self.input_shape = (None,) + tuple(np.shape(x)[1:])
         for i, layer in enumerate(self.layers):
             inputs = x
-            x = layer(inputs, mask=mask, initial_state=initial_state if i == first else None, training=training)
+            if explicit:
+                state = self._layer_states(i, layer, initial_state)
+            else:
+                state = initial_state if i == first else None
+            x = layer(inputs, mask=mask, initial_state=state, training=training)
             mask = layer.compute_mask(mask, inputs)
         self.output_mask = mask
         self.built = True
         return x
+
+    @staticmethod
+    def _layer_states(i: int, layer: Module, states: Mapping) -> StateMap | None:
+        """What layer ``i`` gets from the state map ``states``: its part of the map, or None for a layer
+        without recurrent state (a layer holding recurrent layers it cannot route a map to raises)."""
+        if layer.takes_state_map:
+            return sub_states(states, str(i))
+        if any(m.takes_state_map for _, m in layer.named_modules()):
+            raise TypeError(f"layer {i} ({type(layer).__name__}) holds recurrent layers but does not take a state "
+                            "map, so the Sequential cannot pass their state explicitly")
+        return None
+
+    def final_states(self) -> StateMap:
+        """The state map after the last forward call: ``{dotted name: s_T}`` for every recurrent layer,
+        each ``s_T`` a tuple of (B, H) arrays; pass it as ``initial_state`` to continue from there."""
+        return final_states(self)
 
     def backward(self, dy, *d_states, input_grad: bool = True):
         """Backward through the layers in reverse; returns ``dL/dx`` (None with ``input_grad=False``).
@@ -189,22 +235,16 @@ class Sequential(Module):
         return cls(layers, name=config.get("name"))
 
     # ------------------------------------------------------------------ a simple training loop
-    def _loss_mask(self, y_pred):
-        mask = self.output_mask
-        return mask if mask is not None and y_pred.ndim >= 2 and mask.shape == y_pred.shape[:mask.ndim] else None
-
     def fit(self, x, y, *, loss="mse", optimizer="adam", epochs: int = 1, batch_size: int = 32, validation_data=None,
             clip_norm: float | None = None, mask=None, shuffle: bool = True, seed=None, verbose: bool = False) -> dict:
-        """Mini-batch training: forward, loss, backward, optional clipping, optimizer step.
+        """Mini-batch training, one :func:`~rnnlab.nn.step.train_step` per batch (forward, loss, backward,
+        finite checks, optional clipping, optimizer step).
 
         Returns the history: ``{"loss": [...], "accuracy": [...]}`` per epoch (accuracy for classification
         losses), with ``val_`` entries when ``validation_data=(x_val, y_val)`` is given. A non-finite loss or
         gradient raises :class:`TrainingDiverged` naming the epoch, the step and the parameter, before the
-        weights are touched. (The full trainer, with checkpoints and schedules, is :mod:`rnnlab.train`.)
+        weights are touched. (The full trainer, with checkpoints and schedules, is :mod:`rnnlab.training`.)
         """
-        from rnnlab import optim
-        from rnnlab.nn import losses
-
         epochs = check_positive_int("epochs", epochs)
         batch_size = check_positive_int("batch_size", batch_size)
         loss_fn = losses.get(loss)
@@ -221,22 +261,15 @@ class Sequential(Module):
             for start in range(0, len(x), batch_size):
                 idx = order[start:start + batch_size]
                 step += 1
-                self.zero_grad()
-                y_pred = self(x[idx], mask=None if mask is None else np.asarray(mask)[idx], training=True)
-                value = loss_fn(y_pred, y[idx], mask=self._loss_mask(y_pred))
-                if not np.isfinite(value):
-                    raise TrainingDiverged(f"loss became {value} at epoch {epoch}, step {step}; weights kept from step {step - 1}")
-                self.backward(loss_fn.backward())
-                for key, g in self.named_grads():
-                    if not np.isfinite(g).all():
-                        raise TrainingDiverged(f"gradient of parameter {key!r} is not finite at epoch {epoch}, step {step}; "
-                                               f"weights kept from step {step - 1}")
-                if clip_norm is not None:
-                    optim.clip_grad_norm(self, clip_norm)
-                opt.step(self)
-                total += value * len(idx)
+                try:
+                    result = train_step(self, loss_fn, opt, x[idx], y[idx],
+                                        mask=None if mask is None else np.asarray(mask)[idx], clip_norm=clip_norm)
+                except StepDiverged as exc:
+                    raise TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: {exc}; the weights are "
+                                           f"left as they were after step {step - 1}") from None
+                total += result.loss * len(idx)
                 count += len(idx)
-                hit, n = _hits(y_pred, y[idx], loss_fn, self._loss_mask(y_pred))
+                hit, n = _hits(result.outputs, y[idx], loss_fn, result.mask)
                 correct, counted = correct + hit, counted + n
             history.setdefault("loss", []).append(total / count)
             if _is_classification(loss_fn):
@@ -247,6 +280,10 @@ class Sequential(Module):
             if verbose:
                 print(f"epoch {epoch}/{epochs}: " + ", ".join(f"{k}={v[-1]:.4f}" for k, v in history.items()))
         return history
+
+    def _loss_mask(self, y_pred):
+        mask = self.output_mask
+        return mask if mask is not None and y_pred.ndim >= 2 and mask.shape == y_pred.shape[:mask.ndim] else None
 
     def predict(self, x, *, batch_size: int = 256, mask=None) -> np.ndarray:
         """Outputs for ``x`` in inference mode, computed in batches."""
@@ -260,8 +297,6 @@ class Sequential(Module):
 
     def evaluate(self, x, y, *, loss="mse", batch_size: int = 256, mask=None) -> dict:
         """Mean loss (and accuracy for classification losses) over ``(x, y)``, in inference mode."""
-        from rnnlab.nn import losses
-
         loss_fn = losses.get(loss)
         x, y = np.asarray(x), np.asarray(y)
         total, weight, correct, counted = 0.0, 0, 0, 0
@@ -282,8 +317,6 @@ class Sequential(Module):
 
 def _input_shape_of(layer: Module) -> tuple | None:
     """``(None, None, D)`` for a sequence layer built for D features, ``(None, None)`` for token ids."""
-    from rnnlab.nn.layers import Embedding, OneHot
-
     if isinstance(layer, (Embedding, OneHot)):
         return (None, None)
     inner = layer.forward_layer if isinstance(layer, Bidirectional) else layer
@@ -293,18 +326,17 @@ def _input_shape_of(layer: Module) -> tuple | None:
 
 
 def _is_classification(loss_fn) -> bool:
-    return type(loss_fn).__name__ in ("SoftmaxCrossEntropy", "BinaryCrossEntropyWithLogits")
+    return isinstance(loss_fn, (SoftmaxCrossEntropy, BinaryCrossEntropyWithLogits))
 
 
 def _hits(y_pred, y_true, loss_fn, mask) -> tuple[int, int]:
     """``(correct, counted)`` predictions: argmax for softmax outputs, logit > 0 for binary ones;
     masked steps are not counted. ``(0, 0)`` for regression losses."""
-    name = type(loss_fn).__name__
-    if name == "SoftmaxCrossEntropy":
+    if isinstance(loss_fn, SoftmaxCrossEntropy):
         pred = y_pred.argmax(axis=-1)
         y_true = np.asarray(y_true)
         true = y_true if y_true.ndim == pred.ndim else y_true.argmax(axis=-1)
-    elif name == "BinaryCrossEntropyWithLogits":
+    elif isinstance(loss_fn, BinaryCrossEntropyWithLogits):
         pred, true = y_pred > 0, np.asarray(y_true) > 0.5
     else:
         return 0, 0
@@ -326,9 +358,6 @@ def stack(layer_class: type[Recurrent], hidden_size: int, num_layers: int = 1, *
     -------
     Sequential
     """
-    from rnnlab.nn.layers import Dropout
-    from rnnlab.nn.sequential import Sequential
-
     if not (isinstance(layer_class, type) and issubclass(layer_class, Recurrent)):
         raise TypeError(f"layer_class must be SimpleRNN, LSTM, GRU or another Recurrent subclass, got {layer_class!r}")
     num_layers = check_positive_int("num_layers", num_layers)

@@ -43,6 +43,7 @@ import math
 
 import numpy as np
 
+from rnnlab._errors import NonFiniteError
 from rnnlab._validation import as_bool_mask, registry_entry
 from rnnlab.nn.functional import log_softmax
 
@@ -62,7 +63,7 @@ def _check_pred(y_pred, what: str) -> np.ndarray:
     finite = np.isfinite(y_pred)
     if not finite.all():
         bad = tuple(int(i) for i in np.argwhere(~finite)[0])
-        raise ValueError(f"y_pred contains NaN or inf at index {bad} (of shape {y_pred.shape})")
+        raise NonFiniteError(f"y_pred contains NaN or inf at index {bad} (of shape {y_pred.shape})", name="y_pred", index=bad)
     return y_pred
 
 

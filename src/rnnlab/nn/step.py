@@ -1,0 +1,156 @@
+"""One training update, the step that :meth:`Sequential.fit` and :class:`rnnlab.training.Trainer` both take.
+
+For parameters ``θ``, inputs ``x`` (B, T, ...), targets ``t`` and a state map ``s_0``::
+
+    y   = f(x; θ, s_0)                     forward, training=True
+    L   = loss(y_[-n:], t)                 on the last n outputs (all of them by default), masked
+    g   = dL/dθ                            backward into the zeroed model.grads
+    check y, L and every g finite          nothing has changed yet when one is not
+    g  <- clip(g, -v, v)                   clip_value v, optional
+    g  <- g * min(1, c / (||g|| + 1e-6))   clip_norm c, optional (rnnlab.optim.clip_grad_norm)
+    θ  <- optimizer(θ, g)
+
+The forward pass and the loss run under ``np.errstate(over="raise", invalid="raise",
+divide="raise")``. An overflow, or an output, loss or gradient that is not finite, raises
+:class:`StepDiverged` (a :class:`~rnnlab._errors.NonFiniteError`) before the weights change; its
+message says what was not finite and its ``name`` is the parameter when a gradient was. Callers
+wrap it in :class:`~rnnlab._errors.TrainingDiverged` with their own position (epoch, step,
+batch). Inputs that are not finite are the caller's error: the model's own check raises
+``NonFiniteError`` naming them, which passes through.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnlab._errors import NonFiniteError
+from rnnlab.nn.losses import Loss
+from rnnlab.nn.module import Module
+from rnnlab.nn.state import StateMap, forward_with_states
+from rnnlab.optim import Optimizer, clip_grad_norm, clip_grad_value
+
+__all__ = ["StepDiverged", "StepResult", "loss_outputs", "train_step"]
+
+
+class StepDiverged(NonFiniteError):
+    """An update found the forward pass, the output, the loss or a gradient not finite; the weights are
+    unchanged. ``name`` is the first parameter whose gradient is not finite, None otherwise."""
+
+
+@dataclass
+class StepResult:
+    """What one update computed.
+
+    Attributes
+    ----------
+    loss : float
+        ``L``, the loss of the update (before the optimizer step).
+    outputs : ndarray
+        The outputs the loss saw, ``y_[-n:]``.
+    mask : ndarray or None
+        Their mask, as the loss saw it.
+    states : dict
+        The state map after the forward pass, ``s_T`` (see :mod:`rnnlab.nn.state`).
+    grad_norm : float or None
+        ``||g||`` before clipping, with ``clip_norm``; None without.
+    """
+
+    loss: float
+    outputs: np.ndarray
+    mask: np.ndarray | None
+    states: StateMap
+    grad_norm: float | None = None
+
+
+def loss_outputs(model: Module, y_pred, mask, n_out: int | None = None, steps: int | None = None):
+    """``(y_out, out_mask)``: the outputs the loss sees and their mask.
+
+    The mask is the model's ``output_mask`` when it has one (else ``mask``), dropped unless it covers
+    the leading (B, T) axes of ``y_pred``. With ``n_out``, the last ``n_out`` of ``steps`` outputs
+    (B, steps, ...) -> (B, n_out, ...); a model that does not return one output per step raises.
+    """
+    if isinstance(y_pred, (list, tuple)):
+        raise TypeError(f"the model returned a {type(y_pred).__name__}; training needs one output array "
+                        "(a model whose last layer has return_state=False)")
+    out_mask = model.output_mask if hasattr(model, "output_mask") else mask
+    if out_mask is not None and (y_pred.ndim < 2 or np.shape(out_mask) != y_pred.shape[:2]):
+        out_mask = None
+    if n_out is None:
+        return y_pred, out_mask
+    if y_pred.ndim < 2 or y_pred.shape[1] != steps:
+        raise ValueError(f"truncated BPTT needs one output per step (return_sequences=True on the last recurrent "
+                         f"layer); a window of {steps} steps gave an output of shape {y_pred.shape}")
+    return y_pred[:, -n_out:], None if out_mask is None else out_mask[:, -n_out:]
+
+
+def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=None,
+               states: StateMap | None = None, n_out: int | None = None, clip_value: float | None = None,
+               clip_norm: float | None = None) -> StepResult:
+    """One update of ``model`` on ``(x, y)``: forward, loss, backward, finite checks, clipping, optimizer step.
+
+    Parameters
+    ----------
+    model : Module
+    loss : Loss
+    optimizer : Optimizer
+    x, y : array_like
+        A batch and its targets (``y`` for the last ``n_out`` steps only when ``n_out`` is given).
+    mask : ndarray of bool (B, T), optional
+        Valid input steps.
+    states : state map, optional
+        The state the forward pass starts from (``{}``: zeros; None: the layers' own, see
+        :func:`~rnnlab.nn.state.forward_with_states`). No gradient flows into it.
+    n_out : int, optional
+        Put the loss on the last ``n_out`` outputs only (truncated BPTT: the window's own piece);
+        the output gradient of the steps before is zero.
+    clip_value, clip_norm : float, optional
+        See :func:`rnnlab.optim.clip_grad_value` and :func:`rnnlab.optim.clip_grad_norm`.
+
+    Raises
+    ------
+    StepDiverged
+        When the forward pass overflows, or the output, the loss or a gradient is not finite; the
+        weights are unchanged. ``name`` is the first parameter (in ``named_grads`` order) whose
+        gradient is not finite, None when the output or the loss is not.
+    """
+    model.zero_grad()
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            y_pred, final = forward_with_states(model, x, states, mask=mask, training=True)
+    except FloatingPointError as exc:
+        raise StepDiverged(f"the forward pass overflowed ({exc})") from None
+    y_out, out_mask = loss_outputs(model, y_pred, mask, n_out, None if n_out is None else np.shape(x)[1])
+    if not np.isfinite(y_out).all():
+        raise StepDiverged("the model's output is not finite")
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            value = float(loss(y_out, y, mask=out_mask))
+    except FloatingPointError as exc:
+        raise StepDiverged(f"the loss overflowed ({exc})") from None
+    if not math.isfinite(value):
+        raise StepDiverged(f"the loss is {value}")
+    dy = loss.backward()
+    if n_out is not None:
+        full = np.zeros_like(y_pred)
+        full[:, -n_out:] = dy
+        dy = full
+    problem = None
+    try:
+        with np.errstate(all="ignore"):  # non-finite gradients are found just below, by parameter
+            model.backward(dy, input_grad=False)
+    except NonFiniteError as exc:  # an array checked inside the model (a layer's dy) is not finite
+        problem = exc
+    bad = [name for name, g in model.named_grads() if not np.isfinite(g).all()]
+    if bad:
+        more = f" (also {', '.join(repr(b) for b in bad[1:])})" if len(bad) > 1 else ""
+        raise StepDiverged(f"the gradient of parameter {bad[0]!r} is not finite{more}", name=bad[0])
+    if problem is not None:
+        raise StepDiverged(f"a gradient inside the model is not finite ({problem})")
+    if clip_value is not None:
+        clip_grad_value(model, clip_value)
+    grad_norm = None if clip_norm is None else clip_grad_norm(model, clip_norm)
+    optimizer.step(model)
+    return StepResult(value, y_out, out_mask, final, grad_norm)
