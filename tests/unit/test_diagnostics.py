@@ -21,8 +21,8 @@ from rnnlab.data.batches import ArrayBatches
 from rnnlab.data.synthetic import adding_problem
 from rnnlab.lab import diagnostics as dg
 from rnnlab.lab.config import parse_config
-from rnnlab.lab.tasks import RunError
 from rnnlab.lab.runs import train as train_run
+from rnnlab.lab.tasks import RunError
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.layers import Dense
 from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
