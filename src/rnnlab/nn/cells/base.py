@@ -54,7 +54,8 @@ class Scratch:
     Attributes
     ----------
     path : the forward steps' :class:`Path`, from :meth:`Cell.path` in ``allocate``.
-    backward_path : the backward steps' (``KERNEL`` or not), from :meth:`Cell.path` in ``prepare_backward``.
+    backward_path : the backward steps', from :meth:`Cell.path` in ``prepare_backward`` (``HALVED`` and
+        ``NUMPY`` run the same backward step: halving only changes the forward products).
     kernels : the step kernels while either path is ``KERNEL``, else None.
     W_T : (H, G*H) ``W^T`` for the forward products ``h_{t-1} W^T``, set by ``input_projection``.
     no_dy : (B, 1, H) zeros, the ``dy`` handed to a backward kernel when the loop has none (made on first use).
