@@ -47,7 +47,7 @@ class Path(enum.Enum):
 KERNEL, HALVED, NUMPY = Path.KERNEL, Path.HALVED, Path.NUMPY
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(eq=False, repr=False, slots=True)
 class Scratch:
     """A call's per-step buffers and decisions, beside the tape's (T, ...) arrays; each cell extends it.
 

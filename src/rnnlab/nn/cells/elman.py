@@ -11,7 +11,7 @@ from rnnlab.nn.cells.base import KERNEL, Cell, Scratch, Tape, Workspace
 from rnnlab.nn.functional import get_activation
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(eq=False, repr=False, slots=True)
 class ElmanScratch(Scratch):
     """The Elman cell's per-step buffers (besides :class:`~rnnlab.nn.cells.base.Scratch`'s).
 

@@ -10,7 +10,7 @@ from rnnlab.nn.cells.base import KERNEL, Cell, Scratch, Tape
 from rnnlab.nn.functional import sigmoid, tanh_grad
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(eq=False, repr=False, slots=True)
 class GRUScratch(Scratch):
     """The GRU cell's buffers (besides :class:`~rnnlab.nn.cells.base.Scratch`'s).
 

@@ -12,7 +12,7 @@ from rnnlab.nn.functional import get_activation, row_norms, sigmoid
 _Pair = tuple[np.ndarray, np.ndarray]
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(eq=False, repr=False, slots=True)
 class LSTMScratch(Scratch):
     """The LSTM cell's per-step buffers (besides :class:`~rnnlab.nn.cells.base.Scratch`'s).
 
