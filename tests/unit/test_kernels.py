@@ -170,3 +170,56 @@ def test_the_layers_hand_the_kernels_contiguous_arrays_only():
         for signature in signatures:
             layouts = [arg.layout for arg in signature if hasattr(arg, "layout")]
             assert set(layouts) == {"C"}, f"{name} compiled for layouts {layouts}"
+
+
+# ---------------------------------------------------------------------------- the path each cell takes
+# cell configuration -> (has a kernel, has the halved-weights NumPy form), written down independently
+CONFIGS = {
+    "rnn-tanh": (lambda: rnnlab.SimpleRNN(4, input_size=3), True, False),
+    "rnn-relu": (lambda: rnnlab.SimpleRNN(4, input_size=3, activation="relu"), False, False),
+    "lstm": (lambda: rnnlab.LSTM(4, input_size=3), True, True),
+    "lstm-relu": (lambda: rnnlab.LSTM(4, input_size=3, candidate_activation="relu"), False, False),
+    "gru": (lambda: rnnlab.GRU(4, input_size=3), True, False),
+    "gru-v1": (lambda: rnnlab.GRU(4, input_size=3, reset_after=False), False, False),
+}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_the_path_is_chosen_from_the_configuration_the_backend_and_the_length(config):
+    from rnnlab.nn.cells import Path
+
+    make, has_kernel, has_halved = CONFIGS[config]
+    cell = make().cell
+    backends = ("numpy", "auto", "numba") if kernels.available() else ("numpy", "auto")
+    for backend in backends:
+        with kernels.use(backend):
+            for dtype in (np.float32, np.float64):
+                fused = kernels.fused(dtype) is not None
+                for steps in (1, 5):
+                    want = (Path.KERNEL if has_kernel and fused else
+                            Path.HALVED if has_halved and steps > 1 else Path.NUMPY)
+                    assert cell.path(dtype, steps) is want, (backend, dtype, steps)
+                    # recording gradient norms: the LSTM's backward kernel cannot record ||dL/dc_t||
+                    backward = want if want is not Path.KERNEL or config != "lstm" else (
+                        Path.HALVED if steps > 1 else Path.NUMPY)
+                    assert cell.path(dtype, steps, grad_norms=True) is backward, (backend, dtype, steps)
+
+
+@needs_numba
+def test_forward_and_backward_each_take_the_path_of_the_backend_in_force_at_their_call(rng):
+    from rnnlab.nn.cells import Path
+
+    layer = rnnlab.LSTM(4, input_size=3, return_sequences=True, seed=0, dtype="float64")
+    x = rng.standard_normal((2, 5, 3))
+    with kernels.use("numba"):
+        y = layer(x)
+    with kernels.use("numpy"):
+        layer.backward(np.ones_like(y))
+    scratch = layer._tape.scratch
+    assert scratch.path is Path.KERNEL and scratch.backward_path is Path.HALVED
+    layer.record_grad_norms = True
+    with kernels.use("numba"):
+        layer(x)
+        layer.backward(np.ones_like(y))
+    assert layer._tape.scratch.path is Path.KERNEL and layer._tape.scratch.backward_path is not Path.KERNEL
+    assert layer.grad_norms["c"].any()

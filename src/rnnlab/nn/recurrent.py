@@ -2,7 +2,7 @@
 
 :class:`Recurrent` owns everything about time: the (batch, time) <-> time-major transposition, the
 direction (``go_backwards``), masks, initial and carried (``stateful``) state, and the backward pass
-through time. The cell (``rnnlab.cells``) owns the maths of a single step. ``SimpleRNN``, ``LSTM`` and
+through time. The cell (``rnnlab.nn.cells``) owns the maths of a single step. ``SimpleRNN``, ``LSTM`` and
 ``GRU`` bind a cell; :class:`Bidirectional` runs two independent layers, one reading each sequence
 reversed.
 
@@ -35,7 +35,7 @@ from rnnlab.nn.module import Module
 
 
 class Recurrent(Module):
-    """Base of the recurrent layers: a :class:`~rnnlab.cells.base.Cell` run over ``(batch, timesteps, features)``.
+    """Base of the recurrent layers: a :class:`~rnnlab.nn.cells.base.Cell` run over ``(batch, timesteps, features)``.
 
     Parameters
     ----------
@@ -300,10 +300,10 @@ class Recurrent(Module):
             dstate[0] += dy if tape.mask is None else dy * tape.mask.any(axis=0)
 
         tape.dgates = tape.buffer("dgates", tape.gates.shape)  # (T, B, G*H)
-        self.cell.prepare_backward(tape)
         tape.grad_norms = None
         if self.record_grad_norms:
             tape.grad_norms = {name: np.zeros((T, B)) for name in self.state_names}  # float64: no overflow
+        self.cell.prepare_backward(tape)
         p = self._params
         if tape.mask is not None:
             step_has_data, step_all_data = tape.mask.any(axis=(1, 2)), tape.mask.all(axis=(1, 2))  # (T,)
@@ -381,7 +381,7 @@ class SimpleRNN(Recurrent):
 
     ``activation`` is one of ``"tanh"`` (default), ``"relu"``, ``"sigmoid"``, ``"linear"``. Parameters
     ``U`` (H, D), ``W`` (H, H), ``b`` (H,): ``H*D + H*H + H`` in all. See
-    :class:`~rnnlab.cells.elman.ElmanCell` for the backward equations and the PyTorch name map, and
+    :class:`~rnnlab.nn.cells.elman.ElmanCell` for the backward equations and the PyTorch name map, and
     :class:`Recurrent` for the arguments shared by every recurrent layer.
     """
 
@@ -398,7 +398,7 @@ class LSTM(Recurrent):
     ``candidate_activation`` is tanh (default) or relu, for ``c~_t``. ``forget_bias`` (default 1.0, as
     Jozefowicz et al. 2015 advise) is the initial value of the forget-gate bias; None keeps what
     ``bias_initializer`` drew. Parameters ``U`` (4H, D), ``W`` (4H, H), ``b`` (4H,). See
-    :class:`~rnnlab.cells.lstm.LSTMCell` for the equations and :class:`Recurrent` for the rest.
+    :class:`~rnnlab.nn.cells.lstm.LSTMCell` for the equations and :class:`Recurrent` for the rest.
     """
 
     cell_class = LSTMCell
@@ -412,7 +412,7 @@ class GRU(Recurrent):
 
     ``reset_after=True`` (default) is PyTorch's/cuDNN's form ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``
     with a separate ``b_hn``; ``reset_after=False`` is the original ``n = tanh(W_in x + W_hn (r*h) + b_n)``.
-    See :class:`~rnnlab.cells.gru.GRUCell` for the equations and :class:`Recurrent` for the rest.
+    See :class:`~rnnlab.nn.cells.gru.GRUCell` for the equations and :class:`Recurrent` for the rest.
     """
 
     cell_class = GRUCell

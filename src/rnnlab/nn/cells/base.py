@@ -1,22 +1,22 @@
 """The cell protocol: one time step of a recurrent network, forward and backward, with no time loop.
 
-A cell owns the maths of one step; :class:`rnnlab.recurrent.Recurrent` owns time, direction, masks
+A cell owns the maths of one step; :class:`rnnlab.nn.recurrent.Recurrent` owns time, direction, masks
 and state. The time loop calls, in order::
 
-    tape = cell.allocate(T, B, D, dtype, states0)     # preallocated time-major buffers
-    cell.input_projection(p, tape)                    # one GEMM for all steps: X U^T (+ b)
-    for t in range(T):  cell.step(p, tape, t)         # one fused GEMM per step: a_{t-1} W^T
-    ...
-    cell.prepare_backward(tape)                       # scratch buffers for the backward loop
+    tape = cell.allocate(T, B, X, states0, workspace)  # time-major buffers, the cell's scratch, the path
+    cell.input_projection(p, tape)                     # one GEMM for all steps: X U^T (+ b)
+    for t in range(T):  cell.step(p, tape, t)          # one GEMM per step, a_{t-1} W^T, then elementwise work
+                                                       # (cell.skip_step(tape, t) where the whole batch is padding)
+    tape.dgates, tape.grad_norms = ...                 # (T, B, G*H) buffer; per-step norms or None
+    cell.prepare_backward(tape)                        # the backward path and scratch
     for t in reversed(range(T)):  dstate = cell.step_backward(p, tape, t, dstate, dy)
-    cell.accumulate_grads(p, grads, tape)             # dU, dW as one GEMM each over all steps
-    dX = cell.input_grad(p, tape)                     # one GEMM: dgates U
+    cell.accumulate_grads(p, grads, tape)              # dU, dW, db as one GEMM each over all steps
+    dX = cell.input_grad(p, tape)                      # one GEMM: dgates U
 
-Performance habits every cell keeps (docs/performance.md measures them): no allocation inside the
-loop (per-step products go to scratch through ``np.matmul(..., out=)``, elementwise work through
-``out=``), gate activations in one contiguous (B, G*H) block per step, and ``step_backward`` returns
-state gradients in buffers it alternates between, never the ones it was given (the loop adds into
-them in place).
+How the elementwise work runs (a numba kernel, NumPy ufuncs, or for the LSTM NumPy over halved
+weights) is the call's :class:`Path`, chosen by :meth:`Cell.path` alone, once per forward call and once
+per backward call, and kept in the tape's scratch. Every path computes the same equations into the
+same buffers. docs/performance.md ("Why the code is shaped this way") explains the buffers' shapes.
 
 Notation (the brief's): ``x_t`` input (B, D), ``a_t``/``h_t`` hidden state (B, H), ``U`` (G*H, D) input
 weights (PyTorch ``weight_ih``), ``W`` (G*H, H) recurrent weights (``weight_hh``), ``b`` (G*H,) bias,
@@ -25,15 +25,54 @@ G gates stacked along the first axis in PyTorch's order.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from rnnlab.nn import initializers, kernels
+from rnnlab.nn.kernels import StepKernels
 
 
-@dataclass
-class Tape:
+class Path(enum.Enum):
+    """How a cell computes the elementwise work of a call's steps (each path gives the same numbers)."""
+
+    KERNEL = "kernel"  # one numba kernel per step after its GEMM (rnnlab.nn.kernels)
+    HALVED = "halved"  # NumPy; the LSTM's one tanh over its four gates, the sigmoid rows of U, W, b halved
+    NUMPY = "numpy"  # NumPy, one ufunc per operation
+
+
+# the members as module constants: ``Path.KERNEL`` costs ~0.3 us per lookup on Python 3.11, in every step
+KERNEL, HALVED, NUMPY = Path.KERNEL, Path.HALVED, Path.NUMPY
+
+
+@dataclass(eq=False, repr=False, slots=True)
+class Scratch:
+    """A call's per-step buffers and decisions, beside the tape's (T, ...) arrays; each cell extends it.
+
+    Attributes
+    ----------
+    path : the forward steps' :class:`Path`, from :meth:`Cell.path` in ``allocate``.
+    backward_path : the backward steps', from :meth:`Cell.path` in ``prepare_backward`` (``HALVED`` and
+        ``NUMPY`` run the same backward step: halving only changes the forward products).
+    kernels : the step kernels while either path is ``KERNEL``, else None.
+    W_T : (H, G*H) ``W^T`` for the forward products ``h_{t-1} W^T``, set by ``input_projection``.
+    no_dy : (B, 1, H) zeros, the ``dy`` handed to a backward kernel when the loop has none (made on first use).
+    """
+
+    path: Path
+    kernels: StepKernels | None
+    backward_path: Path = field(init=False, default=NUMPY)
+    W_T: np.ndarray = field(init=False)
+    no_dy: np.ndarray | None = field(init=False, default=None)
+
+
+S = TypeVar("S", bound=Scratch)
+
+
+@dataclass(eq=False)
+class Tape(Generic[S]):
     """Everything one forward call keeps for its backward call; it belongs to the call, not the layer.
 
     Attributes
@@ -43,23 +82,20 @@ class Tape:
         the initial state, index t+1 the state carried out of step t (equal to the state before the
         step where the mask is 0).
     gates : (T, B, G*H) the step's pre-activations until ``step`` turns them into activations.
+    scratch : the cell's :class:`Scratch` (``LSTMScratch``, ``GRUScratch``, ``ElmanScratch``).
     mask : (T, B, 1) boolean, or None.
     dgates : (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
     grad_norms : per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
-    extra : cell-specific buffers (e.g. ``hn`` for the GRU).
-    fused : the module of fused step kernels (:mod:`rnnlab._fused`) chosen for this call by
-        :func:`rnnlab.kernels.fused`, or None for the NumPy ufunc path.
     workspace : the :class:`Workspace` the tape's big buffers come from (the layer's, kept across calls).
     """
 
     X: np.ndarray
     states: list[np.ndarray]
     gates: np.ndarray
+    scratch: S
     mask: np.ndarray | None = None
     dgates: np.ndarray | None = None
     grad_norms: dict[str, np.ndarray] | None = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-    fused: object | None = None
     workspace: Workspace = field(default_factory=lambda: Workspace())
 
     def buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -70,11 +106,9 @@ class Tape:
 class Workspace:
     """The big buffers of a layer's tape, kept from one call to the next and handed out again.
 
-    A training step allocates the same (T, B, ...) buffers every time; allocating them afresh makes
-    the allocator map new pages and the kernel fault them in, every step (and counts them again in
-    the step's resident-set peak). A layer keeps one workspace: its next call writes over the
-    previous call's tape, which only the last call's backward pass reads. Nothing a layer returns
-    lives in it: outputs, final states and gradients are arrays of their own.
+    A layer keeps one workspace: its next call writes over the previous call's tape, which only the
+    last call's backward pass reads. Nothing a layer returns lives in it: outputs, final states and
+    gradients are arrays of their own.
     """
 
     def __init__(self):
@@ -91,8 +125,8 @@ class Workspace:
 _TRANSPOSE_BLOCK = 32  # rows of W per block of the W^T copy
 
 
-class Cell:
-    """Base of the Elman, LSTM and GRU cells: parameter creation and the shared GEMMs."""
+class Cell(Generic[S]):
+    """Base of the Elman, LSTM and GRU cells: parameter creation, the path choice and the shared GEMMs."""
 
     gate_names: tuple[str, ...] = ("a",)
     state_names: tuple[str, ...] = ("h",)
@@ -103,6 +137,38 @@ class Cell:
     @property
     def gates(self) -> int:
         return len(self.gate_names)
+
+    # ------------------------------------------------------------------ the path
+    @property
+    def has_kernel(self) -> bool:
+        """Whether :mod:`rnnlab.nn.kernels` has step kernels for this cell's configuration."""
+        return False
+
+    @property
+    def has_halved(self) -> bool:
+        """Whether this cell has the NumPy :data:`Path.HALVED` form (the LSTM with a tanh candidate)."""
+        return False
+
+    #: whether the backward kernel can run while per-step gradient norms are recorded (the loop records
+    #: ``||dL/dh_t||``; a cell with more states records the others itself, which its kernel does not)
+    kernel_records_grad_norms: bool = True
+
+    def path(self, dtype, steps: int, *, grad_norms: bool = False) -> Path:
+        """How this cell computes a call's steps; the only place that chooses.
+
+        ``KERNEL`` when the cell has kernels for its configuration and the backend in force
+        (:func:`rnnlab.nn.kernels.fused`) provides them for ``dtype``, except, in the backward pass
+        (``grad_norms``: norms are recorded), for a cell whose kernel cannot record them; else
+        ``HALVED`` for a cell that has it, over more than one step (a single step does not pay for the
+        halved weight copies); else ``NUMPY``. ``allocate`` asks once per forward call,
+        ``prepare_backward`` once per backward call; every step reads the answer from the scratch.
+        """
+        if (self.has_kernel and (self.kernel_records_grad_norms or not grad_norms)
+                and kernels.fused(dtype) is not None):
+            return KERNEL
+        if self.has_halved and steps > 1:
+            return HALVED
+        return NUMPY
 
     # ------------------------------------------------------------------ parameters
     def param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
@@ -123,8 +189,9 @@ class Cell:
 
     # ------------------------------------------------------------------ the loop's pieces
     def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray],
-                 workspace: Workspace | None = None) -> Tape:
-        """The tape of one call; its buffers come from ``workspace`` (a fresh one when None)."""
+                 workspace: Workspace | None = None) -> Tape[S]:
+        """The tape of one call, its scratch and forward path; its big buffers come from ``workspace``
+        (a fresh one when None)."""
         H, dtype = self.hidden_size, X.dtype
         ws = Workspace() if workspace is None else workspace
         states = []
@@ -132,34 +199,29 @@ class Cell:
             s = ws.empty("state_" + name, (T + 1, B, H), dtype)  # (T+1, B, H)
             s[0] = s0
             states.append(s)
-        return Tape(X=X, states=states, gates=ws.empty("gates", (T, B, self.gates * H), dtype),  # (T, B, G*H)
-                    fused=kernels.fused(dtype), workspace=ws)
+        gates = ws.empty("gates", (T, B, self.gates * H), dtype)  # (T, B, G*H)
+        path = self.path(dtype, T)
+        scratch = self.new_scratch(path, kernels.module() if path is KERNEL else None, T, B, dtype, ws)
+        return Tape(X=X, states=states, gates=gates, scratch=scratch, workspace=ws)
 
-    def kernel_step(self, tape: Tape) -> bool:
-        """True when the fused kernel runs this tape's steps (it then adds the bias ``b`` itself)."""
-        return tape.fused is not None
+    def new_scratch(self, path: Path, step_kernels: StepKernels | None, T: int, B: int, dtype,
+                    workspace: Workspace) -> S:  # pragma: no cover - abstract
+        """The cell's :class:`Scratch` for a forward call of T steps over B rows."""
+        raise NotImplementedError
 
-    def input_projection(self, p: dict, tape: Tape) -> None:
-        """``gates[t] = x_t U^T + b`` for every t, as one (T*B, D) x (D, G*H) GEMM.
-
-        On the kernel path the bias is left out here and added by each step's kernel, which reads
-        the step's gates anyway; adding it here would be one more pass over the whole (T, B, G*H) tape.
-        """
+    def input_projection(self, p: dict, tape: Tape[S]) -> None:
+        """``gates[t] = x_t U^T + b`` for every t, as one (T*B, D) x (D, G*H) GEMM (on the kernel path
+        without ``b``, which each step's kernel adds); then ``W^T`` into the scratch."""
         T, B, D = tape.X.shape
         np.matmul(tape.X.reshape(T * B, D), p["U"].T, out=tape.gates.reshape(T * B, -1))
-        if not self.kernel_step(tape):
+        if tape.scratch.path is not KERNEL:
             tape.gates += p["b"]
-        tape.extra["W_T"] = self.recurrent_weight(p, tape)
+        tape.scratch.W_T = self.recurrent_weight(p, tape)
 
-    def recurrent_weight(self, p: dict, tape: Tape) -> np.ndarray:
-        """``W^T`` (H, G*H) for the forward loop's products ``h_{t-1} W^T``: a C-contiguous copy, made
-        once per call, when the call has more than one step and more than one row.
-
-        OpenBLAS multiplies (B, H) by a contiguous (H, G*H) 10-25 % faster than by the transposed
-        view ``W.T`` of the (G*H, H) parameter; a row vector (B = 1) goes the other way, and a single
-        step would not pay for the copy. The copy goes by blocks of rows, which keeps the strided
-        writes of a large transpose within the cache.
-        """
+    def recurrent_weight(self, p: dict, tape: Tape[S]) -> np.ndarray:
+        """``W^T`` (H, G*H) for the forward loop's products ``h_{t-1} W^T``: a C-contiguous copy (by
+        blocks of rows) when the call has more than one step and more than one row, else the view
+        ``W.T`` of the parameter."""
         T, B, _ = tape.X.shape
         W = p["W"]
         if T == 1 or B == 1:
@@ -169,40 +231,45 @@ class Cell:
             np.copyto(W_T[:, r:r + _TRANSPOSE_BLOCK], W[r:r + _TRANSPOSE_BLOCK].T)
         return W_T
 
-    def step(self, p: dict, tape: Tape, t: int) -> None:  # pragma: no cover - abstract
+    def step(self, p: dict, tape: Tape[S], t: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def step_backward(self, p: dict, tape: Tape, t: int, dstate: list[np.ndarray],
+    def step_backward(self, p: dict, tape: Tape[S], t: int, dstate: list[np.ndarray],
                       dy: np.ndarray | None = None) -> list[np.ndarray]:  # pragma: no cover
         """One step back: ``dstate`` holds the gradients reaching step t's states from step t+1 (the
         cell may write into them), ``dy`` the whole output gradient (B, T, H), C-contiguous, when the
         loop has not added ``dy[:, t]`` to ``dstate[0]`` already (a kernel adds it within its own
-        pass). Returns step t-1's."""
+        pass). Returns step t-1's, in buffers of the cell's (never the ones it was given)."""
         raise NotImplementedError
 
     @staticmethod
-    def output_grad(tape: Tape, dy: np.ndarray | None, t: int) -> tuple[np.ndarray, int]:
+    def output_grad(tape: Tape[S], dy: np.ndarray | None, t: int) -> tuple[np.ndarray, int]:
         """``(dy, t)`` for a kernel that reads ``dy[:, t]``; (B, 1, H) zeros and 0 when ``dy`` is None."""
         if dy is not None:
             return dy, t
-        zeros = tape.extra.get("no_dy")
+        zeros = tape.scratch.no_dy
         if zeros is None:
             B, H = tape.states[0].shape[1:]
-            zeros = tape.extra["no_dy"] = np.zeros((B, 1, H), dtype=tape.gates.dtype)
+            zeros = tape.scratch.no_dy = np.zeros((B, 1, H), dtype=tape.gates.dtype)
         return zeros, 0
 
-    def skip_step(self, tape: Tape, t: int) -> None:
+    def skip_step(self, tape: Tape[S], t: int) -> None:
         """Forward over a step that is padding for the whole batch: the state is carried, no maths runs.
         A cell zeroes here any buffer of step t that ``accumulate_grads`` reads besides the states."""
 
-    def skip_step_backward(self, tape: Tape, t: int) -> None:
+    def skip_step_backward(self, tape: Tape[S], t: int) -> None:
         """Backward over such a step: its pre-activation gradients (and the cell's others) are zero."""
         tape.dgates[t] = 0
 
-    def prepare_backward(self, tape: Tape) -> None:
-        """Allocate any buffer the backward loop needs beyond ``tape.dgates`` (none by default)."""
+    def prepare_backward(self, tape: Tape[S]) -> None:
+        """Choose the backward path (``tape.grad_norms`` is set by then); a cell extends this with the
+        scratch its backward loop needs beyond ``tape.dgates``."""
+        scratch = tape.scratch
+        scratch.backward_path = self.path(tape.gates.dtype, tape.gates.shape[0], grad_norms=tape.grad_norms is not None)
+        if scratch.backward_path is KERNEL:
+            scratch.kernels = kernels.module()
 
-    def accumulate_grads(self, p: dict, g: dict, tape: Tape) -> None:
+    def accumulate_grads(self, p: dict, g: dict, tape: Tape[S]) -> None:
         """``dU += sum_t dgates_t^T x_t``, ``dW += sum_t dgates_t^T a_{t-1}``, ``db += sum_t dgates_t``, one GEMM each."""
         T, B, D = tape.X.shape
         dG = tape.dgates.reshape(T * B, -1)  # (T*B, G*H)
@@ -210,7 +277,7 @@ class Cell:
         g["W"] += dG.T @ tape.states[0][:-1].reshape(T * B, self.hidden_size)
         g["b"] += dG.sum(axis=0)
 
-    def input_grad(self, p: dict, tape: Tape) -> np.ndarray:
+    def input_grad(self, p: dict, tape: Tape[S]) -> np.ndarray:
         """``dx_t = dgates_t U`` for every t, one GEMM; returns (T, B, D)."""
         T, B, D = tape.X.shape
         return (tape.dgates.reshape(T * B, -1) @ p["U"]).reshape(T, B, D)

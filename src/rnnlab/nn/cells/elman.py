@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from rnnlab.nn import kernels
-from rnnlab.nn.cells.base import Cell, Tape, Workspace
+from rnnlab.nn.cells.base import KERNEL, Cell, Scratch, Tape, Workspace
 from rnnlab.nn.functional import get_activation
 
 
-class ElmanCell(Cell):
+@dataclass(eq=False, repr=False, slots=True)
+class ElmanScratch(Scratch):
+    """The Elman cell's per-step buffers (besides :class:`~rnnlab.nn.cells.base.Scratch`'s).
+
+    za : (B, H) ``a_{t-1} W^T``, each forward step's product.
+    da_pair : two (B, H) buffers the backward steps alternate between for ``da_{t-1}``.
+    """
+
+    za: np.ndarray
+    da_pair: tuple[np.ndarray, np.ndarray] = field(init=False)
+
+
+class ElmanCell(Cell[ElmanScratch]):
     """One step of the Elman RNN.
 
     Notes
@@ -27,8 +41,8 @@ class ElmanCell(Cell):
     Shapes: ``U`` (H, D), ``W`` (H, H), ``b`` (H,). PyTorch ``nn.RNN``: ``U = weight_ih_l0``,
     ``W = weight_hh_l0``, ``b = bias_ih_l0 + bias_hh_l0``.
 
-    The tape keeps no separate activation buffer: the pre-activations are written into ``a_t``'s own
-    slot and turned into ``a_t`` in place.
+    Computed in place: the pre-activations are written into ``a_t``'s own slot of the state tape and
+    turned into ``a_t`` there (a numba kernel for tanh, else ufuncs).
     """
 
     gate_names = ("a",)
@@ -39,45 +53,54 @@ class ElmanCell(Cell):
         self.activation = activation
         self.f, self.f_grad = get_activation(activation)
 
-    def allocate(self, T, B, X, states0, workspace=None):
+    @property
+    def has_kernel(self) -> bool:
+        return self.activation == "tanh"
+
+    def allocate(self, T, B, X, states0, workspace=None) -> Tape[ElmanScratch]:
         H = self.hidden_size
         ws = Workspace() if workspace is None else workspace
         a = ws.empty("state_a", (T + 1, B, H), X.dtype)  # (T+1, B, H)
         a[0] = states0[0]
-        tape = Tape(X=X, states=[a], gates=a[1:], workspace=ws,
-                    fused=kernels.fused(X.dtype) if self.activation == "tanh" else None)
-        tape.extra["za"] = np.empty((B, H), dtype=X.dtype)  # (B, H) scratch: a_{t-1} W^T
-        return tape
+        path = self.path(X.dtype, T)
+        scratch = self.new_scratch(path, kernels.module() if path is KERNEL else None, T, B, X.dtype, ws)
+        return Tape(X=X, states=[a], gates=a[1:], scratch=scratch, workspace=ws)
 
-    def step(self, p, tape: Tape, t: int) -> None:
-        a = tape.states[0]
+    def new_scratch(self, path, step_kernels, T, B, dtype, workspace) -> ElmanScratch:
+        return ElmanScratch(path, step_kernels, za=np.empty((B, self.hidden_size), dtype=dtype))
+
+    def step(self, p, tape: Tape[ElmanScratch], t: int) -> None:
+        a, s = tape.states[0], tape.scratch
         z = a[t + 1]  # (B, H), holds U x_t (+ b on the NumPy path)
-        za = tape.extra["za"]  # (B, H)
-        np.matmul(a[t], tape.extra["W_T"], out=za)
-        if tape.fused is not None:
-            tape.fused.elman_tanh_forward(z, za, p["b"])  # z <- tanh(z + za + b), one pass
+        za = s.za  # (B, H)
+        np.matmul(a[t], s.W_T, out=za)
+        if s.path is KERNEL:
+            s.kernels.elman_tanh_forward(z, za, p["b"])  # z <- tanh(z + za + b), one pass
             return
         z += za
         self.f(z, out=z)
 
-    def step_backward(self, p, tape: Tape, t: int, dstate, dy=None):
+    def step_backward(self, p, tape: Tape[ElmanScratch], t: int, dstate, dy=None):
         (da,) = dstate  # (B, H)
+        s = tape.scratch
         dz = tape.dgates[t]  # (B, H)
-        if tape.fused is not None:  # dz = (da + dy) * (1 - a^2), one pass
-            tape.fused.elman_tanh_backward(da, *self.output_grad(tape, dy, t), tape.states[0][t + 1], dz)
+        a_t = tape.states[0][t + 1]
+        if s.backward_path is KERNEL:  # dz = (da + dy) * (1 - a^2), one pass
+            s.kernels.elman_tanh_backward(da, *self.output_grad(tape, dy, t), a_t, dz)
         else:
             if dy is not None:
                 da += dy[:, t]
-            self.f_grad(tape.states[0][t + 1], out=dz)
+            self.f_grad(a_t, out=dz)
             dz *= da
-        pair = tape.extra["da_buffers"]
+        pair = s.da_pair
         da_prev = pair[1] if pair[0] is da else pair[0]  # (B, H), never the buffer da came in
         np.matmul(dz, p["W"], out=da_prev)
         return [da_prev]
 
-    def prepare_backward(self, tape: Tape) -> None:
+    def prepare_backward(self, tape: Tape[ElmanScratch]) -> None:
+        super().prepare_backward(tape)
         B, H = tape.states[0].shape[1:]
-        tape.extra["da_buffers"] = [np.empty((B, H), dtype=tape.gates.dtype) for _ in range(2)]
+        tape.scratch.da_pair = (np.empty((B, H), dtype=tape.gates.dtype), np.empty((B, H), dtype=tape.gates.dtype))
 
     def get_config(self):
         return {"activation": self.activation}

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from rnnlab.nn.cells.base import Cell, Tape
+from rnnlab.nn.cells.base import HALVED, KERNEL, Cell, Scratch, Tape
 from rnnlab.nn.functional import get_activation, row_norms, sigmoid
 
+_Pair = tuple[np.ndarray, np.ndarray]
 
-class LSTMCell(Cell):
+
+@dataclass(eq=False, repr=False, slots=True)
+class LSTMScratch(Scratch):
+    """The LSTM cell's per-step buffers (besides :class:`~rnnlab.nn.cells.base.Scratch`'s).
+
+    zh : (B, 4H) ``h_{t-1} W^T``, each forward step's product.
+    ig : (B, H) ``i_t * g_t``, then ``tanh(c_t)``, in a NumPy forward step.
+    act_grad : (B, 4H) the gates' local derivatives in a NumPy backward step.
+    tanh_c : (B, H) ``tanh(c_t)``, recomputed by each backward step.
+    pairs : two (dh, dc) pairs of (B, H) buffers the backward steps alternate between.
+    """
+
+    zh: np.ndarray
+    ig: np.ndarray
+    act_grad: np.ndarray = field(init=False)
+    tanh_c: np.ndarray = field(init=False)
+    pairs: tuple[_Pair, _Pair] = field(init=False)
+
+
+class LSTMCell(Cell[LSTMScratch]):
     """One step of the long short-term memory cell (Hochreiter & Schmidhuber 1997, with forget gate).
 
     Notes
@@ -31,15 +53,9 @@ class LSTMCell(Cell):
         dc_{t-1}  = dc_t * f_t                                     (the cell path: dc_t/dc_{t-1} = f_t + ...)
         dh_{t-1}  = [di; df; dg; do]_pre W
 
-    Implementation: with numba (:mod:`rnnlab.kernels`), everything after a step's GEMM is one fused
-    kernel, forward and backward. On the NumPy path over more than one step with a tanh candidate,
-    the loop multiplies by copies of ``U``, ``W``, ``b`` whose i, f, o rows are halved (exact in binary
-    floating point), so a single ``tanh`` over the contiguous (B, 4H) pre-activations yields
-    ``tanh(x/2)`` on i, f, o and ``tanh(x)`` on g, and ``s(x) = tanh(x/2)/2 + 1/2`` finishes the
-    sigmoids: the same numbers as :func:`rnnlab.functional.sigmoid`, in fewer passes. The tape keeps
-    ``c_t`` but not ``tanh(c_t)``, which the backward step recomputes (cheaper than reading a copy
-    back from memory). Per-step products go into preallocated scratch (``np.matmul(..., out=)``);
-    the backward loop alternates two (dh, dc) buffer pairs.
+    Computed after each step's GEMM by one numba kernel, or by NumPy ufuncs; for a tanh candidate
+    over several steps NumPy multiplies by copies of ``U``, ``W``, ``b`` with the i, f, o rows halved,
+    so that one ``tanh`` over the (B, 4H) block gives every gate (``s(x) = (1 + tanh(x/2))/2``).
 
     Shapes: ``U`` (4H, D), ``W`` (4H, H), ``b`` (4H,). PyTorch ``nn.LSTM``: ``U = weight_ih_l0``,
     ``W = weight_hh_l0``, ``b = bias_ih_l0 + bias_hh_l0`` (the two biases only ever appear summed).
@@ -47,6 +63,7 @@ class LSTMCell(Cell):
 
     gate_names = ("i", "f", "g", "o")
     state_names = ("h", "c")
+    kernel_records_grad_norms = False  # the kernel does not record ||dL/dc_t||
 
     def __init__(self, hidden_size: int, candidate_activation: str = "tanh", forget_bias: float | None = 1.0):
         super().__init__(hidden_size)
@@ -65,14 +82,18 @@ class LSTMCell(Cell):
             values["b"][H:2 * H] = self.forget_bias
         return values
 
-    # ------------------------------------------------------------------ forward
-    def kernel_step(self, tape: Tape) -> bool:
-        return tape.fused is not None and self.candidate_activation == "tanh"
+    @property
+    def has_kernel(self) -> bool:
+        return self.candidate_activation == "tanh"
 
-    def _halved(self, tape: Tape) -> bool:
-        """The NumPy path's one ``tanh`` call for all four gates: for a tanh candidate, over more than
-        one step (the halved weight copies cost about one step's GEMM, so a single step skips it)."""
-        return not self.kernel_step(tape) and self.candidate_activation == "tanh" and tape.X.shape[0] > 1
+    @property
+    def has_halved(self) -> bool:
+        return self.candidate_activation == "tanh"
+
+    # ------------------------------------------------------------------ forward
+    def new_scratch(self, path, step_kernels, T, B, dtype, workspace) -> LSTMScratch:
+        H = self.hidden_size
+        return LSTMScratch(path, step_kernels, zh=np.empty((B, 4 * H), dtype=dtype), ig=np.empty((B, H), dtype=dtype))
 
     def _gate_scale(self, dtype) -> np.ndarray:
         """(4H,) 1/2 on the sigmoid rows (i, f, o), 1 on the candidate's: ``s(x) = (1 + tanh(x/2)) / 2``."""
@@ -81,23 +102,11 @@ class LSTMCell(Cell):
         scale[2 * H:3 * H] = 1.0
         return scale
 
-    def allocate(self, T, B, X, states0, workspace=None):
-        tape = super().allocate(T, B, X, states0, workspace)
-        H, dtype = self.hidden_size, X.dtype
-        tape.extra["zh"] = np.empty((B, 4 * H), dtype=dtype)  # (B, 4H) scratch: h_{t-1} W^T
-        tape.extra["ig"] = np.empty((B, H), dtype=dtype)  # (B, H) scratch: i_t * g_t, then tanh(c_t)
-        return tape
-
-    def input_projection(self, p, tape: Tape) -> None:
-        """As the base class; on the NumPy path over several steps, with the sigmoid rows of ``U``,
-        ``b`` and ``W^T`` halved.
-
-        Halving is exact in binary floating point, so ``x (U/2)^T + b/2`` is bit for bit half of
-        ``x U^T + b`` and one ``tanh`` over the whole (B, 4H) row gives every gate: ``tanh(x/2)`` on
-        i, f, o (turned into ``s(x)`` by ``y/2 + 1/2``) and ``tanh(x)`` on g. (The fused kernel
-        halves inside its one pass instead.)
-        """
-        if not self._halved(tape):
+    def input_projection(self, p, tape: Tape[LSTMScratch]) -> None:
+        """As the base class; on the :data:`~rnnlab.nn.cells.base.Path.HALVED` path with the sigmoid rows
+        of ``U``, ``b`` and ``W^T`` halved (exactly: a power of two), so the pre-activations there are
+        half the usual ones, bit for bit."""
+        if tape.scratch.path is not HALVED:
             return super().input_projection(p, tape)
         T, B, D = tape.X.shape
         scale = self._gate_scale(tape.X.dtype)
@@ -105,20 +114,21 @@ class LSTMCell(Cell):
         np.matmul(tape.X.reshape(T * B, D), U_half.T, out=tape.gates.reshape(T * B, -1))
         tape.gates += p["b"] * scale
         W_T = self.recurrent_weight(p, tape)  # (H, 4H): a copy, or a view of the parameter itself
-        tape.extra["W_T"] = W_T * scale if np.shares_memory(W_T, p["W"]) else np.multiply(W_T, scale, out=W_T)
+        tape.scratch.W_T = W_T * scale if np.shares_memory(W_T, p["W"]) else np.multiply(W_T, scale, out=W_T)
         return None
 
-    def step(self, p, tape: Tape, t: int) -> None:
+    def step(self, p, tape: Tape[LSTMScratch], t: int) -> None:
         H = self.hidden_size
         h, c = tape.states
-        z = tape.gates[t]  # (B, 4H), holds U x_t (+ b on the NumPy path; sigmoid rows halved there)
-        zh = tape.extra["zh"]
-        np.matmul(h[t], tape.extra["W_T"], out=zh)
-        if self.kernel_step(tape):  # the rest in one kernel: bias, gates, c_t, tanh(c_t), h_t
-            tape.fused.lstm_forward(z, zh, p["b"], c[t], c[t + 1], h[t + 1])
+        s = tape.scratch
+        z = tape.gates[t]  # (B, 4H), holds U x_t (+ b on the NumPy paths; sigmoid rows halved on HALVED)
+        zh = s.zh
+        np.matmul(h[t], s.W_T, out=zh)
+        if s.path is KERNEL:  # the rest in one kernel: bias, gates, c_t, tanh(c_t), h_t
+            s.kernels.lstm_forward(z, zh, p["b"], c[t], c[t + 1], h[t + 1])
             return
         z += zh
-        if self._halved(tape):
+        if s.path is HALVED:
             np.tanh(z, out=z)  # tanh(pre/2) on i, f, o; tanh(pre) on g
             for sig in (z[:, :2 * H], z[:, 3 * H:]):
                 sig *= 0.5
@@ -130,34 +140,37 @@ class LSTMCell(Cell):
         i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
         c_t = c[t + 1]  # (B, H)
         np.multiply(f, c[t], out=c_t)
-        ig = tape.extra["ig"]
+        ig = s.ig
         np.multiply(i, g, out=ig)
         c_t += ig
         np.tanh(c_t, out=ig)
         np.multiply(o, ig, out=h[t + 1])
 
     # ------------------------------------------------------------------ backward
-    def prepare_backward(self, tape: Tape) -> None:
-        """Scratch for the loop: the gates' local derivatives, ``tanh(c_t)`` (recomputed from ``c_t``:
-        the forward pass keeps no copy of it) and two alternating (dh, dc) pairs."""
+    def prepare_backward(self, tape: Tape[LSTMScratch]) -> None:
+        """The backward path, and scratch for the loop: the gates' local derivatives, ``tanh(c_t)``
+        (recomputed from ``c_t``) and two alternating (dh, dc) pairs."""
+        super().prepare_backward(tape)
         _, B, G_H = tape.gates.shape
         H, dtype = self.hidden_size, tape.gates.dtype
-        tape.extra["act_grad"] = np.empty((B, G_H), dtype=dtype)  # (B, 4H)
-        tape.extra["tanh_c"] = np.empty((B, H), dtype=dtype)  # (B, H)
-        tape.extra["dstate_buffers"] = [[np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)]
-                                        for _ in range(2)]
+        s = tape.scratch
+        s.act_grad = np.empty((B, G_H), dtype=dtype)  # (B, 4H)
+        s.tanh_c = np.empty((B, H), dtype=dtype)  # (B, H)
+        s.pairs = ((np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)),
+                   (np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)))
 
-    def step_backward(self, p, tape: Tape, t: int, dstate, dy=None):
+    def step_backward(self, p, tape: Tape[LSTMScratch], t: int, dstate, dy=None):
         H = self.hidden_size
         dh, dc_next = dstate  # (B, H) each
+        s = tape.scratch
         z = tape.gates[t]
-        tanh_c = tape.extra["tanh_c"]  # (B, H) scratch
+        tanh_c = s.tanh_c  # (B, H) scratch
         c_t, c_prev = tape.states[1][t + 1], tape.states[1][t]
         dz = tape.dgates[t]  # (B, 4H)
-        pair = tape.extra["dstate_buffers"]
-        dh_prev, dc = pair[1] if pair[0][1] is dc_next else pair[0]  # never the buffers dstate came in
-        if self.kernel_step(tape) and tape.grad_norms is None:  # dz and dc_{t-1} in one pass
-            tape.fused.lstm_backward(dh, *self.output_grad(tape, dy, t), dc_next, z, c_t, c_prev, tanh_c, dz, dc)
+        pairs = s.pairs
+        dh_prev, dc = pairs[1] if pairs[0][1] is dc_next else pairs[0]  # never the buffers dstate came in
+        if s.backward_path is KERNEL:  # dz and dc_{t-1} in one pass
+            s.kernels.lstm_backward(dh, *self.output_grad(tape, dy, t), dc_next, z, c_t, c_prev, tanh_c, dz, dc)
             np.matmul(dz, p["W"], out=dh_prev)
             return [dh_prev, dc]
 
@@ -175,7 +188,7 @@ class LSTMCell(Cell):
         if tape.grad_norms is not None:
             tape.grad_norms["c"][t] = row_norms(dc)
 
-        act_grad = tape.extra["act_grad"]  # (B, 4H): s'(.) = s(1 - s) on i, f, o; phi'(.) on g
+        act_grad = s.act_grad  # (B, 4H): s'(.) = s(1 - s) on i, f, o; phi'(.) on g
         np.subtract(1.0, z, out=act_grad)
         act_grad *= z
         self.phi_grad(g, out=act_grad[:, 2 * H:3 * H])

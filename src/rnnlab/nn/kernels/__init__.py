@@ -4,7 +4,8 @@ Each step of a recurrent layer is one GEMM (``h_{t-1} W^T`` forward, ``dz_t W`` 
 elementwise work on the gates. With NumPy the elementwise work is a sequence of ufunc calls, about
 ten passes over (B, H)-(B, G*H) arrays forward and fifteen backward, each a separate call from
 Python. With `numba <https://numba.pydata.org>`_ installed (``pip install rnnlab[fast]``), one
-compiled kernel per step does it all in one pass (:mod:`rnnlab._fused`): the GEMMs stay NumPy's.
+compiled kernel per step does it all in one pass (:mod:`rnnlab.nn.kernels.numba_kernels`, described by
+:class:`StepKernels`): the GEMMs stay NumPy's.
 
 Backends
 --------
@@ -14,7 +15,7 @@ Backends
 ``"numba"``
     The fused kernels for every dtype (an error when numba is missing). Float64 kernels use libm's
     ``tanh``; float32 kernels a rational approximation accurate to a few units in the last place
-    (:func:`rnnlab._fused.tanh32`), which vectorises.
+    (:func:`rnnlab.nn.kernels.numba_kernels.tanh32`), which vectorises.
 ``"numpy"``
     The ufunc sequence everywhere.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from contextlib import contextmanager
+from typing import Protocol
 
 import numpy as np
 
@@ -36,7 +38,7 @@ BACKENDS = ("auto", "numba", "numpy")
 ENV = "RNNLAB_KERNELS"
 
 _backend = "auto"
-_module = None  # rnnlab._fused once imported
+_module: StepKernels | None = None  # rnnlab.nn.kernels.numba_kernels once imported
 _available: bool | None = None  # whether numba is installed, looked up once (the lookup takes ~50 us)
 
 
@@ -78,16 +80,49 @@ def use(name: str):
         set_backend(previous)
 
 
-def fused(dtype) -> object | None:
-    """The module of fused kernels to use for arrays of ``dtype``, or None for the NumPy path."""
+class StepKernels(Protocol):
+    """The fused step kernels as the cells call them (:mod:`rnnlab.nn.kernels.numba_kernels`).
+
+    Each runs one time step's elementwise work after its GEMM, in one pass, reading and writing the
+    cells' own buffers under the cells' names (the equations are in the cells' docstrings). Every
+    array is C-contiguous; ``dy`` is the whole (B, T, H) output gradient and ``t`` the step to read
+    from it. Outputs are written in place; nothing is returned.
+    """
+
+    def lstm_forward(self, z: np.ndarray, zh: np.ndarray, b: np.ndarray, c_prev: np.ndarray, c_t: np.ndarray,
+                     h_t: np.ndarray) -> None: ...
+
+    def lstm_backward(self, dh: np.ndarray, dy: np.ndarray, t: int, dc_next: np.ndarray, z: np.ndarray,
+                      c_t: np.ndarray, c_prev: np.ndarray, tanh_c: np.ndarray, dz: np.ndarray,
+                      dc: np.ndarray) -> None: ...
+
+    def gru_forward(self, gates: np.ndarray, gh: np.ndarray, b: np.ndarray, b_hn: np.ndarray, h_prev: np.ndarray,
+                    hn: np.ndarray, h_t: np.ndarray) -> None: ...
+
+    def gru_backward(self, dh: np.ndarray, dy: np.ndarray, t: int, gates: np.ndarray, h_prev: np.ndarray,
+                     hn: np.ndarray, dh_total: np.ndarray, dg: np.ndarray, dgh: np.ndarray,
+                     dh_prev: np.ndarray) -> None: ...
+
+    def elman_tanh_forward(self, z: np.ndarray, za: np.ndarray, b: np.ndarray) -> None: ...
+
+    def elman_tanh_backward(self, da: np.ndarray, dy: np.ndarray, t: int, a_t: np.ndarray, dz: np.ndarray) -> None: ...
+
+
+def module() -> StepKernels:
+    """The numba kernels, imported (and their compiled code loaded) on first use; needs numba."""
     global _module
+    if _module is None:
+        from rnnlab.nn.kernels import numba_kernels
+
+        _module = numba_kernels
+    return _module
+
+
+def fused(dtype) -> StepKernels | None:
+    """The fused kernels to use for arrays of ``dtype`` under the backend in force, or None for NumPy."""
     if _backend == "numpy" or (_backend == "auto" and (dtype != np.float32 or not available())):
         return None
-    if _module is None:
-        from rnnlab.nn.kernels import numba_kernels as _fused
-
-        _module = _fused
-    return _module
+    return module()
 
 
 _env = os.environ.get(ENV)

@@ -1,16 +1,18 @@
-"""Fused elementwise kernels of one time step, compiled by numba (imported only through rnnlab.kernels).
+"""Fused elementwise kernels of one time step, compiled by numba (imported only through rnnlab.nn.kernels).
 
 Each kernel does in one pass over a step's (B, H) units what the cells' NumPy path does in ten to
-fifteen ufunc calls, reading and writing the same tape buffers, so the two paths are
-interchangeable. The GEMMs stay outside (NumPy's BLAS). Compiled code is cached on disk
-(``cache=True``): the first call of each kernel and dtype compiles it, later processes load it.
+fifteen ufunc calls, reading and writing the same tape buffers under the cells' names
+(:class:`rnnlab.nn.kernels.StepKernels`), so the two paths are interchangeable. The GEMMs stay
+outside (NumPy's BLAS). Compiled code is cached on disk (``cache=True``): the first call of each
+kernel and dtype compiles it, later processes load it. docs/performance.md explains the loops' shape
+(one output per loop, per-gate views from 0, ``dy`` read whole).
 
 Floating point: no ``nnan``/``ninf`` fast-math flags, so a NaN or inf in the input comes out as one
 (the trainer's divergence checks rely on it); contraction and reassociation are allowed. Float64
 uses libm's ``tanh``; float32 uses :func:`tanh32`, a rational approximation that vectorises.
 
-Equations are the cells' (``rnnlab.cells``), in the brief's notation; ``s(x) = (1 + tanh(x/2))/2``
-as in :func:`rnnlab.functional.sigmoid`.
+Equations are the cells' (``rnnlab.nn.cells``), in the brief's notation; ``s(x) = (1 + tanh(x/2))/2``
+as in :func:`rnnlab.nn.functional.sigmoid`.
 """
 
 from __future__ import annotations
@@ -80,140 +82,130 @@ def tanh_array(x, out):
 
 # ---------------------------------------------------------------------------- LSTM
 @njit(**_JIT)
-def lstm_forward(z, zh, bias, c_prev, c, h):
-    """One LSTM step after its GEMMs, in one pass over the step's units.
-
-    In: ``z`` (B, 4H) = ``U x_t`` (the bias is added here, so the input projection never makes a
-    pass of its own over the (T, B, 4H) tape to add it), ``zh`` (B, 4H) = ``h_{t-1} W^T``, ``bias``
-    (4H,), ``c_prev`` (B, H). Out: ``z`` <- ``i, f, g, o`` with ``i = s(z + zh + b)`` etc. and
-    ``g = tanh(.)``, ``s(x) = (1 + tanh(x/2))/2``; ``c = f*c_prev + i*g``; ``h = o*tanh(c)``.
-    """
-    B, H = c.shape
-    half = _const(c, 0.5)
-    b_if, b_g, b_o = bias[:2 * H], bias[2 * H:3 * H], bias[3 * H:]
-    for b in range(B):  # per-gate views and loops of one output each, from 0: so each vectorises
-        zb, zhb = z[b], zh[b]
-        z_if, i, f, g, o = zb[:2 * H], zb[:H], zb[H:2 * H], zb[2 * H:3 * H], zb[3 * H:]
-        zh_if, zh_g, zh_o = zhb[:2 * H], zhb[2 * H:3 * H], zhb[3 * H:]
+def lstm_forward(z, zh, b, c_prev, c_t, h_t):
+    """One LSTM step after its GEMM: ``z`` (B, 4H) holds ``U x_t`` and becomes the gates ``i, f, g, o``
+    (``i = s(z + zh + b)`` etc., ``g = tanh(.)``, with ``zh = h_{t-1} W^T``); ``c_t = f*c_prev + i*g``;
+    ``h_t = o*tanh(c_t)``."""
+    B, H = c_t.shape
+    half = _const(c_t, 0.5)
+    b_if, b_g, b_o = b[:2 * H], b[2 * H:3 * H], b[3 * H:]
+    for r in range(B):  # per-gate views and loops of one output each, from 0: so each vectorises
+        zr, zhr = z[r], zh[r]
+        z_if, i, f, g, o = zr[:2 * H], zr[:H], zr[H:2 * H], zr[2 * H:3 * H], zr[3 * H:]
+        zh_if, zh_g, zh_o = zhr[:2 * H], zhr[2 * H:3 * H], zhr[3 * H:]
         for k in range(2 * H):
             z_if[k] = _tanh((z_if[k] + zh_if[k] + b_if[k]) * half) * half + half  # i, f
         for j in range(H):
             g[j] = _tanh(g[j] + zh_g[j] + b_g[j])
         for j in range(H):
             o[j] = _tanh((o[j] + zh_o[j] + b_o[j]) * half) * half + half
-        cb, cpb, hb = c[b], c_prev[b], h[b]
+        cr, cpr, hr = c_t[r], c_prev[r], h_t[r]
         for j in range(H):
-            cb[j] = f[j] * cpb[j] + i[j] * g[j]
+            cr[j] = f[j] * cpr[j] + i[j] * g[j]
         for j in range(H):
-            hb[j] = o[j] * _tanh(cb[j])
+            hr[j] = o[j] * _tanh(cr[j])
 
 
 @njit(**_JIT)
-def lstm_backward(dh, dy, ty, dc_next, gates, c, c_prev, tanh_c, dz, dc_prev):
-    """One LSTM step back. With ``dh_t = dh + dy[:, ty]`` (the next step's gradient and the output's,
-    read from the whole (B, T, H) output gradient, whose rows are contiguous: a (B, H) slice of it
-    would be a strided array, which the vectoriser cannot assume contiguous) and ``tanh(c_t)``
-    recomputed from ``c`` into the (B, H) scratch ``tanh_c`` (the forward pass keeps no copy:
-    recomputing is cheaper than reading one back from memory):
-    ``dc = dc_next + dh_t*o*(1 - tanh^2 c_t)`` (into ``dc_prev``, then scaled by ``f``); into ``dz``
-    (B, 4H) the pre-activation gradients
-    ``[dc*g*i(1-i); dc*c_prev*f(1-f); dc*i*(1-g^2); dh_t*tanh(c_t)*o(1-o)]``; ``dc_prev = dc*f``."""
+def lstm_backward(dh, dy, t, dc_next, z, c_t, c_prev, tanh_c, dz, dc):
+    """One LSTM step back. With ``dh_t = dh + dy[:, t]`` and ``tanh(c_t)`` recomputed into the scratch
+    ``tanh_c``: ``dc = dc_next + dh_t*o*(1 - tanh^2 c_t)`` (dL/dc_t); into ``dz`` (B, 4H) the
+    pre-activation gradients ``[dc*g*i(1-i); dc*c_prev*f(1-f); dc*i*(1-g^2); dh_t*tanh(c_t)*o(1-o)]``;
+    then ``dc *= f`` (dc_{t-1})."""
     B, H = dh.shape
     one = _const(dh, 1.0)
-    for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
-        gb, dzb, dhb, dyb, dcn, cb, cpb, tcb, dcp = (gates[b], dz[b], dh[b], dy[b, ty], dc_next[b], c[b], c_prev[b],
-                                                     tanh_c[b], dc_prev[b])
-        i, f, g, o = gb[:H], gb[H:2 * H], gb[2 * H:3 * H], gb[3 * H:]
-        di, df, dg, do = dzb[:H], dzb[H:2 * H], dzb[2 * H:3 * H], dzb[3 * H:]
+    for r in range(B):  # per-gate views and loops of one output each, so that each vectorises
+        zr, dzr, dhr, dyr, dcn, cr, cpr, tcr, dcr = (z[r], dz[r], dh[r], dy[r, t], dc_next[r], c_t[r], c_prev[r],
+                                                     tanh_c[r], dc[r])
+        i, f, g, o = zr[:H], zr[H:2 * H], zr[2 * H:3 * H], zr[3 * H:]
+        di, df, dg, do = dzr[:H], dzr[H:2 * H], dzr[2 * H:3 * H], dzr[3 * H:]
         for j in range(H):
-            tcb[j] = _tanh(cb[j])
+            tcr[j] = _tanh(cr[j])
         for j in range(H):
-            do[j] = (dhb[j] + dyb[j]) * tcb[j] * o[j] * (one - o[j])
+            do[j] = (dhr[j] + dyr[j]) * tcr[j] * o[j] * (one - o[j])
         for j in range(H):  # dL/dc_t
-            dcp[j] = dcn[j] + (dhb[j] + dyb[j]) * o[j] * (one - tcb[j] * tcb[j])
+            dcr[j] = dcn[j] + (dhr[j] + dyr[j]) * o[j] * (one - tcr[j] * tcr[j])
         for j in range(H):
-            di[j] = dcp[j] * g[j] * i[j] * (one - i[j])
+            di[j] = dcr[j] * g[j] * i[j] * (one - i[j])
         for j in range(H):
-            df[j] = dcp[j] * cpb[j] * f[j] * (one - f[j])
+            df[j] = dcr[j] * cpr[j] * f[j] * (one - f[j])
         for j in range(H):
-            dg[j] = dcp[j] * i[j] * (one - g[j] * g[j])
+            dg[j] = dcr[j] * i[j] * (one - g[j] * g[j])
         for j in range(H):
-            dcp[j] *= f[j]  # dc_{t-1}
+            dcr[j] *= f[j]  # dc_{t-1}
 
 
 # ---------------------------------------------------------------------------- GRU (reset_after)
 @njit(**_JIT)
-def gru_forward(zx, gh, bias, b_hn, h_prev, hn, h):
-    """One GRU step, PyTorch's form. In: ``zx`` (B, 3H) = ``U x_t`` (the bias ``bias`` (3H,) is added
-    here), ``gh`` (B, 3H) = ``h_{t-1} W^T``. Out: ``zx`` <- gates ``r, z, n``; ``hn = W_n h_{t-1} + b_hn``;
-    ``h = n + z*(h_prev - n)`` with ``n = tanh(U_n x_t + b_n + r*hn)``."""
-    B, H = h.shape
-    half = _const(h, 0.5)
-    b_rz, b_n = bias[:2 * H], bias[2 * H:]
-    for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
-        zb, ghb, hnb, hb, hpb = zx[b], gh[b], hn[b], h[b], h_prev[b]
-        rz, r, z, n, gh_rz, gh_n = zb[:2 * H], zb[:H], zb[H:2 * H], zb[2 * H:], ghb[:2 * H], ghb[2 * H:]
+def gru_forward(gates, gh, b, b_hn, h_prev, hn, h_t):
+    """One GRU step after its GEMM, PyTorch's form: ``gates`` (B, 3H) holds ``U x_t`` and becomes
+    ``r, z, n``, with ``gh = h_{t-1} W^T``; ``hn = W_n h_{t-1} + b_hn``; ``n = tanh(U_n x_t + b_n + r*hn)``;
+    ``h_t = n + z*(h_prev - n)``."""
+    B, H = h_t.shape
+    half = _const(h_t, 0.5)
+    b_rz, b_n = b[:2 * H], b[2 * H:]
+    for q in range(B):  # per-gate views and loops of one output each, so that each vectorises
+        gq, ghq, hnq, hq, hpq = gates[q], gh[q], hn[q], h_t[q], h_prev[q]
+        rz, r, z, n, gh_rz, gh_n = gq[:2 * H], gq[:H], gq[H:2 * H], gq[2 * H:], ghq[:2 * H], ghq[2 * H:]
         for k in range(2 * H):
             rz[k] = _tanh((rz[k] + gh_rz[k] + b_rz[k]) * half) * half + half
         for j in range(H):
-            hnb[j] = gh_n[j] + b_hn[j]
+            hnq[j] = gh_n[j] + b_hn[j]
         for j in range(H):
-            n[j] = _tanh(n[j] + b_n[j] + r[j] * hnb[j])
+            n[j] = _tanh(n[j] + b_n[j] + r[j] * hnq[j])
         for j in range(H):
-            hb[j] = n[j] + z[j] * (hpb[j] - n[j])
+            hq[j] = n[j] + z[j] * (hpq[j] - n[j])
 
 
 @njit(**_JIT)
-def gru_backward(dh_next, dy, ty, gates, h_prev, hn, dh, dg, dgh, dh_prev):
-    """One GRU step back (PyTorch's form). With ``dh = dh_next + dy[:, ty]`` (written to the (B, H)
-    scratch ``dh``: the next step's gradient and the output's, as in :func:`lstm_backward`), into
-    ``dg`` the pre-activation gradients ``[dn*hn*r(1-r); dh*(h_prev - n)*z(1-z); dn]`` with
-    ``dn = dh*(1-z)*(1-n^2)``, into ``dgh`` the recurrent side's (the n block times ``r``), and
-    ``dh_prev = dh*z`` (the loop adds ``dgh W``)."""
+def gru_backward(dh, dy, t, gates, h_prev, hn, dh_total, dg, dgh, dh_prev):
+    """One GRU step back (PyTorch's form). ``dh_total = dh + dy[:, t]``; into ``dg`` the pre-activation
+    gradients ``[dn*hn*r(1-r); dh_total*(h_prev - n)*z(1-z); dn]`` with ``dn = dh_total*(1-z)*(1-n^2)``;
+    into ``dgh`` the recurrent side's (the n block times ``r``); ``dh_prev = dh_total*z`` (the cell
+    then adds ``dgh W``)."""
     B, H = dh.shape
     one = _const(dh, 1.0)
-    for b in range(B):  # per-gate views and loops of one output each, so that each vectorises
-        gb, dgb, dghb, db, hpb, hnb, dhpb = gates[b], dg[b], dgh[b], dh[b], h_prev[b], hn[b], dh_prev[b]
-        dnb, dyb = dh_next[b], dy[b, ty]
-        r, z, n = gb[:H], gb[H:2 * H], gb[2 * H:]
-        dr, dz, dn = dgb[:H], dgb[H:2 * H], dgb[2 * H:]
-        dr_h, dz_h, dn_h = dghb[:H], dghb[H:2 * H], dghb[2 * H:]
+    for q in range(B):  # per-gate views and loops of one output each, so that each vectorises
+        gq, dgq, dghq, dtq, hpq, hnq, dhpq = gates[q], dg[q], dgh[q], dh_total[q], h_prev[q], hn[q], dh_prev[q]
+        dhq, dyq = dh[q], dy[q, t]
+        r, z, n = gq[:H], gq[H:2 * H], gq[2 * H:]
+        dr, dz, dn = dgq[:H], dgq[H:2 * H], dgq[2 * H:]
+        dr_h, dz_h, dn_h = dghq[:H], dghq[H:2 * H], dghq[2 * H:]
         for j in range(H):
-            db[j] = dnb[j] + dyb[j]
+            dtq[j] = dhq[j] + dyq[j]
         for j in range(H):
-            dn[j] = db[j] * (one - z[j]) * (one - n[j] * n[j])
+            dn[j] = dtq[j] * (one - z[j]) * (one - n[j] * n[j])
         for j in range(H):
             dn_h[j] = dn[j] * r[j]
         for j in range(H):
-            dr[j] = dn[j] * hnb[j] * r[j] * (one - r[j])
+            dr[j] = dn[j] * hnq[j] * r[j] * (one - r[j])
         for j in range(H):
             dr_h[j] = dr[j]
         for j in range(H):
-            dz[j] = db[j] * (hpb[j] - n[j]) * z[j] * (one - z[j])
+            dz[j] = dtq[j] * (hpq[j] - n[j]) * z[j] * (one - z[j])
         for j in range(H):
             dz_h[j] = dz[j]
         for j in range(H):
-            dhpb[j] = db[j] * z[j]
+            dhpq[j] = dtq[j] * z[j]
 
 
 # ---------------------------------------------------------------------------- Elman (tanh)
 @njit(**_JIT)
-def elman_tanh_forward(z, za, bias):
-    """``z <- tanh(z + za + bias)``: ``a_t = tanh(U x_t + W a_{t-1} + b)``, in place (``z`` holds ``U x_t``)."""
+def elman_tanh_forward(z, za, b):
+    """``z <- tanh(z + za + b)``: ``a_t = tanh(U x_t + W a_{t-1} + b)``, in place (``z`` holds ``U x_t``)."""
     B, H = z.shape
-    for b in range(B):
-        zb, zab = z[b], za[b]
+    for r in range(B):
+        zr, zar = z[r], za[r]
         for j in range(H):
-            zb[j] = _tanh(zb[j] + zab[j] + bias[j])
+            zr[j] = _tanh(zr[j] + zar[j] + b[j])
 
 
 @njit(**_JIT)
-def elman_tanh_backward(da, dy, ty, a, dz):
-    """``dz = (da + dy[:, ty]) * (1 - a^2)``: the next step's gradient and the output's (as in
-    :func:`lstm_backward`), through tanh."""
+def elman_tanh_backward(da, dy, t, a_t, dz):
+    """``dz = (da + dy[:, t]) * (1 - a_t^2)``: the next step's gradient and the output's, through tanh."""
     B, H = da.shape
     one = _const(da, 1.0)
-    for b in range(B):
-        dab, dyb, ab, dzb = da[b], dy[b, ty], a[b], dz[b]
+    for r in range(B):
+        dar, dyr, ar, dzr = da[r], dy[r, t], a_t[r], dz[r]
         for j in range(H):
-            dzb[j] = (dab[j] + dyb[j]) * (one - ab[j] * ab[j])
+            dzr[j] = (dar[j] + dyr[j]) * (one - ar[j] * ar[j])
