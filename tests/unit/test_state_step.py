@@ -137,6 +137,23 @@ def test_train_step_is_the_update_written_out(x):
     assert sorted(result.states) == ["0", "1"]
 
 
+def test_a_loss_mask_scores_some_outputs_while_the_model_reads_every_step(x):
+    y = np.random.default_rng(1).standard_normal((2, 7, 2))
+    loss_mask = np.zeros((2, 7), dtype=bool)
+    loss_mask[0, [2, 6]] = loss_mask[1, 4] = True
+    model, reference = stack_model(), stack_model()
+    loss = get_loss("mse")
+    result = train_step(model, loss, optim.SGD(lr=0.1), x, y, loss_mask=loss_mask)
+    reference.zero_grad()
+    out = reference(x, training=True)  # no input mask: every step is read
+    value = loss(out, y, mask=loss_mask)
+    reference.backward(loss.backward())
+    optim.SGD(lr=0.1).step(reference)
+    assert result.loss == value and result.mask is loss_mask
+    for (name, p), (_, q) in zip(model.named_parameters(), reference.named_parameters()):
+        np.testing.assert_array_equal(p, q, err_msg=name)
+
+
 def test_train_step_on_the_last_outputs_only(x):
     y = np.random.default_rng(1).standard_normal((2, 3, 2))
     model = stack_model()

@@ -86,7 +86,7 @@ def loss_outputs(model: Module, y_pred, mask, n_out: int | None = None, steps: i
     return y_pred[:, -n_out:], None if out_mask is None else out_mask[:, -n_out:]
 
 
-def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=None,
+def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=None, loss_mask=None,
                states: StateMap | None = None, n_out: int | None = None, clip_value: float | None = None,
                clip_norm: float | None = None) -> StepResult:
     """One update of ``model`` on ``(x, y)``: forward, loss, backward, finite checks, clipping, optimizer step.
@@ -100,6 +100,10 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
         A batch and its targets (``y`` for the last ``n_out`` steps only when ``n_out`` is given).
     mask : ndarray of bool (B, T), optional
         Valid input steps.
+    loss_mask : ndarray of bool, optional
+        The outputs the loss counts, when that is not the input mask: every input step is read, and
+        only these outputs are scored (the query steps of a recall task). Replaces the mask the loss
+        would otherwise get.
     states : state map, optional
         The state the forward pass starts from (``{}``: zeros; None: the layers' own, see
         :func:`~rnnlab.nn.state.forward_with_states`). No gradient flows into it.
@@ -123,6 +127,8 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
     except FloatingPointError as exc:
         raise StepDiverged(f"the forward pass overflowed ({exc})") from None
     y_out, out_mask = loss_outputs(model, y_pred, mask, n_out, None if n_out is None else np.shape(x)[1])
+    if loss_mask is not None:
+        out_mask = loss_mask
     if not np.isfinite(y_out).all():
         raise StepDiverged("the model's output is not finite")
     try:

@@ -1,57 +1,29 @@
-"""The experiments' small training loop: a forward, loss and backward with float errors turned into
-:class:`_Diverged` (:func:`_gradient`, which also measures the global gradient norm before clipping),
-an optional clipping and an optimizer step (:func:`_update`), inference in chunks (:func:`_predict`),
-and a learning curve on fresh batches evaluated at fixed intervals (:func:`_learning_curve`)."""
+"""The experiments' training: one update is the library's training step (:func:`_step`, a divergence
+turned into :class:`_Diverged`), inference runs in chunks (:func:`_predict`), and a learning curve trains
+on fresh batches, evaluated at fixed intervals (:func:`_learning_curve`)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-from rnnlab import optim
-from rnnlab._errors import NonFiniteError
+from rnnlab.nn.state import forward_with_states
+from rnnlab.nn.step import StepDiverged, train_step
 
 
 class _Diverged(Exception):
     """A step produced a value that is not finite (or beyond a stated bound); the message says which."""
 
 
-def _gradient(model, loss_fn, x, y, mask=None) -> tuple[float, float]:
-    """Forward, loss and backward with float errors raised; returns ``(loss, ||grad||)`` (before clipping).
-
-    The gradients are left in ``model.grads`` (zeroed first). A float overflow or invalid operation,
-    a NaN or inf in a gradient, or a gradient norm beyond the float64 range, raises :class:`_Diverged`;
-    the weights are untouched. The norm is :func:`rnnlab.optim.global_norm`'s, the one ``clip_grad_norm``
-    clips by.
-    """
-    model.zero_grad()
+def _step(model, loss_fn, optimizer, x, y, mask=None, *, clip_norm: float | None = None, states=None):
+    """One update through the library's training step (:func:`rnnlab.nn.step.train_step`), with ``mask``
+    marking the outputs the loss counts; :class:`_Diverged` when it finds a value that is not finite
+    (the weights are then unchanged). Returns the step's :class:`~rnnlab.nn.step.StepResult`."""
     try:
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
-            out = model(x, training=True)
-            value = float(loss_fn(out, y, mask=mask))
-            model.backward(loss_fn.backward(), input_grad=False)
-    except FloatingPointError as exc:
-        raise _Diverged(f"a float overflowed or became invalid ({exc})") from None
-    try:
-        norm = optim.global_norm(model.named_grads())
-    except NonFiniteError:  # a NaN or inf in a gradient: a divergence to report, not an error
-        norm = math.inf
-    if not math.isfinite(norm):  # also finite gradients whose norm is beyond the float64 range
-        raise _Diverged("the gradient norm is beyond the float64 range")
-    return value, norm
-
-
-def _update(model, optimizer, clip_norm: float | None) -> None:
-    """Clip the global gradient norm to ``clip_norm`` (if given), then take an optimizer step."""
-    if clip_norm is not None:
-        optim.clip_grad_norm(model, clip_norm)
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
-        try:
-            optimizer.step(model)
-        except FloatingPointError as exc:
-            raise _Diverged(f"the optimizer step overflowed ({exc})") from None
+        return train_step(model, loss_fn, optimizer, x, y, loss_mask=mask, clip_norm=clip_norm, states=states)
+    except StepDiverged as exc:
+        raise _Diverged(str(exc)) from None
 
 
 def _predict(model, x, batch: int = 500) -> np.ndarray:
@@ -62,6 +34,16 @@ def _predict(model, x, batch: int = 500) -> np.ndarray:
             return np.concatenate([model(x[i:i + batch]) for i in range(0, len(x), batch)], axis=0)
     except FloatingPointError as exc:
         raise _Diverged(f"the forward pass on the validation data overflowed ({exc})") from None
+
+
+def _carry(model, x, states):
+    """The state map after reading ``x`` from ``states`` in inference mode (no update); :class:`_Diverged`
+    if a float overflows."""
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            return forward_with_states(model, x, states)[1]
+    except FloatingPointError as exc:
+        raise _Diverged(f"the forward pass overflowed ({exc})") from None
 
 
 def _learning_curve(model, loss_fn, optimizer, draw_batch: Callable[[], tuple], evaluate: Callable[[], dict], *,
@@ -97,8 +79,7 @@ def _learning_curve(model, loss_fn, optimizer, draw_batch: Callable[[], tuple], 
         next_eval = eval_every
         while seen < max_sequences and not (done and stop_when_solved):
             x, y, mask = draw_batch()
-            value, _ = _gradient(model, loss_fn, x, y, mask)
-            _update(model, optimizer, clip_norm)
+            value = _step(model, loss_fn, optimizer, x, y, mask, clip_norm=clip_norm).loss
             seen += batch_size
             since.append(value)
             if seen >= next_eval or seen >= max_sequences:

@@ -4,14 +4,16 @@ computation, findings, table and figure."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from rnnlab import optim
+from rnnlab._errors import NonFiniteError
 from rnnlab.data.synthetic import ADDING_BASELINE_MSE, adding_problem
 from rnnlab.lab.experiments._cells import make_recurrent
-from rnnlab.lab.experiments._loop import _Diverged, _gradient, _update
+from rnnlab.lab.experiments._loop import _Diverged
 from rnnlab.lab.experiments._report import _positive, _sci
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense
@@ -30,6 +32,45 @@ class ExplodingSettings:
     clip_norm: float
     loss_bound: float     # a run stops when the loss exceeds this ...
     grad_bound: float     # ... or the gradient norm exceeds this (or anything is not finite)
+
+
+def _gradient(model, loss_fn, x, y, mask=None) -> tuple[float, float]:
+    """Forward, loss and backward with float errors raised; returns ``(loss, ||grad||)`` (before clipping).
+
+    This experiment looks at the gradient before it decides to update (a step beyond its bounds is
+    recorded, not taken), so it splits the library's training step in two: this half and :func:`_update`.
+
+    The gradients are left in ``model.grads`` (zeroed first). A float overflow or invalid operation,
+    a NaN or inf in a gradient, or a gradient norm beyond the float64 range, raises :class:`_Diverged`;
+    the weights are untouched. The norm is :func:`rnnlab.optim.global_norm`'s, the one ``clip_grad_norm``
+    clips by.
+    """
+    model.zero_grad()
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            out = model(x, training=True)
+            value = float(loss_fn(out, y, mask=mask))
+            model.backward(loss_fn.backward(), input_grad=False)
+    except FloatingPointError as exc:
+        raise _Diverged(f"a float overflowed or became invalid ({exc})") from None
+    try:
+        norm = optim.global_norm(model.named_grads())
+    except NonFiniteError:  # a NaN or inf in a gradient: a divergence to report, not an error
+        norm = math.inf
+    if not math.isfinite(norm):  # also finite gradients whose norm is beyond the float64 range
+        raise _Diverged("the gradient norm is beyond the float64 range")
+    return value, norm
+
+
+def _update(model, optimizer, clip_norm: float | None) -> None:
+    """Clip the global gradient norm to ``clip_norm`` (if given), then take an optimizer step."""
+    if clip_norm is not None:
+        optim.clip_grad_norm(model, clip_norm)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        try:
+            optimizer.step(model)
+        except FloatingPointError as exc:
+            raise _Diverged(f"the optimizer step overflowed ({exc})") from None
 
 
 def _compute_exploding(s: ExplodingSettings, seed: int, log) -> dict:

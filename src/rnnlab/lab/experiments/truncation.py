@@ -13,7 +13,7 @@ import numpy as np
 
 from rnnlab import optim
 from rnnlab.lab.experiments._cells import make_recurrent
-from rnnlab.lab.experiments._loop import _Diverged, _gradient, _predict, _update
+from rnnlab.lab.experiments._loop import _carry, _Diverged, _predict, _step
 from rnnlab.lab.experiments._report import _count
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense, OneHot
@@ -112,25 +112,21 @@ def _train_truncated(s: TruncationSettings, k: int, lag: int, seed: int) -> dict
     xv, yv, mv = delayed_recall(s.val_batch, s.val_steps, lag, np.random.default_rng([seed, lag, 1]),
                                 symbols=s.symbols, distractors=s.distractors, max_gap=s.max_gap)
     weight_rng = np.random.default_rng([seed, 2])
-    layer = make_recurrent("lstm", s.hidden_size, input_size=vocab, seed=weight_rng, return_sequences=True,
-                           stateful=True)
+    layer = make_recurrent("lstm", s.hidden_size, input_size=vocab, seed=weight_rng, return_sequences=True)
     model = Sequential([OneHot(vocab), layer, Dense(s.symbols, seed=weight_rng)])
     loss_fn, optimizer = losses.get("cross_entropy"), optim.get("adam", lr=s.lr)
-    updates, stopped = 0, None
+    updates, stopped, states = 0, None, {}  # the state map each window starts from: zeros, then carried
     for a in range(0, s.steps, k):
         xb, yb, mb = x[:, a:a + k], y[:, a:a + k], mask[:, a:a + k]
         try:
             if not mb.any():  # no target in this window: only carry the state forward
-                _predict(model, xb, batch=len(xb))
+                states = _carry(model, xb, states)
                 continue
-            _gradient(model, loss_fn, xb, yb, mb)  # the layer starts from the state the previous window left
-            _update(model, optimizer, s.clip_norm)
+            states = _step(model, loss_fn, optimizer, xb, yb, mb, clip_norm=s.clip_norm, states=states).states
         except _Diverged as exc:
             stopped = f"diverged at step {a}: {exc}"
             break
         updates += 1
-    model.reset_state()
-    layer.stateful = False
     logits = _predict(model, xv, batch=len(xv))  # (val_batch, val_steps, symbols)
     accuracy = float((logits.argmax(axis=-1) == yv)[mv].mean())
     return {"k": k, "lag": lag, "accuracy": accuracy, "updates": updates, "queries": int(mask.sum()),
