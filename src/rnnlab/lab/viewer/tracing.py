@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +11,7 @@ from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.functional import softmax
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import Recurrent
+from rnnlab.nn.state import forward_with_states
 
 __all__ = ["QUANTITIES", "LayerTrace", "Trace", "trace"]
 
@@ -90,20 +90,6 @@ def _recurrent_nodes(model: Module) -> list[tuple[str, Module]]:
     return found
 
 
-@contextmanager
-def _fresh_state(layers: list[Recurrent]):
-    """Run from zero states: a stateful layer's carried state is set aside, and given back after."""
-    saved = [(layer, layer.stateful, layer.states) for layer in layers]
-    try:
-        for layer in layers:
-            layer.stateful = False
-        yield
-    finally:
-        for layer, flag, states in saved:
-            layer.stateful = flag
-            layer.states = states
-
-
 def _check_finite(name: str, quantity: str, values: np.ndarray) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
@@ -170,10 +156,7 @@ def trace(model: Module, inputs, *, next_token: bool = False) -> Trace:
     if not nodes:
         raise ValueError(f"model ({type(model).__name__}) holds no recurrent layer (SimpleRNN, LSTM, GRU, "
                          "Bidirectional) to inspect")
-    layers = [m for _, node in nodes for m in ((node.forward_layer, node.backward_layer)
-                                               if isinstance(node, Bidirectional) else (node,))]
-    with _fresh_state(layers):
-        out = model(x[None], training=False)  # (1, T, K) or (1, K)
+    out, _ = forward_with_states(model, x[None], {})  # from zeros; a stateful layer keeps what it carries
     out = np.asarray(out[0] if isinstance(out, (tuple, list)) else out)[0]  # (T, K) or (K,)
 
     traced = []
