@@ -220,7 +220,7 @@ def main(argv=None) -> int:
         print("torch is not installed: measuring rnnlab and the GEMM floor only", file=sys.stderr)
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    meta = {"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "preset": args.preset,
+    meta = {"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "preset": args.preset,
             "rounds": rounds, "warmup": warmup, "reps": reps, "baseline": args.baseline is not None,
             "machine": machine_info(),  # the command without the baseline's path: no machine paths in results
             "command": ["<SRC>" if a == args.baseline else a for a in ["python -m benchmarks.run"] + sys.argv[1:]]}

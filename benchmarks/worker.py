@@ -1,8 +1,9 @@
 """One library's measurements, in a process of its own: ``python -m benchmarks.worker LIB CASES.json``.
 
-``LIB`` is ``rnnlab``, ``rnnlab-base`` (rnnlab from the tree on ``PYTHONPATH``), ``torch`` or ``gemm`` (the GEMM skeleton: the same matrix products as rnnlab,
-in NumPy, with no elementwise work). The worker builds every case, warms it up, times it ``reps``
-times and prints one JSON object on stdout: ``{"lib", "times": {case name: [seconds, ...]}, "info"}``.
+``LIB`` is ``rnnlab``, ``rnnlab-base`` (rnnlab from the tree on ``PYTHONPATH``), ``torch`` or ``gemm``
+(the GEMM skeleton: the same matrix products as rnnlab, in NumPy, with no elementwise work). The
+worker builds every case, warms it up, times it ``reps`` times and prints one JSON object on stdout:
+``{"lib", "times": {case name: [seconds, ...]}, "info"}``.
 With ``--memory`` it instead runs one case's training step once after a warm-up and reports the
 resident-set peak of that step (``/proc/self/status`` VmHWM after resetting it through
 ``/proc/self/clear_refs``), in bytes.

@@ -80,7 +80,8 @@ def test_train_writes_the_run_directory(capsys):
     history = json.loads((run_dir / "history.json").read_text())
     assert history["step"] == [3]
     solved = history["val_loss"][0] < 0.01
-    assert metrics["solved"] == {"threshold_mse": 0.01, "epoch": 1 if solved else None, "sequences": 48 if solved else None}
+    assert metrics["solved"] == {"threshold_mse": 0.01, "epoch": 1 if solved else None,
+                                 "sequences": 48 if solved else None}
 
 
 def test_train_text_task_saves_its_vocabulary_and_predict_and_evaluate_use_it(capsys, data_dir):
@@ -106,9 +107,11 @@ def test_train_text_task_saves_its_vocabulary_and_predict_and_evaluate_use_it(ca
 
 def test_language_model_run_generates_reproducibly_and_ranks_next_characters(capsys, data_dir):
     config = write("lm.toml", '[data]\ntask = "language_model"\ndataset = "tiny_shakespeare"\nlevel = "char"\n'
-                              "limit = 3000\nbatch_size = 4\nbptt = 16\n[model]\nhidden_size = 8\n[train]\nmax_steps = 2\n")
+                              "limit = 3000\nbatch_size = 4\nbptt = 16\n[model]\nhidden_size = 8\n"
+                              "[train]\nmax_steps = 2\n")
     assert run(capsys, "train", config, "--run-dir", "lm", "--data-dir", data_dir)[0] == 0
-    args = ["generate", "lm", "--prime", "ROMEO:", "--length", "30", "--temperature", "0.8", "--top-k", "20", "--seed", "3"]
+    args = ["generate", "lm", "--prime", "ROMEO:", "--length", "30", "--temperature", "0.8", "--top-k", "20",
+            "--seed", "3"]
     code, first, err = run(capsys, *args)
     assert code == 0, err
     assert first.startswith("ROMEO:") and len(first.rstrip("\n")) >= len("ROMEO:") + 30
@@ -159,7 +162,8 @@ def test_many_to_many_forecasting_trains_on_every_step_and_reports_the_last(caps
 
 
 def test_forecasting_run_predicts_from_numbers(capsys, data_dir):
-    config = write("fc.toml", '[data]\ntask = "forecasting"\ndataset = "airline-passengers"\nlookback = 12\nhorizon = 2\n'
+    config = write("fc.toml", '[data]\ntask = "forecasting"\ndataset = "airline-passengers"\n'
+                              "lookback = 12\nhorizon = 2\n"
                               "[model]\nhidden_size = 4\n[train]\nmax_steps = 2\n")
     assert run(capsys, "train", config, "--run-dir", "fc", "--data-dir", data_dir)[0] == 0
     assert (Path("fc/scaler.json")).is_file()
@@ -180,7 +184,8 @@ def test_forecasting_run_predicts_from_numbers(capsys, data_dir):
 # --------------------------------------------------------------------------- errors and exit codes
 @pytest.mark.parametrize("argv, message", [
     (["--set", "model.hiden_size=3"],
-     r"rnnlab train: error: config \[model\]: unknown key 'hiden_size' \(did you mean 'hidden_size'\?\); valid keys: cell, "),
+     r"rnnlab train: error: config \[model\]: unknown key 'hiden_size' \(did you mean 'hidden_size'\?\); "
+     r"valid keys: cell, "),
     (["--set", "model.hidden_size=big"], r"config \[model\] hidden_size: expected an int >= 1, got str 'big'"),
     (["--set", "train.lr=-1"], r"config \[train\] lr must be a finite number > 0, got float -1.0"),
     (["--set", "lr=1"], r"--set 'lr=1': expected section.key=value"),
@@ -222,7 +227,8 @@ def test_runtime_errors_exit_1(capsys, tmp_path, data_dir):
     code, _, err = run(capsys, "train", config, "--resume", "--set", "data.seq_len=11")
     assert code == 2 and "--resume: the [data] section differs from the run's" in err and "seq_len: 10 -> 11" in err
     code, _, err = run(capsys, "train", write("uci.toml", '[data]\ntask = "sentiment"\ndataset = "uci_sentiment"\n'
-                                                         "limit = 50\nval_frac = 0\n[train]\npatience = 2\n"), "--data-dir", data_dir)
+                                                         "limit = 50\nval_frac = 0\n[train]\npatience = 2\n"),
+                       "--data-dir", data_dir)
     assert code == 2 and "config [train] does not fit this sentiment run: val is None, but the config reads" in err
 
 
@@ -231,7 +237,8 @@ def test_a_diverged_run_exits_1_and_keeps_its_last_good_checkpoint(capsys):
     code, _, err = run(capsys, "train", config, "--set", "model.cell=rnn", "--set", "model.activation=relu",
                        "--set", "train.lr=1e30", "--run-dir", "boom")
     assert code == 1
-    assert re.search(r"rnnlab train: error: training diverged at epoch 1, step (\d+) .*the last good checkpoint, .* is kept", err)
+    assert re.search(r"rnnlab train: error: training diverged at epoch 1, step (\d+) "
+                     r".*the last good checkpoint, .* is kept", err)
     step = int(re.search(r"step (\d+)", err).group(1))
     manifest = json.loads(Path("boom/checkpoint.json").read_text())
     assert manifest["step"] == step - 1
@@ -329,7 +336,8 @@ TINY = {
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_each_example_config_starts_and_trains_a_step(capsys, data_dir, name):
     overrides = [a for o in TINY[name] + ["train.max_steps=1"] for a in ("--set", o)]
-    code, _, err = run(capsys, "train", EXAMPLES / f"{name}.toml", *overrides, "--run-dir", name, "--data-dir", data_dir)
+    code, _, err = run(capsys, "train", EXAMPLES / f"{name}.toml", *overrides, "--run-dir", name,
+                       "--data-dir", data_dir)
     assert code == 0, err
     metrics = json.loads(Path(name, "metrics.json").read_text())
     assert metrics["steps"] == 1 and math.isfinite(metrics["val"]["loss"])

@@ -179,7 +179,8 @@ def test_char_lm_demo_trains_shows_progress_and_validation_and_writes_python(cap
     assert last_bpc < first_bpc and last_bpc < math.log2(V) - 1.0, reports  # learnt at least the character frequencies
     final = re.search(r"^final validation \(2 epoch\(s\), 54 steps\): [\d.]+ nats/char, ([\d.]+) bits/char", out, re.M)
     assert float(final.group(1)) == pytest.approx(last_bpc, abs=1e-3)
-    samples = re.split(r"^--- primed with '(\w+ )', temperature ([\d.]+) ---\n", out.split("\nfinal validation")[1], flags=re.M)
+    samples = re.split(r"^--- primed with '(\w+ )', temperature ([\d.]+) ---\n", out.split("\nfinal validation")[1],
+                       flags=re.M)
     assert [(prime, t) for prime, t in zip(samples[1::3], samples[2::3])] == [
         ("def ", "0.6"), ("class ", "0.6"), ("import ", "0.6"), ("def ", "0.9"), ("class ", "0.9"), ("import ", "0.9")]
     texts = samples[3::3]
@@ -212,7 +213,8 @@ def test_char_lm_demo_keeps_its_run_directory_and_refuses_to_overwrite_it(tmp_pa
     assert "--- primed with 'import ', temperature 0.9 ---" in (run / "samples.txt").read_text("utf-8")
     capsys.readouterr()
     assert cli.main(["demo", *QUICK, "--run-dir", "run"]) == 1
-    assert re.search(r"^rnnlab demo: error: the run directory 'run' already holds a training run", capsys.readouterr().err, re.M)
+    assert re.search(r"^rnnlab demo: error: the run directory 'run' already holds a training run",
+                     capsys.readouterr().err, re.M)
 
 
 def test_char_lm_demo_stops_cleanly_at_its_time_budget(capsys):
@@ -251,7 +253,8 @@ def test_a_corpus_too_short_for_the_batches_says_so():
 def test_sentiment_demo_without_data_exits_one_saying_how_to_provide_it(capsys):
     assert cli.main(["demo", "sentiment", "--epochs", "1"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("rnnlab demo: error: no data directory given") and "RNNLAB_DATA" in err and "--data-dir" in err
+    assert (err.startswith("rnnlab demo: error: no data directory given") and "RNNLAB_DATA" in err
+            and "--data-dir" in err)
 
 
 def test_sentiment_demo_with_a_data_dir_lacking_the_dataset_names_the_folder(tmp_path, capsys):
@@ -284,7 +287,8 @@ def test_sentiment_demo_reads_the_data_directory_from_the_environment(data_dir, 
     ("gru", False, "gru (GRU)"),
     ("rnn", False, "simple_rnn (SimpleRNN)"),
 ])
-def test_sentiment_demo_prints_summary_epochs_accuracy_and_probe_predictions(data_dir, cell, bidirectional, layer_line, capsys):
+def test_sentiment_demo_prints_summary_epochs_accuracy_and_probe_predictions(data_dir, cell, bidirectional, layer_line,
+                                                                              capsys):
     argv = ["demo", "sentiment", "--data-dir", str(data_dir), "--epochs", "2", "--limit", "400", "--cell", cell,
             "--bidirectional" if bidirectional else "--no-bidirectional"]
     assert cli.main(argv) == 0
@@ -292,7 +296,8 @@ def test_sentiment_demo_prints_summary_epochs_accuracy_and_probe_predictions(dat
     assert "320 train / 80 test (seed 0)" in out
     assert 'Model: "sequential"' in out and layer_line in out and "embedding (Embedding)" in out
     assert re.search(r"^Total params: [\d,]+$", out, re.M)
-    assert re.search(r"^epoch  1/2  loss \d\.\d{4}  accuracy \d\.\d{4}  test_loss \d\.\d{4}  test_accuracy \d\.\d{4}", out, re.M)
+    assert re.search(r"^epoch  1/2  loss \d\.\d{4}  accuracy \d\.\d{4}  test_loss \d\.\d{4}  "
+                     r"test_accuracy \d\.\d{4}", out, re.M)
     assert re.search(r"^epoch  2/2 ", out, re.M)
     assert re.search(r"^test accuracy: \d\.\d{4} \(\d+/80\)", out, re.M)
     for phrase in ("movie was good", "movie was bad", "movie was not good"):
@@ -307,7 +312,8 @@ def test_sentiment_demo_is_reproducible_and_beats_chance(data_dir):
     assert first.history == second.history and first.predictions == second.predictions
     assert (first.n_train, first.n_test) == (1200, 300)
     assert first.test_accuracy > 0.65, f"test accuracy {first.test_accuracy:.3f} on 300 held-out sentences"
-    assert run_sentiment(SentimentConfig(**{**config.__dict__, "seed": 4}), print_fn=lambda line: None).history != first.history
+    assert (run_sentiment(SentimentConfig(**{**config.__dict__, "seed": 4}), print_fn=lambda line: None).history
+            != first.history)
 
 
 def test_sentiment_config_rejects_bad_values():

@@ -141,8 +141,9 @@ def test_the_cache_defaults_to_rnnlab_cache(server, data_dir, tmp_path, monkeypa
 def test_a_corrupted_served_file_is_refused_and_not_kept(server, data_dir, cache):
     good = (data_dir / "timeseries" / "airline-passengers.csv").read_bytes()
     server.put("timeseries", "airline-passengers.csv", good.replace(b"112", b"113", 1))
-    with pytest.raises(ChecksumError, match=rf"checksum mismatch for the download of {re.escape(server.url)}/timeseries/"
-                       rf"airline-passengers.csv: .* lists sha256 {AIRLINE_SHA256}, the server sent [0-9a-f]{{64}}; "
+    with pytest.raises(ChecksumError, match=rf"checksum mismatch for the download of {re.escape(server.url)}"
+                       rf"/timeseries/airline-passengers.csv: .* lists sha256 {AIRLINE_SHA256}, "
+                       rf"the server sent [0-9a-f]{{64}}; "
                        rf"the file was not kept"):
         fetch("timeseries", "airline-passengers.csv", cache_dir=cache, base_url=server.url)
     assert list((cache / "timeseries").iterdir()) == []  # neither the temporary file nor the target
@@ -156,7 +157,8 @@ def test_a_404_says_what_failed_and_how_to_place_the_file(server, cache):
     target = cache / "tinyshakespeare" / "input.txt"
     with pytest.raises(DownloadError, match=rf"could not download {re.escape(server.url)}/tinyshakespeare/input.txt: "
                        rf"HTTP 404 .*the server does not serve the file.*; to place the file by hand, download "
-                       rf"https://raw\.githubusercontent\.com/karpathy/char-rnn/[0-9a-f]{{40}}/data/tinyshakespeare/input\.txt "
+                       rf"https://raw\.githubusercontent\.com/karpathy/char-rnn/[0-9a-f]{{40}}"
+                       rf"/data/tinyshakespeare/input\.txt "
                        rf".*copy it to '{re.escape(str(target))}'"):
         download("tinyshakespeare", cache_dir=cache, base_url=server.url)
     assert server.requests == ["/tinyshakespeare/input.txt"]
@@ -168,7 +170,8 @@ def test_a_refused_connection_says_the_machine_may_be_offline(cache):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(DownloadError, match=rf"could not download http://127.0.0.1:{port}/mr/rt-polarity.pos: "
-                       rf".*[Cc]onnection refused.*the machine may be offline or the server unreachable; to place the file by hand"):
+                       rf".*[Cc]onnection refused.*the machine may be offline or the server unreachable; "
+                       rf"to place the file by hand"):
         fetch("mr", "rt-polarity.pos", cache_dir=cache, base_url=f"http://127.0.0.1:{port}")
     assert list((cache / "mr").iterdir()) == []
 
@@ -195,7 +198,8 @@ def test_a_damaged_cached_file_is_reported(server, data_dir, cache):
     serve_real(server, data_dir, "timeseries", "airline-passengers.csv")
     path = fetch("timeseries", "airline-passengers.csv", cache_dir=cache, base_url=server.url)
     path.write_bytes(path.read_bytes().replace(b"112", b"113", 1))
-    with pytest.raises(ChecksumError, match=r"checksum mismatch for .*airline-passengers.csv'.*delete it to download it again"):
+    with pytest.raises(ChecksumError,
+                       match=r"checksum mismatch for .*airline-passengers.csv'.*delete it to download it again"):
         fetch("timeseries", "airline-passengers.csv", cache_dir=cache, base_url=server.url)
     assert fetch("timeseries", "airline-passengers.csv", cache_dir=cache, verify=False) == path
     assert len(server.requests) == 1
@@ -227,7 +231,8 @@ def test_a_loader_downloads_when_there_is_no_data_directory(server, data_dir, ca
     assert len(text) == 111_540 and server.requests == ["/origin/tinyshakespeare/input.txt"]
 
 
-@pytest.mark.parametrize("header", [b"Sentence\tsentiment\n", b"x" * 70_000 + b"\n"], ids=["short", "longer-than-a-chunk"])
+@pytest.mark.parametrize("header", [b"Sentence\tsentiment\n", b"x" * 70_000 + b"\n"],
+                         ids=["short", "longer-than-a-chunk"])
 def test_an_added_header_line_is_dropped_from_the_origin(server, data_dir, cache, monkeypatch, header):
     """imdb_labelled.txt is published with an added first line; the download drops it before checking."""
     point_remote_at(monkeypatch, server, "uci_sentiment", "imdb_labelled.txt")

@@ -63,7 +63,8 @@ def _seq2seq(cell, bidirectional=False, V=9, E=3, H=3, seed=0, end_id=2):
         enc_rnn = Bidirectional(enc_rnn)
     encoder = Sequential([Embedding(V, E, mask_zero=True, seed=seed + 1, **F64), enc_rnn])
     decoder = Sequential([Embedding(V, E, seed=seed + 2, **F64),
-                          cell(2 * H if bidirectional else H, return_sequences=True, return_state=True, seed=seed + 3, **F64)])
+                          cell(2 * H if bidirectional else H, return_sequences=True, return_state=True, seed=seed + 3,
+                               **F64)])
     return Seq2Seq(encoder, decoder, Dense(V, seed=seed + 4, **F64), start_id=1, end_id=end_id)
 
 
@@ -314,26 +315,34 @@ def test_one_to_many_input_size_is_checked_and_kept():
      r"input_mode='state' needs feedback=True"),
     (lambda: OneToMany(LSTM(3, return_sequences=True), Dense(2), 4, input_mode="last"), ValueError,
      r"input_mode must be one of 'first', 'every', 'state'; got 'last'"),
-    (lambda: OneToMany(LSTM(3, return_sequences=True), Dense(2), 0), ValueError, r"steps must be a positive int, got 0"),
+    (lambda: OneToMany(LSTM(3, return_sequences=True), Dense(2), 0), ValueError,
+     r"steps must be a positive int, got 0"),
     (lambda: OneToMany(Bidirectional(LSTM(3, return_sequences=True)), Dense(2), 4), TypeError,
      r"layer must be a SimpleRNN, LSTM or GRU .* got Bidirectional"),
     (lambda: OneToMany(LSTM(3, return_sequences=True), Dense(2, dtype="float64"), 4), ValueError,
      r"share one dtype, got layer=float32, output=float64"),
     (lambda: Seq2Seq(LSTM(3), Sequential([Embedding(5, 2), LSTM(3, return_sequences=True, return_state=True)]),
-                     Dense(5), start_id=1), ValueError, r"encoder's recurrent layer must be built with return_state=True"),
+                     Dense(5), start_id=1), ValueError,
+     r"encoder's recurrent layer must be built with return_state=True"),
     (lambda: Seq2Seq(LSTM(3, return_state=True), Sequential([LSTM(3, return_sequences=True, return_state=True)]),
                      Dense(5), start_id=1), TypeError, r"decoder must start with an Embedding or OneHot"),
-    (lambda: Seq2Seq(LSTM(3, return_state=True), Sequential([Embedding(5, 2), GRU(3, return_sequences=True, return_state=True)]),
-                     Dense(5), start_id=1), ValueError, r"same state tensors, got LSTM \('h', 'c'\) and GRU \('h',\)"),
+    (lambda: Seq2Seq(LSTM(3, return_state=True),
+                     Sequential([Embedding(5, 2), GRU(3, return_sequences=True, return_state=True)]),
+                     Dense(5), start_id=1), ValueError,
+     r"same state tensors, got LSTM \('h', 'c'\) and GRU \('h',\)"),
     (lambda: Seq2Seq(Bidirectional(GRU(3, return_state=True)),
                      Sequential([Embedding(5, 2), GRU(3, return_sequences=True, return_state=True)]),
-                     Dense(5), start_id=1), ValueError, r"decoder hidden_size must be 2 x the encoder's \(3\) .* got 3"),
+                     Dense(5), start_id=1), ValueError,
+     r"decoder hidden_size must be 2 x the encoder's \(3\) .* got 3"),
     (lambda: Seq2Seq(GRU(3, return_state=True), Sequential([Embedding(5, 2), GRU(3, return_sequences=True)]),
-                     Dense(5), start_id=1), ValueError, r"decoder's recurrent layer must be built with return_state=True"),
+                     Dense(5), start_id=1), ValueError,
+     r"decoder's recurrent layer must be built with return_state=True"),
     (lambda: Seq2Seq(GRU(3, return_state=True), Sequential([Embedding(5, 2), GRU(3, return_state=True)]),
                      Dense(5), start_id=1), ValueError, r"return_sequences=True"),
-    (lambda: Seq2Seq(GRU(3, return_state=True), Sequential([Embedding(5, 2), GRU(3, return_sequences=True, return_state=True)]),
-                     Dense(5), start_id=-1), ValueError, r"start_id must be a non-negative int token id, got -1"),
+    (lambda: Seq2Seq(GRU(3, return_state=True),
+                     Sequential([Embedding(5, 2), GRU(3, return_sequences=True, return_state=True)]),
+                     Dense(5), start_id=-1), ValueError,
+     r"start_id must be a non-negative int token id, got -1"),
 ])
 def test_invalid_construction_is_explained(build, error, match):
     with pytest.raises(error, match=match):
@@ -413,7 +422,8 @@ def test_one_to_many_learns_a_sequence_per_class(mode, feedback):
 
     def batch(n):
         labels = rng.integers(0, 3, n)
-        return np.eye(3, dtype=np.float32)[labels] + 0.1 * rng.standard_normal((n, 3)).astype(np.float32), melodies[labels]
+        return (np.eye(3, dtype=np.float32)[labels] + 0.1 * rng.standard_normal((n, 3)).astype(np.float32),
+                melodies[labels])
 
     for _ in range(150):
         x, targets = batch(32)

@@ -116,7 +116,8 @@ def chromium(run, *args) -> subprocess.CompletedProcess:
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"Chromium did not finish within 60 s: {' '.join(command)}\nstderr:\n{(exc.stderr or '')[-3000:]}")
     if proc.returncode != 0:
-        pytest.fail(f"Chromium failed with exit code {proc.returncode}: {' '.join(command)}\nstderr:\n{proc.stderr[-3000:]}")
+        pytest.fail(f"Chromium failed with exit code {proc.returncode}: {' '.join(command)}\n"
+                    f"stderr:\n{proc.stderr[-3000:]}")
     return proc
 
 

@@ -33,10 +33,10 @@ def stack(kind, *, num_layers, bidirectional, dtype="float64", dropout=0.0):
     """An rnnlab stack shaped like ``torch.nn.<kind>(D, H, num_layers, bidirectional=...)``."""
     nd = 2 if bidirectional else 1
     layers = []
-    for l in range(num_layers):
-        rec = layer(kind, D if l == 0 else nd * H, dtype=dtype, seed=l)
-        if l > 0 and dropout:
-            layers.append(rnnlab.Dropout(dropout, seed=l, dtype=dtype))
+    for i in range(num_layers):
+        rec = layer(kind, D if i == 0 else nd * H, dtype=dtype, seed=i)
+        if i > 0 and dropout:
+            layers.append(rnnlab.Dropout(dropout, seed=i, dtype=dtype))
         layers.append(rnnlab.Bidirectional(rec) if bidirectional else rec)
     return layers[0] if len(layers) == 1 else rnnlab.Sequential(layers)
 
@@ -237,12 +237,12 @@ def test_from_torch_sequential_with_mask_matches_packed_torch_outputs_and_gradie
     np.testing.assert_allclose(y, out.detach().numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-12)
     index = {0: "0", 1: "2", 2: "4"}  # torch layer -> Sequential child (Dropouts in between)
-    for l in range(3):
+    for i in range(3):
         for direction, suffix in (("forward", ""), ("backward", "_reverse")):
             for ours, theirs in (("U", "weight_ih"), ("W", "weight_hh"), ("b", "bias_ih")):
-                np.testing.assert_allclose(model.grads[f"{index[l]}.{direction}.{ours}"],
-                                           getattr(tm, f"{theirs}_l{l}{suffix}").grad.numpy(), rtol=0, atol=1e-12,
-                                           err_msg=f"{theirs}_l{l}{suffix}")
+                np.testing.assert_allclose(model.grads[f"{index[i]}.{direction}.{ours}"],
+                                           getattr(tm, f"{theirs}_l{i}{suffix}").grad.numpy(), rtol=0, atol=1e-12,
+                                           err_msg=f"{theirs}_l{i}{suffix}")
 
 
 # ---------------------------------------------------------------------- errors
@@ -280,7 +280,8 @@ def built(kind="lstm", input_size=D, **kwargs):
     (lambda: rnnlab.LSTM(H, candidate_activation="relu", input_size=D), ValueError,
      r"LSTM\(candidate_activation='relu'\), has no PyTorch equivalent"),
     (lambda: rnnlab.Dense(3), TypeError, r"to_torch expects a SimpleRNN, LSTM or GRU layer.*; got Dense"),
-    (lambda: rnnlab.Sequential([built(), rnnlab.Dense(3, dtype="float64")]), TypeError, r"layer 1 of the Sequential is a Dense"),
+    (lambda: rnnlab.Sequential([built(), rnnlab.Dense(3, dtype="float64")]), TypeError,
+     r"layer 1 of the Sequential is a Dense"),
     (lambda: rnnlab.Sequential([]), ValueError, r"empty Sequential"),
     (lambda: built(go_backwards=True), ValueError, r"the module has go_backwards=True"),
     (lambda: rnnlab.Bidirectional(built(), merge_mode="sum"), ValueError, r"merge_mode='sum'.*concat"),

@@ -97,8 +97,10 @@ def test_trajectory_matches_torch(name, kwargs, rng):
         gw, gb = gradients(tw.detach().numpy(), tb.detach().numpy(), A, t)
         tw.grad, tb.grad = torch.tensor(gw), torch.tensor(gb)
         topt.step()
-        np.testing.assert_allclose(model.params["layer.w"], tw.detach().numpy(), rtol=TOL, atol=TOL, err_msg=f"step {step}")
-        np.testing.assert_allclose(model.params["layer.b"], tb.detach().numpy(), rtol=TOL, atol=TOL, err_msg=f"step {step}")
+        np.testing.assert_allclose(model.params["layer.w"], tw.detach().numpy(), rtol=TOL, atol=TOL,
+                                   err_msg=f"step {step}")
+        np.testing.assert_allclose(model.params["layer.b"], tb.detach().numpy(), rtol=TOL, atol=TOL,
+                                   err_msg=f"step {step}")
 
     # the buffers too, under PyTorch's names (SGD without momentum keeps none)
     for key, tensor in (("layer.w", tw), ("layer.b", tb)):

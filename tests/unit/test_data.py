@@ -81,7 +81,11 @@ def test_shuffled_epoch_is_a_permutation_fixed_by_seed_and_epoch():
     assert epoch0 != [list(range(i, min(i + 5, 23))) for i in range(0, 23, 5)]  # really shuffled
     assert sample_ids(a) == epoch0  # iterating again gives the same epoch
     # epoch 3 does not depend on the epochs iterated before it
-    a.set_epoch(1); list(a); a.set_epoch(2); list(a); a.set_epoch(3)
+    a.set_epoch(1)
+    list(a)
+    a.set_epoch(2)
+    list(a)
+    a.set_epoch(3)
     b.set_epoch(3)
     assert sample_ids(a) == sample_ids(b)
     assert sample_ids(a) != epoch0
@@ -103,7 +107,8 @@ def test_batches_from_resumes_mid_epoch(bucket, rng):
             np.testing.assert_array_equal(got.y, want.y)
             np.testing.assert_array_equal(got.mask, want.mask)
         assert [b.y.tolist() for b in batches.iter_from(k)] == [b.y.tolist() for b in full[k:]]
-    with pytest.raises(ValueError, match=f"start must be at most the number of batches per epoch \\({len(full)}\\), got {len(full) + 1}"):
+    with pytest.raises(ValueError, match=f"start must be at most the number of batches per epoch \\({len(full)}\\), "
+                                         f"got {len(full) + 1}"):
         batches.batches_from(5, len(full) + 1)
 
 
@@ -181,7 +186,8 @@ def test_array_batches_errors():
         ArrayBatches(x, np.zeros(3), batch_size=2)
     with pytest.raises(ValueError, match=r"bucket=True needs mask \(N, T\).*got mask=None"):
         ArrayBatches(x, np.zeros(4), batch_size=2, bucket=True)
-    with pytest.raises(ValueError, match=r"mask must have shape \(N, T\) = x.shape\[:2\], got mask \(4, 2\) for x \(4, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"mask must have shape \(N, T\) = x.shape\[:2\], got mask \(4, 2\) for x \(4, 3\)"):
         ArrayBatches(x, np.zeros(4), batch_size=2, mask=np.ones((4, 2)))
     with pytest.raises(ValueError, match="mask must hold only 0 and 1"):
         ArrayBatches(x, np.zeros(4), batch_size=2, mask=np.full((4, 3), 2))
@@ -308,7 +314,8 @@ def test_train_val_split_lists_and_stratify():
 
 
 def test_train_val_split_errors():
-    with pytest.raises(ValueError, match="all arrays must have the same length: arrays\\[0\\] has 3, arrays\\[1\\] has 2"):
+    with pytest.raises(ValueError,
+                       match="all arrays must have the same length: arrays\\[0\\] has 3, arrays\\[1\\] has 2"):
         train_val_split(np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError, match=r"val_frac must be a number in \(0, 1\), got 1.0"):
         train_val_split(np.zeros(3), val_frac=1.0)

@@ -54,7 +54,8 @@ def test_loads_the_three_thousand_labelled_sentences(data_dir):
     assert labels[0] == 0
     # imdb line 19 has an unbalanced quote: it must stay one sentence, not swallow the next lines
     assert texts[1018].endswith('in a sea of faux "masterpieces.') and labels[1018] == 1
-    assert texts[1019] == '" The structure of this film is easily the most tightly constructed in the history of cinema.'
+    assert texts[1019] == ('" The structure of this film is easily the most tightly constructed '
+                           'in the history of cinema.')
     # imdb line 179 holds U+0085, a line break for str.splitlines but not for the loader
     assert texts[1178] == "The script is\x85was there a script?" and labels[1178] == 0
 
@@ -91,18 +92,21 @@ def test_no_data_directory_says_how_to_provide_it(monkeypatch):
 
 def test_missing_directory_names_the_path(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(DatasetNotFoundError, match=rf"data directory '{re.escape(str(missing))}'.*does not exist.*RNNLAB_DATA"):
+    with pytest.raises(DatasetNotFoundError,
+                       match=rf"data directory '{re.escape(str(missing))}'.*does not exist.*RNNLAB_DATA"):
         uci_sentiment(missing)
 
 
 def test_missing_dataset_folder_names_where_it_looked(tmp_path):
-    with pytest.raises(FileNotFoundError, match=rf"folder '{re.escape(str(tmp_path / 'uci_sentiment'))}' not found .*RNNLAB_DATA"):
+    with pytest.raises(FileNotFoundError,
+                       match=rf"folder '{re.escape(str(tmp_path / 'uci_sentiment'))}' not found .*RNNLAB_DATA"):
         uci_sentiment(tmp_path)
 
 
 def test_missing_file_names_the_path_and_the_remedy(fake_root):
     path = fake_root / "uci_sentiment" / "amazon_cells_labelled.txt"
-    with pytest.raises(DatasetNotFoundError, match=rf"data file '{re.escape(str(path))}' not found; .*RNNLAB_DATA=.*--data-dir"):
+    with pytest.raises(DatasetNotFoundError,
+                       match=rf"data file '{re.escape(str(path))}' not found; .*RNNLAB_DATA=.*--data-dir"):
         uci_sentiment(fake_root)
 
 
@@ -146,7 +150,8 @@ def test_splits_on_the_last_tab_only(fake_root):
 
 
 def test_unknown_source_is_rejected(data_dir):
-    with pytest.raises(ValueError, match=r"sources must be a non-empty selection of 'amazon', 'imdb', 'yelp'; got \('netflix',\)"):
+    with pytest.raises(ValueError,
+                       match=r"sources must be a non-empty selection of 'amazon', 'imdb', 'yelp'; got \('netflix',\)"):
         uci_sentiment(data_dir, sources=("netflix",))
 
 
@@ -278,7 +283,8 @@ HEADER = b'"Month","Passengers"\r\n'
 
 
 @pytest.mark.parametrize("body, match", [
-    (b'"1949-01",112\r\n"1949-02";118\r\n"1949-03",132', r"line 3: expected 2 comma-separated fields \(date,value\), got 1 field"),
+    (b'"1949-01",112\r\n"1949-02";118\r\n"1949-03",132',
+     r"line 3: expected 2 comma-separated fields \(date,value\), got 1 field"),
     (b'"1949-01",112\r\n"1949-02",118,7', r"line 3: expected 2 comma-separated fields .*got 3 field"),
     (b'"1949-01",112\r\n\r\n"1949-03",132', r"line 3: expected 2 comma-separated fields .*got an empty line"),
     (b'"1949-01",112\r\n"1949-02",?', r"line 3: value '\?' is not a number"),
@@ -297,7 +303,8 @@ def test_a_malformed_csv_row_names_the_file_and_line(data_dir, tmp_path, body, m
     (b"", r"is empty; restore the original file"),
     (b"\r\n", r"is empty \(2 bytes of whitespace\)"),
     (HEADER.rstrip(), r"has a header but no records"),
-    (b'"Date","Temp"\r\n"1949-01",112', r"line 1: expected the header \"Month\",\"Passengers\", got '\"Date\",\"Temp\"'"),
+    (b'"Date","Temp"\r\n"1949-01",112',
+     r"line 1: expected the header \"Month\",\"Passengers\", got '\"Date\",\"Temp\"'"),
 ])
 def test_an_empty_or_headless_csv_is_refused(data_dir, tmp_path, content, match):
     folder = copy_folder(data_dir, tmp_path, "timeseries")
@@ -341,8 +348,10 @@ def test_a_missing_file_says_where_it_looked_and_how_to_provide_it(data_dir, tmp
     copy_folder(data_dir, tmp_path, folder, *others)
     path = tmp_path / folder / name
     cache = tmp_path / "cache"
-    with pytest.raises(DatasetNotFoundError, match=rf"data file '{re.escape(str(path))}' not found; .*{DATA_ENV}=.*--data-dir "
-                       rf".*or pass download=True to download it from https://raw\.githubusercontent\.com/.*/{re.escape(name)} "
+    with pytest.raises(DatasetNotFoundError, match=rf"data file '{re.escape(str(path))}' not found; "
+                       rf".*{DATA_ENV}=.*--data-dir "
+                       rf".*or pass download=True to download it from https://raw\.githubusercontent\.com/"
+                       rf".*/{re.escape(name)} "
                        rf"into the cache '{re.escape(str(cache / folder))}'"):
         load(tmp_path, cache_dir=cache)
     assert not cache.exists()  # nothing downloaded without download=True
@@ -361,7 +370,8 @@ def test_an_empty_file_is_refused(data_dir, tmp_path, loader):
     ("ptb", b" good words \n caf\xe9 \n", r"ptb.valid.txt' line 2: not valid ASCII \(byte 0xe9 at offset 17"),
     ("tiny_shakespeare", b"First\nSecond\nTh\xc3\xafrd\n", r"input.txt' line 3: not valid ASCII \(byte 0xc3"),
     # 0x81 is one of the five bytes cp1252 leaves undefined
-    ("movie_reviews", b"good .\n\x81 bad byte .\n", r"rt-polarity.pos' line 2: not valid cp1252 \(Windows-1252\) \(byte 0x81"),
+    ("movie_reviews", b"good .\n\x81 bad byte .\n",
+     r"rt-polarity.pos' line 2: not valid cp1252 \(Windows-1252\) \(byte 0x81"),
 ])
 def test_bytes_invalid_in_the_documented_encoding_name_the_line(data_dir, tmp_path, loader, bad, match):
     load, folder, name, others, _ = LOADERS[loader]

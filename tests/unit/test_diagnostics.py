@@ -191,7 +191,8 @@ def test_elman_step_jacobian_is_diag_of_f_prime_times_W(activation, derivative, 
 def test_jacobian_norms_and_running_products_against_explicit_matrices(rng):
     J = rng.normal(size=(2, 4, 3, 3))
     norms = dg.jacobian_norms(J)
-    np.testing.assert_allclose(norms, [[np.linalg.svd(J[b, t], compute_uv=False)[0] for t in range(4)] for b in range(2)])
+    np.testing.assert_allclose(norms, [[np.linalg.svd(J[b, t], compute_uv=False)[0] for t in range(4)]
+                                       for b in range(2)])
     products = dg.running_products(J)
     for b in range(2):
         for t in range(4):
@@ -335,8 +336,9 @@ def test_report_of_a_stacked_bidirectional_model_lists_every_layer_in_an_aligned
     assert document["layers"][0]["forget_gate"] == pytest.approx(report.layers[0].forget_gate)
 
 
-@pytest.mark.parametrize("ratio, label", [(0.0, "vanishing"), (9.99e-4, "vanishing"), (1e-3, "healthy"), (1.0, "healthy"),
-                                          (1e3, "healthy"), (1.01e3, "exploding"), (math.inf, "exploding")])
+@pytest.mark.parametrize("ratio, label", [(0.0, "vanishing"), (9.99e-4, "vanishing"), (1e-3, "healthy"),
+                                          (1.0, "healthy"), (1e3, "healthy"), (1.01e3, "exploding"),
+                                          (math.inf, "exploding")])
 def test_classify_thresholds(ratio, label):
     assert dg.classify(ratio) == label
 
@@ -425,8 +427,8 @@ def test_monitor_records_gradient_norms_and_update_ratios_of_every_batch(tmp_pat
             ratio = np.linalg.norm(after[name] - before[name]) / np.linalg.norm(after[name])
             assert row[f"update_ratio/{name}"] == pytest.approx(ratio, rel=1e-12)
             # plain SGD: the update is -lr * g
-            assert row[f"update_ratio/{name}"] == pytest.approx(0.1 * np.linalg.norm(g[name]) / np.linalg.norm(after[name]),
-                                                               rel=1e-9)
+            assert row[f"update_ratio/{name}"] == pytest.approx(
+                0.1 * np.linalg.norm(g[name]) / np.linalg.norm(after[name]), rel=1e-9)
         assert row["grad_norm"] == pytest.approx(math.sqrt(sum(np.sum(g[n] ** 2) for n in names)), rel=1e-12)
 
 

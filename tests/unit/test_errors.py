@@ -111,7 +111,8 @@ def test_zero_features(make):
 @params_of(SEQUENCE_MODELS)
 @pytest.mark.parametrize("shape", [(B, T + 1), (B + 1, T), (B,), (B, T, 1)])
 def test_mask_shape_mismatch_names_expected_and_received_shape(make, x, shape):
-    with pytest.raises(ValueError, match=rf"mask must have shape \(batch, timesteps\) = \({B}, {T}\), got {re_shape(shape)}"):
+    with pytest.raises(ValueError,
+                       match=rf"mask must have shape \(batch, timesteps\) = \({B}, {T}\), got {re_shape(shape)}"):
         make()(x, mask=np.ones(shape, dtype=bool))
 
 
@@ -200,7 +201,8 @@ def test_too_many_state_gradients(make, x):
 def test_dy_of_wrong_shape_dense_embedding(make, ids, dy_shape, want, x):
     model = make()
     model(x if ids is None else ids)
-    with pytest.raises(ValueError, match=rf"dy must have (the output's )?shape {re_shape(want)}, got {re_shape(dy_shape)}"):
+    with pytest.raises(ValueError,
+                       match=rf"dy must have (the output's )?shape {re_shape(want)}, got {re_shape(dy_shape)}"):
         model.backward(np.zeros(dy_shape, np.float32))
 
 
@@ -208,7 +210,8 @@ def test_dy_of_wrong_shape_dense_embedding(make, ids, dy_shape, want, x):
 def test_dy_of_wrong_shape_dropout(x, training):
     layer = Dropout(0.3, seed=0)
     layer(x, training=training)
-    with pytest.raises(ValueError, match=rf"dy must have (the output's )?shape \({B}, {T}, {D}\), got \({B}, {T}, {D + 1}\)"):
+    with pytest.raises(ValueError,
+                       match=rf"dy must have (the output's )?shape \({B}, {T}, {D}\), got \({B}, {T}, {D + 1}\)"):
         layer.backward(np.zeros((B, T, D + 1), np.float32))
 
 
@@ -265,7 +268,8 @@ def test_bidirectional_initial_state_count_is_rejected(x):
 
 def test_bidirectional_initial_state_shape_is_checked_per_direction(x):
     states = [np.zeros((B, H), np.float32)] * 3 + [np.zeros((B, H + 2), np.float32)]
-    with pytest.raises(ValueError, match=rf"initial_state \(c\) must have shape .*= \({B}, {H}\), got \({B}, {H + 2}\)"):
+    with pytest.raises(ValueError,
+                       match=rf"initial_state \(c\) must have shape .*= \({B}, {H}\), got \({B}, {H + 2}\)"):
         Bidirectional(LSTM(H))(x, initial_state=states)
 
 
@@ -294,7 +298,8 @@ STATEFUL = {
 def test_stateful_batch_size_change_names_both_sizes(make, x):
     model = make()
     model(x)
-    with pytest.raises(ValueError, match=rf"stateful \w+ carries state for batch size {B}, got a batch of {B + 1}.*reset_state"):
+    with pytest.raises(ValueError,
+                       match=rf"stateful \w+ carries state for batch size {B}, got a batch of {B + 1}.*reset_state"):
         model(np.zeros((B + 1, T, D), np.float32))
     model.reset_state()
     assert model(np.zeros((B + 1, T, D), np.float32)).shape[0] == B + 1
@@ -379,7 +384,8 @@ def test_unknown_names_list_the_choices_and_the_value(argument, make, value):
 
 
 def test_unknown_activation_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"activation must be one of 'tanh', 'sigmoid', 'relu', 'linear'; got 'softmax'"):
+    with pytest.raises(ValueError,
+                       match=r"activation must be one of 'tanh', 'sigmoid', 'relu', 'linear'; got 'softmax'"):
         SimpleRNN(3, activation="softmax")
 
 
@@ -406,7 +412,8 @@ def test_dtype_must_be_float32_or_float64(make):
         make()
 
 
-@pytest.mark.parametrize("make", [lambda s: SimpleRNN(3, seed=s), lambda s: Dense(3, seed=s), lambda s: Embedding(4, 3, seed=s)])
+@pytest.mark.parametrize("make", [lambda s: SimpleRNN(3, seed=s), lambda s: Dense(3, seed=s),
+                                  lambda s: Embedding(4, 3, seed=s)])
 def test_seed_type(make):
     with pytest.raises(TypeError, match=r"seed must be an int, a numpy.random.Generator or None, got float 1.5"):
         make(1.5)
@@ -428,7 +435,8 @@ def test_sequential_layers_must_be_a_list():
 
 
 def test_sequential_return_state_only_last():
-    with pytest.raises(ValueError, match=r"only the last layer .*return_state=True; SimpleRNN at index 0 is followed by Dense"):
+    with pytest.raises(ValueError,
+                       match=r"only the last layer .*return_state=True; SimpleRNN at index 0 is followed by Dense"):
         Sequential([SimpleRNN(3, return_state=True), Dense(1)])
 
 
@@ -440,7 +448,8 @@ def test_dense_rank(shape):
 
 
 def test_dense_feature_size(x):
-    with pytest.raises(ValueError, match=rf"x must have {D + 1} features in its last axis, got shape \({B}, {T}, {D}\)"):
+    with pytest.raises(ValueError,
+                       match=rf"x must have {D + 1} features in its last axis, got shape \({B}, {T}, {D}\)"):
         Dense(3, input_size=D + 1)(x)
 
 
@@ -469,7 +478,8 @@ def test_float_ids(make, dtype):
 
 @pytest.mark.parametrize("ids", [np.int64(3), np.zeros((0, T), int)], ids=["scalar", "empty"])
 def test_embedding_empty_or_scalar_ids(ids):
-    with pytest.raises(ValueError, match=rf"x must be a non-empty array of token ids, got shape {re_shape(np.shape(ids))}"):
+    with pytest.raises(ValueError,
+                       match=rf"x must be a non-empty array of token ids, got shape {re_shape(np.shape(ids))}"):
         Embedding(5, 3)(ids)
 
 

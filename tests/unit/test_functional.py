@@ -131,7 +131,8 @@ def test_out_argument_in_place_and_separate(name, rng, dtype):
 def test_derivative_in_place_on_its_own_output(name, rng, dtype):
     f, f_grad = ACTIVATIONS[name]
     y = f(rng.uniform(-3, 3, (4, 5)).astype(dtype))
-    expected = {"sigmoid": y * (1 - y), "tanh": 1 - y * y, "relu": (y > 0).astype(dtype), "linear": np.ones_like(y)}[name]
+    expected = {"sigmoid": y * (1 - y), "tanh": 1 - y * y, "relu": (y > 0).astype(dtype),
+                "linear": np.ones_like(y)}[name]
     assert f_grad(y, out=y) is y
     np.testing.assert_array_equal(y, expected)
 

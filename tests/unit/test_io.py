@@ -342,7 +342,8 @@ def test_save_refuses_a_class_the_registry_cannot_rebuild(tmp_path, monkeypatch)
 def test_save_refuses_a_config_that_is_not_json(tmp_path):
     model = SimpleRNN(2, input_size=2, name="rnn")
     model.name = np.float32(1.0)  # what any numpy scalar in a config does
-    with pytest.raises(ValueError, match=r"cannot save SimpleRNN: its get_config\(\) is not JSON-serialisable .*float32"):
+    with pytest.raises(ValueError,
+                       match=r"cannot save SimpleRNN: its get_config\(\) is not JSON-serialisable .*float32"):
         save(model, tmp_path / "m")
 
 
@@ -385,7 +386,8 @@ def _saved_arrays(path: Path) -> dict:
 
 def test_missing_directory_names_where_it_looked(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(ModelFileError, match=re.escape(f"no rnnlab model at '{missing}': the directory does not exist")):
+    with pytest.raises(ModelFileError,
+                       match=re.escape(f"no rnnlab model at '{missing}': the directory does not exist")):
         load(missing)
 
 
@@ -419,7 +421,8 @@ def test_not_an_rnnlab_model(model_dir, edit, message):
 
 def test_newer_format_version(model_dir):
     _edit_config(model_dir, lambda d: d.update(format_version=2, rnnlab_version="9.0"))
-    with pytest.raises(ModelFileError, match=r"has format_version 2, written by rnnlab 9\.0; .*reads format_version up to 1"):
+    with pytest.raises(ModelFileError,
+                       match=r"has format_version 2, written by rnnlab 9\.0; .*reads format_version up to 1"):
         load(model_dir)
 
 
@@ -433,7 +436,8 @@ def test_bad_format_version(model_dir, value):
 def test_corrupt_json_names_the_line(model_dir):
     (model_dir / "config.json").write_text('{\n  "format": "rnnlab",\n  "format_version": 1,\n  "class_name" "x"\n}',
                                            encoding="utf-8")
-    with pytest.raises(ModelFileError, match=r"config\.json' is not valid JSON: Expecting ':' delimiter at line 4, column 16"):
+    with pytest.raises(ModelFileError,
+                       match=r"config\.json' is not valid JSON: Expecting ':' delimiter at line 4, column 16"):
         load(model_dir)
 
 
@@ -460,7 +464,8 @@ def test_config_that_is_not_text_or_not_an_object(model_dir):
     (lambda d: d.update(class_name=7), "'class_name' must be a JSON string, got int 7"),
     (lambda d: d["weights"].update(W={"shape": [4, 4], "dtype": "int8"}),
      "the listing of weight 'W' must be"),
-    (lambda d: d.update(input_shape=[None, -1]), "'input_shape' must be a list of positive integers or nulls, got [None, -1]"),
+    (lambda d: d.update(input_shape=[None, -1]),
+     "'input_shape' must be a list of positive integers or nulls, got [None, -1]"),
 ], ids=["no-checksum", "no-class-name", "config-not-object", "class-name-not-string", "bad-listing", "bad-input-shape"])
 def test_malformed_config_document(model_dir, edit, message):
     _edit_config(model_dir, edit)
@@ -472,7 +477,8 @@ def test_truncated_weights_fail_the_checksum(model_dir):
     data = (model_dir / "weights.npz").read_bytes()
     (model_dir / "weights.npz").write_bytes(data[:-100])
     expected = hashlib.sha256(data).hexdigest()
-    with pytest.raises(ModelFileError, match=rf"weights\.npz' is corrupt, truncated or from another save: .*expects {expected} "
+    with pytest.raises(ModelFileError,
+                       match=rf"weights\.npz' is corrupt, truncated or from another save: .*expects {expected} "
                                              rf"\({len(data) - 100} bytes on disk\)"):
         load(model_dir)
 
@@ -499,7 +505,8 @@ def test_pickled_object_array_is_refused(model_dir):
     arrays = _saved_arrays(model_dir)
     arrays["W"] = np.array([{"payload": 1}] * 16, dtype=object).reshape(4, 4)
     _replace_weights(model_dir, _npz_bytes(**arrays))
-    with pytest.raises(ModelFileError, match=r"weights\.npz' holds an object array.*pickles are refused \(allow_pickle=False\)"):
+    with pytest.raises(ModelFileError,
+                       match=r"weights\.npz' holds an object array.*pickles are refused \(allow_pickle=False\)"):
         load(model_dir)
 
 
@@ -515,7 +522,8 @@ def test_unexpected_weight_in_the_file(model_dir):
     arrays = _saved_arrays(model_dir)
     arrays["extra.Z"] = np.zeros(2, dtype=np.float32)
     _replace_weights(model_dir, _npz_bytes(**arrays))
-    with pytest.raises(ModelFileError, match=re.escape("weights.npz' holds weight(s) ['extra.Z'] not listed in config.json")):
+    with pytest.raises(ModelFileError,
+                       match=re.escape("weights.npz' holds weight(s) ['extra.Z'] not listed in config.json")):
         load(model_dir)
 
 
@@ -547,13 +555,15 @@ def test_listing_without_a_weight_the_model_has(model_dir):
     del arrays["b"]
     _replace_weights(model_dir, _npz_bytes(**arrays))
     _edit_config(model_dir, lambda d: d["weights"].pop("b"))
-    with pytest.raises(ModelFileError, match=re.escape("does not have the listed weights: missing from the file ['b']")):
+    with pytest.raises(ModelFileError,
+                       match=re.escape("does not have the listed weights: missing from the file ['b']")):
         load(model_dir)
 
 
 def test_unknown_class_name(model_dir):
     _edit_config(model_dir, lambda d: d.update(class_name="Transformer"))
-    with pytest.raises(ModelFileError, match=r"'class_name' 'Transformer' is not an rnnlab module \(unknown module class"):
+    with pytest.raises(ModelFileError,
+                       match=r"'class_name' 'Transformer' is not an rnnlab module \(unknown module class"):
         load(model_dir)
 
 

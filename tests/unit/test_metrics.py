@@ -122,13 +122,16 @@ def test_registry():
 # ---------------------------------------------------------------------------- errors
 def test_metric_errors():
     logits = np.zeros((2, 3))
-    with pytest.raises(ValueError, match=r"y_true must be class ids of shape \(2,\), one-hot targets of shape \(2, 3\).*got y_true \(3,\)"):
+    with pytest.raises(ValueError, match=r"y_true must be class ids of shape \(2,\), one-hot targets of shape \(2, 3\)"
+                                         r".*got y_true \(3,\)"):
         accuracy(logits, np.zeros(3, int))
-    with pytest.raises(ValueError, match=r"y_true ids must lie in \[0, 3\) for 3 classes in y_pred, got values from 0 to 3"):
+    with pytest.raises(ValueError,
+                       match=r"y_true ids must lie in \[0, 3\) for 3 classes in y_pred, got values from 0 to 3"):
         accuracy(logits, np.array([0, 3]))
     with pytest.raises(TypeError, match="y_true must hold integer class ids, got dtype float64"):
         perplexity(logits, np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"y_true must hold the target ids, shape y_pred.shape\[:-1\] = \(2,\), got \(2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"y_true must hold the target ids, shape y_pred.shape\[:-1\] = \(2,\), got \(2, 3\)"):
         perplexity(logits, np.zeros((2, 3), int))
     with pytest.raises(ValueError, match=r"mask must have the leading shape of the terms \(2,\).*got \(3,\)"):
         accuracy(logits, np.array([0, 1]), mask=np.ones(3, bool))
@@ -142,5 +145,6 @@ def test_metric_errors():
         mae(np.zeros(3, int), np.zeros(3))
     with pytest.raises(ValueError, match=r"y_pred must hold probabilities in \[0, 1\] with from_logits=False"):
         perplexity(np.array([[2.0, -1.0]]), np.array([0]), from_logits=False)
-    with pytest.raises(ValueError, match=r"y_true must hold 0/1 labels for a binary y_pred of shape \(2, 1\), got values \[0, 2\]"):
+    with pytest.raises(ValueError,
+                       match=r"y_true must hold 0/1 labels for a binary y_pred of shape \(2, 1\), got values \[0, 2\]"):
         accuracy(np.zeros((2, 1)), np.array([0, 2]))

@@ -128,7 +128,8 @@ def test_closed_forms_agree_with_finite_differences_of_the_hand_forward():
 
 
 def scalar_model(return_sequences=False):
-    model = Sequential([SimpleRNN(1, input_size=1, activation="tanh", return_sequences=return_sequences, dtype="float64"),
+    model = Sequential([SimpleRNN(1, input_size=1, activation="tanh", return_sequences=return_sequences,
+                                  dtype="float64"),
                         Dense(1, activation=None, dtype="float64")])
     model.build((None, 3, 1))
     model.set_weights({"0.U": [[U]], "0.W": [[W]], "0.b": [0.0], "1.V": [[V]], "1.c": [0.0]})

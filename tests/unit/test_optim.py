@@ -79,8 +79,10 @@ CONFIG_IDS = [f"{cls.__name__}-{i}" for i, (cls, _) in enumerate(CONFIGS)]
         (lambda: SGD(0.1, momentum=1.0), ValueError, r"momentum must be in \[0, 1\), got 1.0"),
         (lambda: SGD(0.1, dampening=1.5), ValueError, r"dampening must be in \[0, 1\], got 1.5"),
         (lambda: SGD(0.1, weight_decay=-1e-4), ValueError, r"weight_decay must be a finite number >= 0, got -0.0001"),
-        (lambda: SGD(0.1, nesterov=True), ValueError, r"nesterov=True requires momentum > 0 and dampening = 0, got momentum=0.0"),
-        (lambda: SGD(0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, r"nesterov=True requires .*dampening=0.1"),
+        (lambda: SGD(0.1, nesterov=True), ValueError,
+         r"nesterov=True requires momentum > 0 and dampening = 0, got momentum=0.0"),
+        (lambda: SGD(0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
+         r"nesterov=True requires .*dampening=0.1"),
         (lambda: SGD(0.1, momentum=0.9, nesterov="yes"), TypeError, r"nesterov must be a bool, got str 'yes'"),
         (lambda: Adam(betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be in \[0, 1\), got 1.0"),
         (lambda: Adam(betas=(0.9, -0.1)), ValueError, r"betas\[1\] must be in \[0, 1\), got -0.1"),
@@ -93,7 +95,8 @@ CONFIG_IDS = [f"{cls.__name__}-{i}" for i, (cls, _) in enumerate(CONFIGS)]
         (lambda: RMSprop(momentum=2.0), ValueError, r"momentum must be in \[0, 1\), got 2.0"),
         (lambda: RMSprop(centered=None), TypeError, r"centered must be a bool, got NoneType None"),
         (lambda: Adagrad(lr_decay=-0.1), ValueError, r"lr_decay must be a finite number >= 0, got -0.1"),
-        (lambda: Adagrad(initial_accumulator_value=-1), ValueError, r"initial_accumulator_value must be .*>= 0, got -1.0"),
+        (lambda: Adagrad(initial_accumulator_value=-1), ValueError,
+         r"initial_accumulator_value must be .*>= 0, got -1.0"),
         (lambda: Adagrad(eps=float("inf")), ValueError, r"eps must be a finite number >= 0, got inf"),
     ],
 )
@@ -121,14 +124,16 @@ def test_lr_is_settable_and_checked(rng):
 
 
 # --------------------------------------------------------------------------- lookup and config
-@pytest.mark.parametrize("name, cls", [("sgd", SGD), ("adam", Adam), ("adamw", AdamW), ("rmsprop", RMSprop), ("adagrad", Adagrad)])
+@pytest.mark.parametrize("name, cls", [("sgd", SGD), ("adam", Adam), ("adamw", AdamW), ("rmsprop", RMSprop),
+                                       ("adagrad", Adagrad)])
 def test_get_by_name(name, cls):
     opt = optim.get(name, lr=0.5)
     assert type(opt) is cls and opt.lr == 0.5
 
 
 def test_get_errors():
-    with pytest.raises(ValueError, match=r"optimizer must be one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'; got 'adamax'"):
+    with pytest.raises(ValueError,
+                       match=r"optimizer must be one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'; got 'adamax'"):
         optim.get("adamax")
     with pytest.raises(TypeError, match=r"optimizer must be a name \(str\) or an instance of Optimizer, got float 0.1"):
         optim.get(0.1)
@@ -237,9 +242,11 @@ class MismatchedModel:
 
 def test_step_checks_the_model_protocol():
     w = np.zeros(3)
-    with pytest.raises(ValueError, match=r"same names in the same order.*got parameters \['a', 'b'\] and gradients \['b', 'a'\]"):
+    with pytest.raises(ValueError,
+                       match=r"same names in the same order.*got parameters \['a', 'b'\] and gradients \['b', 'a'\]"):
         SGD(0.1).step(MismatchedModel([("a", w), ("b", w)], [("b", w), ("a", w)]))
-    with pytest.raises(ValueError, match=r"gradient of 'a' must be an ndarray of the parameter's shape \(3,\), got \(4,\)"):
+    with pytest.raises(ValueError,
+                       match=r"gradient of 'a' must be an ndarray of the parameter's shape \(3,\), got \(4,\)"):
         SGD(0.1).step(MismatchedModel([("a", w)], [("a", np.zeros(4))]))
     with pytest.raises(TypeError, match=r"parameter 'a' must be a float ndarray, got ndarray int64"):
         SGD(0.1).step(MismatchedModel([("a", np.zeros(3, int))], [("a", np.zeros(3, int))]))
@@ -280,7 +287,8 @@ def test_state_dict_is_flat_numbers_and_copies(rng):
     opt = Adam(amsgrad=True)
     _run(opt, model, 2)
     sd = opt.state_dict()
-    assert set(sd) == {"lr"} | {f"state.layer.{p}.{k}" for p in "wb" for k in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
+    assert set(sd) == {"lr"} | {f"state.layer.{p}.{k}" for p in "wb"
+                                for k in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
     assert sd["state.layer.w.step"] == 2 and isinstance(sd["state.layer.w.step"], int)
     assert isinstance(sd["lr"], float)
     sd["state.layer.w.exp_avg"][...] = 123.0
@@ -300,7 +308,8 @@ def test_load_state_dict_is_strict_and_atomic(rng):
          r"state_dict lacks \['momentum_buffer'\] for parameter 'layer.b'"),
         ({k: v for k, v in good.items() if k != "lr"}, ValueError, r"state_dict must contain 'lr'"),
         ({**good, "lr": -1.0}, ValueError, r"lr must be a finite number >= 0, got -1.0"),
-        ({**good, "state.layer.w.step": 1.5}, ValueError, r"state.layer.w.step must be a non-negative integer, got 1.5"),
+        ({**good, "state.layer.w.step": 1.5}, ValueError,
+         r"state.layer.w.step must be a non-negative integer, got 1.5"),
         (Adam().state_dict() | {"state.x.step": 1, "state.x.exp_avg": np.zeros(1), "state.x.exp_avg_sq": np.zeros(1)},
          ValueError, r"unexpected state_dict key 'state.x.exp_avg'"),
     ]
@@ -320,7 +329,8 @@ def test_loaded_state_of_the_wrong_shape_is_caught_at_step(rng):
     fresh.load_state_dict(opt.state_dict())
     model = FakeModel(rng)
     model.compute_grads()
-    with pytest.raises(ValueError, match=r"optimizer state 'exp_avg' of parameter 'layer.w' has shape \(2, 3\), but the parameter has shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"optimizer state 'exp_avg' of parameter 'layer.w' has shape \(2, 3\), "
+                                         r"but the parameter has shape \(4, 3\)"):
         fresh.step(model)
 
 
@@ -363,7 +373,8 @@ def test_clip_grad_norm_names_the_non_finite_parameter(bad, rng):
     model.compute_grads()
     model.grads["layer.b"][3] = bad
     before = model.grads["layer.w"].copy()
-    with pytest.raises(ValueError, match=rf"gradient of parameter 'layer.b' contains NaN or inf \({bad} at index \(3,\)\)"):
+    with pytest.raises(ValueError,
+                       match=rf"gradient of parameter 'layer.b' contains NaN or inf \({bad} at index \(3,\)\)"):
         clip_grad_norm(model, 1e-3)
     np.testing.assert_array_equal(model.grads["layer.w"], before)
 

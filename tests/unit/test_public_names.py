@@ -60,7 +60,8 @@ def test_old_paths_hand_out_the_objects_of_the_new_modules():
     assert importlib.import_module("rnnlab.models").Sequential is rnnlab.nn.Sequential
     assert importlib.import_module("rnnlab.cells.lstm").LSTMCell is importlib.import_module("rnnlab.nn.cells").LSTMCell
     assert importlib.import_module("rnnlab.interop").from_torch is rnnlab.io.interop.from_torch
-    assert importlib.import_module("rnnlab.diagnostics").run_cli is importlib.import_module("rnnlab.cli.diagnose").run_cli
+    assert (importlib.import_module("rnnlab.diagnostics").run_cli
+            is importlib.import_module("rnnlab.cli.diagnose").run_cli)
     assert rnnlab.recurrent is importlib.import_module("rnnlab.recurrent")
 
 

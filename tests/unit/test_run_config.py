@@ -44,8 +44,10 @@ def test_to_toml_reads_back_to_the_same_config(path):
 
 def test_ptb_small_is_zaremba_small():
     c = load_config(next(p for p in EXAMPLES if p.stem == "ptb_small"))
-    assert (c.data.task, c.data.dataset, c.data.level, c.data.batch_size, c.data.bptt) == ("language_model", "ptb", "word", 20, 20)
-    assert (c.model.cell, c.model.num_layers, c.model.hidden_size, c.model.dropout, c.model.init) == ("lstm", 2, 200, 0.0, "uniform:0.1")
+    assert (c.data.task, c.data.dataset, c.data.level, c.data.batch_size, c.data.bptt) == (
+        "language_model", "ptb", "word", 20, 20)
+    assert (c.model.cell, c.model.num_layers, c.model.hidden_size, c.model.dropout, c.model.init) == (
+        "lstm", 2, 200, 0.0, "uniform:0.1")
     assert c.model.forget_bias is None
     assert (c.train.epochs, c.train.optimizer, c.train.schedule) == (13, "sgd", "step")
     # lr 1 and clip 5 on a loss summed over the 20 steps == lr 20 and clip 0.25 on the per-token mean
@@ -79,7 +81,8 @@ def test_a_close_misspelling_gets_a_suggestion():
 
 
 def test_unknown_and_missing_sections():
-    with pytest.raises(ConfigError, match=r"unknown section \[modle\] \(did you mean 'model'\?\); valid sections: \[data\], \[model\], \[train\]"):
+    with pytest.raises(ConfigError, match=r"unknown section \[modle\] \(did you mean 'model'\?\); "
+                                          r"valid sections: \[data\], \[model\], \[train\]"):
         parse_config(SENTIMENT + "[modle]\ncell = 'gru'\n")
     with pytest.raises(ConfigError, match=r"missing section \[data\]"):
         parse_config("[model]\ncell = 'gru'\n")
@@ -91,9 +94,12 @@ def test_unknown_and_missing_sections():
     ("[model]\nhidden_size = '64'\n", r"config \[model\] hidden_size: expected an int >= 1, got str '64'"),
     ("[model]\nhidden_size = 0\n", r"config \[model\] hidden_size: expected an int >= 1, got int 0"),
     ("[model]\ndropout = 1.0\n", r"config \[model\] dropout: expected a number in \[0, 1\), got float 1.0"),
-    ("[model]\nbidirectional = 'yes'\n", r"config \[model\] bidirectional: expected true or false, got str 'yes'"),
-    ("[model]\ncell = 'transformer'\n", r"config \[model\] cell: expected one of 'rnn', 'lstm', 'gru', got str 'transformer'"),
-    ("[model]\nembedding_dim = 2.5\n", r"config \[model\] embedding_dim: expected an int >= 1 or \"none\", got float 2.5"),
+    ("[model]\nbidirectional = 'yes'\n",
+     r"config \[model\] bidirectional: expected true or false, got str 'yes'"),
+    ("[model]\ncell = 'transformer'\n",
+     r"config \[model\] cell: expected one of 'rnn', 'lstm', 'gru', got str 'transformer'"),
+    ("[model]\nembedding_dim = 2.5\n",
+     r"config \[model\] embedding_dim: expected an int >= 1 or \"none\", got float 2.5"),
     ("[model]\ninit = 'gaussian'\n", r"config \[model\] init: init must be one of .*got 'gaussian'"),
     ("[train]\nlr = 'fast'\n", r"config \[train\] lr must be a finite number > 0, got str 'fast'"),
     ("[train]\nepochs = 2.5\n", r"config \[train\] epochs must be an int >= 1, got float 2.5"),
@@ -106,11 +112,15 @@ def test_wrong_types_and_values_name_the_key_the_expectation_and_the_value(extra
 
 
 @pytest.mark.parametrize("text, message", [
-    (SENTIMENT + "lookback = 12\n", r"config \[data\] lookback: does not apply to task 'sentiment'; keys that apply: task, dataset"),
+    (SENTIMENT + "lookback = 12\n",
+     r"config \[data\] lookback: does not apply to task 'sentiment'; keys that apply: task, dataset"),
     ('[data]\ntask = "adding"\nmaxlen = 3\n', r"config \[data\] maxlen: does not apply to task 'adding'"),
-    (SENTIMENT + "[model]\ncell = 'gru'\nforget_bias = 0.0\n", r"config \[model\] forget_bias: does not apply to cell 'gru'"),
-    (SENTIMENT + "[model]\ncell = 'gru'\nactivation = 'relu'\n", r"config \[model\] activation: does not apply to cell 'gru'"),
-    (SENTIMENT + "level = 'char'\ntokenizer = 'word'\n", r"config \[data\] tokenizer: does not apply to task 'sentiment'"),
+    (SENTIMENT + "[model]\ncell = 'gru'\nforget_bias = 0.0\n",
+     r"config \[model\] forget_bias: does not apply to cell 'gru'"),
+    (SENTIMENT + "[model]\ncell = 'gru'\nactivation = 'relu'\n",
+     r"config \[model\] activation: does not apply to cell 'gru'"),
+    (SENTIMENT + "level = 'char'\ntokenizer = 'word'\n",
+     r"config \[data\] tokenizer: does not apply to task 'sentiment'"),
 ])
 def test_keys_that_do_not_apply_to_the_task_or_cell_fail(text, message):
     with pytest.raises(ConfigError, match=message):
@@ -119,19 +129,24 @@ def test_keys_that_do_not_apply_to_the_task_or_cell_fail(text, message):
 
 @pytest.mark.parametrize("text, message", [
     ('[data]\ntask = "sentiment"\n', r"task 'sentiment' needs a dataset, one of 'mr', 'uci_sentiment'"),
-    ('[data]\ntask = "sentiment"\ndataset = "ptb"\n', r"dataset: expected one of 'mr', 'uci_sentiment' for task 'sentiment', got 'ptb'"),
+    ('[data]\ntask = "sentiment"\ndataset = "ptb"\n',
+     r"dataset: expected one of 'mr', 'uci_sentiment' for task 'sentiment', got 'ptb'"),
     ('[data]\ntask = "adding"\ndataset = "mr"\n', r"task 'adding' generates its data and reads no data set"),
     (SENTIMENT + "fold = 2\n", r"fold: needs cv_folds"),
     (SENTIMENT + "cv_folds = 10\nfold = 11\n", r"fold: expected an int in \[1, cv_folds=10\], got 11"),
     (SENTIMENT + "cv_folds = 10\ntest_frac = 0.1\n", r"with cv_folds each fold is the test part in turn"),
     (SENTIMENT + "val_frac = 0.5\ntest_frac = 0.5\n", r"val_frac \+ test_frac must be < 1"),
-    ('[data]\ntask = "language_model"\ndataset = "ptb"\ntokenizer = "word"\n', r"ptb is read as its files' whitespace-separated"),
-    ('[data]\ntask = "language_model"\ndataset = "ptb"\n[model]\nbidirectional = true\n', r"a language model predicts the next token"),
-    (SENTIMENT + "[model]\nbidirectional = true\n[train]\nbptt = 10\n", r"truncated BPTT .* which a bidirectional layer cannot"),
+    ('[data]\ntask = "language_model"\ndataset = "ptb"\ntokenizer = "word"\n',
+     r"ptb is read as its files' whitespace-separated"),
+    ('[data]\ntask = "language_model"\ndataset = "ptb"\n[model]\nbidirectional = true\n',
+     r"a language model predicts the next token"),
+    (SENTIMENT + "[model]\nbidirectional = true\n[train]\nbptt = 10\n",
+     r"truncated BPTT .* which a bidirectional layer cannot"),
     ('[data]\ntask = "adding"\n[model]\nembedding_dim = 8\n', r"task 'adding' reads real-valued inputs"),
-    (SENTIMENT + "[model]\nactivation = 'sigmoid'\n", r"expected 'tanh' or 'relu' for an LSTM's candidate, got 'sigmoid'"),
-    (SENTIMENT + "[train]\nmetrics = ['acuracy']\n", r"metrics: 'acuracy' is not a metric of task 'sentiment'; expected "
-                                                     r"names among accuracy, acc, perplexity"),
+    (SENTIMENT + "[model]\nactivation = 'sigmoid'\n",
+     r"expected 'tanh' or 'relu' for an LSTM's candidate, got 'sigmoid'"),
+    (SENTIMENT + "[train]\nmetrics = ['acuracy']\n", r"metrics: 'acuracy' is not a metric of task 'sentiment'; "
+                                                     r"expected names among accuracy, acc, perplexity"),
     ('[data]\ntask = "adding"\n[train]\nmetrics = ["accuracy"]\n', r"'accuracy' is not a metric of task 'adding'; "
                                                                     r"expected names among mse, "),
 ])
@@ -151,8 +166,8 @@ def test_config_files_that_are_missing_or_not_toml(tmp_path):
 
 # --------------------------------------------------------------------------- --set
 def test_overrides_are_toml_literals_with_bare_words_as_strings():
-    config = parse_config(SENTIMENT, ["train.lr=0.5", "model.cell=gru", 'data.padding="pre"', "model.bidirectional=true",
-                                      "train.metrics=['accuracy']", "train.optimizer=sgd",
+    config = parse_config(SENTIMENT, ["train.lr=0.5", "model.cell=gru", 'data.padding="pre"',
+                                      "model.bidirectional=true", "train.metrics=['accuracy']", "train.optimizer=sgd",
                                       "train.optimizer_args.momentum=0.9", "train.schedule_args={ factor = 0.5 }",
                                       "train.schedule=step", "data.max_size=500", "data.batch_size=16",
                                       "data.batch_size=8"])

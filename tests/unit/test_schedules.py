@@ -90,7 +90,8 @@ def test_plateau_names_a_missing_monitor():
 
 @pytest.mark.parametrize(("name", "kwargs", "match"), [
     ("linear", {}, "schedule must be one of 'constant', 'step', 'exponential', 'cosine', 'plateau'; got 'linear'"),
-    ("step", {"decay_every": 2}, r"unknown argument\(s\) \['decay_every'\]; its arguments are \['decay_after', 'factor'\]"),
+    ("step", {"decay_every": 2},
+     r"unknown argument\(s\) \['decay_every'\]; its arguments are \['decay_after', 'factor'\]"),
     ("step", {"factor": 1.5}, r"factor must be a finite number in \(0, 1\], got 1.5"),
     ("step", {"decay_after": -1}, "decay_after must be an int >= 0, got -1"),
     ("exponential", {"gamma": 0}, r"gamma must be a finite number in \(0, 1\], got 0.0"),

@@ -83,8 +83,10 @@ def test_tokenizers():
 
     assert tokenizer_of(data('task = "sentiment"\ndataset = "mr"')) == (whitespace_tokenize, " ")
     assert tokenizer_of(data('task = "sentiment"\ndataset = "uci_sentiment"')) == (word_tokenize, " ")
-    assert tokenizer_of(data('task = "sentiment"\ndataset = "uci_sentiment"\ntokenizer = "whitespace"'))[0] is whitespace_tokenize
-    assert tokenizer_of(data('task = "language_model"\ndataset = "tiny_shakespeare"\nlevel = "char"')) == (char_tokenize, "")
+    assert (tokenizer_of(data('task = "sentiment"\ndataset = "uci_sentiment"\ntokenizer = "whitespace"'))[0]
+            is whitespace_tokenize)
+    assert (tokenizer_of(data('task = "language_model"\ndataset = "tiny_shakespeare"\nlevel = "char"'))
+            == (char_tokenize, ""))
     assert tokenizer_of(data('task = "language_model"\ndataset = "ptb"\nlevel = "char"')) == (ptb_char_tokenize, "")
     assert whitespace_tokenize("The  cat's\tmat") == ["the", "cat's", "mat"]
     assert ptb_char_tokenize("A b") == ["a", "_", "b"]
@@ -141,8 +143,9 @@ def test_sentiment_splits_vocabulary_from_training_texts_only_and_padding(data_d
 
 def test_sentiment_cross_validation_folds_hold_out_different_texts(data_dir):
     def make(fold):
-        return build_task(config(f'task = "sentiment"\ndataset = "uci_sentiment"\nlimit = 90\ncv_folds = 3\nfold = {fold}\n'
-                                 'bucket = false\nmaxlen = 40\nval_frac = 0', "hidden_size = 2"), data_dir)
+        return build_task(config(f'task = "sentiment"\ndataset = "uci_sentiment"\nlimit = 90\ncv_folds = 3\n'
+                                 f'fold = {fold}\nbucket = false\nmaxlen = 40\nval_frac = 0', "hidden_size = 2"),
+                          data_dir)
 
     first, second = make(1), make(2)
     assert len(first.test.x) == len(second.test.x) == 30 and len(first.train.x) == 60 and first.val is None
@@ -152,7 +155,8 @@ def test_sentiment_cross_validation_folds_hold_out_different_texts(data_dir):
 
 # --------------------------------------------------------------------------- language models
 def test_word_language_model_on_ptb(data_dir):
-    cfg = config('task = "language_model"\ndataset = "ptb"\nlimit = 2000\nbatch_size = 4\nbptt = 10', "hidden_size = 4\nembedding_dim = 3")
+    cfg = config('task = "language_model"\ndataset = "ptb"\nlimit = 2000\nbatch_size = 4\nbptt = 10',
+                 "hidden_size = 4\nembedding_dim = 3")
     task = build_task(cfg, data_dir)
     assert task.vocab.specials == ("<unk>",) and "<eos>" in task.vocab
     assert task.config.train.metrics == ("perplexity",)
@@ -175,18 +179,21 @@ def test_char_language_model_on_tiny_shakespeare_has_no_test_part(data_dir, tmp_
 
 
 def test_a_limit_too_small_for_the_batch_is_a_config_error(data_dir):
-    with pytest.raises(ConfigError, match=r"the train part of ptb \(10 tokens\) is too short for batch_size=20 with limit=10"):
+    with pytest.raises(ConfigError,
+                       match=r"the train part of ptb \(10 tokens\) is too short for batch_size=20 with limit=10"):
         build_task(config('task = "language_model"\ndataset = "ptb"\nlimit = 10\nbatch_size = 20'), data_dir)
 
 
 # --------------------------------------------------------------------------- forecasting
 def test_forecasting_scales_on_the_training_part_and_reports_baselines_in_original_units(data_dir, tmp_path):
-    cfg = config('task = "forecasting"\ndataset = "airline-passengers"\nlookback = 12\nbatch_size = 16', "hidden_size = 3")
+    cfg = config('task = "forecasting"\ndataset = "airline-passengers"\nlookback = 12\nbatch_size = 16',
+                 "hidden_size = 3")
     task = build_task(cfg, data_dir)
     _, series = time_series("airline-passengers", data_dir)  # 144 months
     n_train, n_val = round(144 * 0.7), round(144 * 0.15)
     assert (task.scaler.data_min[0], task.scaler.data_max[0]) == (series[:n_train].min(), series[:n_train].max())
-    assert series[n_train:].max() > series[:n_train].max()  # the later values would have changed a scaler fitted on them
+    # the later values would have changed a scaler fitted on them
+    assert series[n_train:].max() > series[:n_train].max()
     assert task.input_shape == (None, 12, 1) and task.train.x.dtype == np.float32
     results = task.evaluate("test", task.trainer(tmp_path))
     report = results["original_units"]
@@ -201,5 +208,6 @@ def test_forecasting_scales_on_the_training_part_and_reports_baselines_in_origin
 
 
 def test_the_season_must_fit_in_the_window(data_dir):
-    with pytest.raises(ConfigError, match=r"season must be <= lookback = 6; got season 12 \(the default for this series\)"):
+    with pytest.raises(ConfigError,
+                       match=r"season must be <= lookback = 6; got season 12 \(the default for this series\)"):
         build_task(config('task = "forecasting"\ndataset = "airline-passengers"\nlookback = 6'), data_dir)

@@ -70,7 +70,8 @@ def test_windows_keep_float32_and_convert_integers():
 
 
 def test_window_errors():
-    with pytest.raises(ValueError, match=r"series has 4 steps, too short for lookback=3 and horizon=2 \(needs at least lookback \+ horizon = 5\)"):
+    with pytest.raises(ValueError, match=r"series has 4 steps, too short for lookback=3 and horizon=2 "
+                                         r"\(needs at least lookback \+ horizon = 5\)"):
         make_windows(np.arange(4.0), 3, 2)
     with pytest.raises(ValueError, match=r"series must have shape \(T,\) or \(T, F\), got shape \(2, 3, 4\)"):
         make_windows(np.zeros((2, 3, 4)), 1)
@@ -149,7 +150,8 @@ def test_scaler_errors():
     with pytest.raises(RuntimeError, match=r"MinMaxScaler is not fitted: call fit\(train_part\) first"):
         MinMaxScaler().transform(np.ones(3))
     scaler = StandardScaler().fit(np.ones((4, 2)))
-    with pytest.raises(ValueError, match=r"data must have a last axis of 2 features \(or a multiple.*got shape \(4, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"data must have a last axis of 2 features \(or a multiple.*got shape \(4, 3\)"):
         scaler.transform(np.ones((4, 3)))
     with pytest.raises(ValueError, match=r"data contains NaN or inf at index \(1,\)"):
         MinMaxScaler().fit(np.array([1.0, np.inf]))

@@ -255,7 +255,8 @@ def test_trace_rejects_bad_arguments(ids):
         viewer.trace(model, ids[None])
     with pytest.raises(ValueError, match=r"holds no recurrent layer"):
         viewer.trace(Sequential([Dense(2, input_size=3)]), np.ones((4, 3)))
-    with pytest.raises(ValueError, match=r"needs a language model's per-step outputs \(T, V\) = \(7, V\), got shape \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"needs a language model's per-step outputs \(T, V\) = \(7, V\), got shape \(3,\)"):
         viewer.trace(classifier(), ids, next_token=True)
     with pytest.raises(ValueError, match=r"next_token=True needs token ids"):
         viewer.trace(Sequential([LSTM(2, input_size=3)]), np.ones((4, 3)), next_token=True)
@@ -395,7 +396,8 @@ def test_render_html_rejects_bad_arguments(ids):
         viewer.render_html(tokens[:6], traced)
     with pytest.raises(TypeError, match=r"tokens must be str; token 3 is int 3"):
         viewer.render_html(["t", "t", "t", 3, "t", "t", "t"], traced)
-    with pytest.raises(ValueError, match=r"quantity must be one of h, r, z, n for layer 1 \(layer 2 \(forward\), GRU\), "
+    with pytest.raises(ValueError,
+                       match=r"quantity must be one of h, r, z, n for layer 1 \(layer 2 \(forward\), GRU\), "
                                          r"got 'c'"):
         viewer.render_html(tokens, traced, layer=1, quantity="c")
     with pytest.raises(ValueError, match=r"layer must be in \[0, 3\) \(0: layer 1; 1: layer 2 \(forward\); 2: layer 2 "
@@ -467,7 +469,8 @@ def test_inspect_writes_the_page_into_the_run_with_the_layers_own_activations(ch
     assert path == run / "inspect.html" and sorted(p.name for p in run.iterdir()) == [
         "config.toml", "inspect.html", "model", "vocab.json"]  # no temporary file left
     page = Page(path.read_text(encoding="utf-8"))
-    assert [s["text"] for s in page.spans] == ["h", "e", "a", "r", " ", "m", "e", ",", " ", "Z", "\u00e9", ".", "\u21b5\n"]
+    assert [s["text"] for s in page.spans] == ["h", "e", "a", "r", " ", "m", "e", ",", " ", "Z", "\u00e9", ".",
+                                               "\u21b5\n"]
     assert [s["class"] for s in page.spans].count("tok unk") == 2 and page.spans[9]["class"] == "tok unk"
     assert page.spans[9]["title"].endswith("(not in the vocabulary: read as <unk>)")
     # the model read <unk> (id 0) for them; its first LSTM's own activations() give the expected values
@@ -520,7 +523,8 @@ def test_inspect_errors(char_run, tmp_path):
     adding.mkdir()
     config = parse_config('[data]\ntask = "adding"\n[model]\nhidden_size = 3\n[train]\n')
     (adding / "config.toml").write_text(to_toml(config), encoding="utf-8")
-    io.save(build_model(config.model, inputs="values", n_inputs=2, n_outputs=1, sequence_output=False), adding / "model")
+    io.save(build_model(config.model, inputs="values", n_inputs=2, n_outputs=1, sequence_output=False),
+            adding / "model")
     with pytest.raises(RunError, match=r"is a run of task 'adding'; inspect reads text"):
         viewer.inspect(adding, "hear")
     with pytest.raises(TypeError, match=r"text must be a str, got bytes"):
@@ -545,7 +549,8 @@ def test_the_command_writes_the_page(char_run, tmp_path, capsys):
     source = tmp_path / "text.txt"
     source.write_text("speak\nfurther", encoding="utf-8")
     assert inspect_cli.run_cli(parser().parse_args([str(run), "--file", str(source)])) == 0
-    assert "".join(s["text"] for s in Page((run / "inspect.html").read_text(encoding="utf-8")).spans) == "speak\u21b5\nfurther"
+    assert ("".join(s["text"] for s in Page((run / "inspect.html").read_text(encoding="utf-8")).spans)
+            == "speak\u21b5\nfurther")
 
 
 def test_the_command_reports_usage_errors(char_run, tmp_path, capsys):

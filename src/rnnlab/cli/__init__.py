@@ -59,7 +59,8 @@ def _exit_code(exc: BaseException) -> int | None:
 
     if isinstance(exc, ConfigError):
         return 2
-    if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError, PlotDependencyError, FileExistsError)):
+    if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError, PlotDependencyError,
+                        FileExistsError)):
         return 1
     return None
 
@@ -67,7 +68,8 @@ def _exit_code(exc: BaseException) -> int | None:
 def build_parser() -> argparse.ArgumentParser:
     from rnnlab._version import __version__
 
-    parser = argparse.ArgumentParser(prog="rnnlab", description="Recurrent neural networks in NumPy with hand-written BPTT.")
+    parser = argparse.ArgumentParser(prog="rnnlab",
+                                     description="Recurrent neural networks in NumPy with hand-written BPTT.")
     parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS.values():

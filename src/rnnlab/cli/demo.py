@@ -24,7 +24,8 @@ def _configure_charlm(parser: argparse.ArgumentParser) -> None:
     from rnnlab.lab.demo import CharLMConfig
 
     d = CharLMConfig()
-    parser.add_argument("--epochs", type=int_at_least(1), default=d.epochs, help="training epochs (default: %(default)s)")
+    parser.add_argument("--epochs", type=int_at_least(1), default=d.epochs,
+                        help="training epochs (default: %(default)s)")
     parser.add_argument("--seed", type=int_at_least(0), default=d.seed,
                         help="seed of the weights, the stream offsets and the samples (default: %(default)s)")
     parser.add_argument("--hidden", type=int_at_least(1), default=d.hidden_size, metavar="H",
@@ -33,7 +34,8 @@ def _configure_charlm(parser: argparse.ArgumentParser) -> None:
                         help="time budget: stop training after M minutes (the current epoch is then validated), "
                              "then print the samples (default: %(default)s)")
     parser.add_argument("--corpus-bytes", type=int_at_least(2000), default=d.corpus_bytes, metavar="N",
-                        help="characters of standard-library source to read, files sorted by name (default: %(default)s)")
+                        help="characters of standard-library source to read, files sorted by name "
+                             "(default: %(default)s)")
     parser.add_argument("--run-dir", metavar="DIR", default=None,
                         help="keep the run (config, log, history, checkpoints, vocabulary, samples) in DIR "
                              "(default: a temporary directory, deleted at the end)")
@@ -46,9 +48,12 @@ def _configure_sentiment(parser: argparse.ArgumentParser) -> None:
 
     defaults = SentimentConfig()
     add_data_dir(parser)
-    parser.add_argument("--epochs", type=int_at_least(1), default=defaults.epochs, help="training epochs (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, the weights and the shuffling (default: %(default)s)")
-    parser.add_argument("--cell", choices=sorted(CELLS), default=defaults.cell, help="recurrent cell (default: %(default)s)")
+    parser.add_argument("--epochs", type=int_at_least(1), default=defaults.epochs,
+                        help="training epochs (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seed of the split, the weights and the shuffling (default: %(default)s)")
+    parser.add_argument("--cell", choices=sorted(CELLS), default=defaults.cell,
+                        help="recurrent cell (default: %(default)s)")
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=defaults.bidirectional,
                         help="read each sentence in both directions (default: %(default)s)")
     parser.add_argument("--limit", type=int_at_least(10), default=None, metavar="N",
@@ -59,9 +64,11 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     """``rnnlab demo [OPTIONS]`` is ``rnnlab demo charlm [OPTIONS]``; ``rnnlab demo sentiment [OPTIONS]``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     _configure_charlm(parser)
-    demos = parser.add_subparsers(dest="demo", metavar="[DEMO]", title="demos", description=DEMOS, help=argparse.SUPPRESS)
-    _configure_charlm(demos.add_parser("charlm", description="Train a character-level LSTM language model on the Python "
-                                                             "standard library's own source files and print generated Python."))
+    demos = parser.add_subparsers(dest="demo", metavar="[DEMO]", title="demos", description=DEMOS,
+                                  help=argparse.SUPPRESS)
+    _configure_charlm(demos.add_parser("charlm", description="Train a character-level LSTM language model on the "
+                                                             "Python standard library's own source files and print "
+                                                             "generated Python."))
     _configure_sentiment(demos.add_parser("sentiment", description="Train a sentiment classifier on the UCI sentiment "
                                                                    "sentences and report its test accuracy."))
 
@@ -75,8 +82,9 @@ def run_cli(args: argparse.Namespace) -> int:
 
     say = partial(print, flush=True)
     if args.demo == "sentiment":
-        demo.run_sentiment(demo.SentimentConfig(data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, cell=args.cell,
-                                                bidirectional=args.bidirectional, limit=args.limit), print_fn=say)
+        demo.run_sentiment(demo.SentimentConfig(data_dir=args.data_dir, epochs=args.epochs, seed=args.seed,
+                                                cell=args.cell, bidirectional=args.bidirectional, limit=args.limit),
+                           print_fn=say)
         return 0
     config = demo.CharLMConfig(epochs=args.epochs, seed=args.seed, hidden_size=args.hidden, minutes=args.minutes,
                                corpus_bytes=args.corpus_bytes, limit=args.limit, run_dir=args.run_dir)

@@ -48,7 +48,8 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", metavar="DIR", default=None,
                         help="where the run is written (default: runs/<config file name without .toml>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --run-dir from its latest checkpoint ([train] may change, e.g. more epochs)")
+                        help="continue the run in --run-dir from its latest checkpoint "
+                             "([train] may change, e.g. more epochs)")
 
 
 @command("train", "train the model a run configuration describes, writing a run directory", _configure_train)
@@ -97,12 +98,17 @@ def _unescape(option: str, text: str) -> str:
 def _configure_generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="a language-model run directory")
     parser.add_argument("--prime", required=True, metavar="TEXT", help="the text to start from")
-    parser.add_argument("--length", type=int_at_least(1), default=200, help="most tokens to generate (default: %(default)s)")
-    parser.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (default: %(default)s)")
-    parser.add_argument("--top-k", type=int_at_least(1), default=None, metavar="K", help="sample among the K most probable tokens")
-    parser.add_argument("--top-p", type=unit_float, default=None, metavar="P", help="nucleus sampling: keep probability mass P")
+    parser.add_argument("--length", type=int_at_least(1), default=200,
+                        help="most tokens to generate (default: %(default)s)")
+    parser.add_argument("--temperature", type=positive_float, default=1.0,
+                        help="sampling temperature (default: %(default)s)")
+    parser.add_argument("--top-k", type=int_at_least(1), default=None, metavar="K",
+                        help="sample among the K most probable tokens")
+    parser.add_argument("--top-p", type=unit_float, default=None, metavar="P",
+                        help="nucleus sampling: keep probability mass P")
     parser.add_argument("--greedy", action="store_true", help="always take the most probable token")
-    parser.add_argument("--seed", type=int_at_least(0), default=None, help="seed of the sampling (same seed, same text)")
+    parser.add_argument("--seed", type=int_at_least(0), default=None,
+                        help="seed of the sampling (same seed, same text)")
     parser.add_argument("--stop", action="append", default=None, metavar="TEXT",
                         help="stop right after generating TEXT (repeatable; backslash escapes such as \\n are read)")
     parser.add_argument("--drop-stop", action="store_true", help="leave the stop text out of the output")

@@ -317,8 +317,11 @@ class LMStream(_EpochBatches):
     Examples
     --------
     >>> s = LMStream(np.arange(12), batch_size=2, bptt=2)
-    >>> [(b.x.tolist(), b.y.tolist(), b.new_sequence) for b in s]
-    [([[0, 1], [6, 7]], [[1, 2], [7, 8]], True), ([[2, 3], [8, 9]], [[3, 4], [9, 10]], False), ([[4], [10]], [[5], [11]], False)]
+    >>> for b in s:
+    ...     print(b.x.tolist(), b.y.tolist(), b.new_sequence)
+    [[0, 1], [6, 7]] [[1, 2], [7, 8]] True
+    [[2, 3], [8, 9]] [[3, 4], [9, 10]] False
+    [[4], [10]] [[5], [11]] False
     """
 
     def __init__(self, ids, *, batch_size: int, bptt: int, seed: int | None = None):
@@ -337,7 +340,8 @@ class LMStream(_EpochBatches):
         if self.row_length < 2:
             extra = "" if self.seed is None else f" after reserving bptt - 1 = {self.bptt - 1} for the random offset"
             raise ValueError(f"ids is too short: {len(ids)} tokens give rows of {self.row_length} tokens for "
-                             f"batch_size={self.batch_size}{extra}; each row needs at least 2 (an input and its target)")
+                             f"batch_size={self.batch_size}{extra}; each row needs at least 2 "
+                             "(an input and its target)")
         self.ids = ids
         self.epoch = 0
 
@@ -362,7 +366,8 @@ class LMStream(_EpochBatches):
         return self.batch_size * (self.row_length - 1)
 
     def batches_from(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        """Windows ``start, start + 1, ...`` of ``epoch`` (window ``start`` has ``new_sequence`` only if ``start == 0``)."""
+        """Windows ``start, start + 1, ...`` of ``epoch`` (window ``start`` has ``new_sequence`` only if
+        ``start == 0``)."""
         epoch, start = self._check_start(epoch, start)
         rows = self.rows(epoch)  # (B, N)
         N, k = self.row_length, self.bptt

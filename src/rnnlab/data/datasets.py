@@ -307,7 +307,8 @@ def uci_sentiment(data_dir=None, sources=("amazon", "imdb", "yelp"), *, verify: 
         sources = (sources,)
     unknown = [s for s in sources if s not in UCI_SENTIMENT_FILES]
     if unknown or not sources:
-        raise ValueError(f"sources must be a non-empty selection of {', '.join(map(repr, UCI_SENTIMENT_FILES))}; got {sources!r}")
+        raise ValueError(f"sources must be a non-empty selection of {', '.join(map(repr, UCI_SENTIMENT_FILES))}; "
+                         f"got {sources!r}")
     texts: list[str] = []
     labels: list[int] = []
     for source in sources:

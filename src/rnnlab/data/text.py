@@ -180,7 +180,8 @@ class Vocabulary:
 
     def _check_fitted(self) -> None:
         if not self.fitted:
-            raise ValueError("this Vocabulary is not fitted yet; call fit(token_lists) or Vocabulary.from_json(text) first")
+            raise ValueError("this Vocabulary is not fitted yet; call fit(token_lists) or Vocabulary.from_json(text) "
+                             "first")
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         """Ids of ``tokens``; unknown tokens get ``<unk>`` (an error when there is no ``<unk>``)."""
@@ -236,7 +237,8 @@ class Vocabulary:
             raise ValueError(f"not a vocabulary JSON document: expected \"format\": {cls.FORMAT!r}, "
                              f"got {data.get('format') if isinstance(data, dict) else type(data).__name__!r}")
         if data.get("version") != cls.VERSION:
-            raise ValueError(f"unsupported vocabulary format version {data.get('version')!r}; this rnnlab reads version {cls.VERSION}")
+            raise ValueError(f"unsupported vocabulary format version {data.get('version')!r}; "
+                             f"this rnnlab reads version {cls.VERSION}")
         missing = [k for k in ("min_freq", "max_size", "specials", "tokens", "counts") if k not in data]
         if missing:
             raise ValueError(f"vocabulary JSON document lacks the field(s) {missing}")

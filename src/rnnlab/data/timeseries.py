@@ -227,7 +227,8 @@ class Scaler:
         """Compute the per-feature statistics of ``data`` (the training part only); returns self."""
         v = self._values("data", data)
         if v.size == 0:
-            raise ValueError(f"data must hold at least one value to fit {type(self).__name__}, got shape {np.shape(data)}")
+            raise ValueError(f"data must hold at least one value to fit {type(self).__name__}, "
+                             f"got shape {np.shape(data)}")
         v = v.reshape(-1, 1) if v.ndim == 1 else v.reshape(-1, v.shape[-1])  # (M, F)
         self._fit_stats(v.astype(np.float64))
         self.n_features = v.shape[1]
@@ -432,7 +433,8 @@ def seasonal_naive_forecast(x, season: int, horizon: int = 1) -> np.ndarray:
     H = check_positive_int("horizon", horizon)
     L = x.shape[1]
     if m > L:
-        raise ValueError(f"season must be at most the window length (lookback = {L}) to find last cycle's value, got {m}")
+        raise ValueError(f"season must be at most the window length (lookback = {L}) to find last cycle's value, "
+                         f"got {m}")
     steps = [L - 1 + h - m * math.ceil(h / m) for h in range(1, H + 1)]
     return np.concatenate([x[:, t, :] for t in steps], axis=1)  # (N, H*F)
 
@@ -486,7 +488,8 @@ def prepare_forecast(series, lookback: int, *, horizon: int = 1, train_frac: flo
     train, val, test = split_by_time(series, train_frac, val_frac)
     if isinstance(scaler, str):
         if scaler not in _SCALERS:
-            raise ValueError(f"scaler must be one of {', '.join(map(repr, _SCALERS))}, None or a Scaler; got {scaler!r}")
+            raise ValueError(f"scaler must be one of {', '.join(map(repr, _SCALERS))}, None or a Scaler; "
+                             f"got {scaler!r}")
         scaler = _SCALERS[scaler]()
     elif scaler is not None and not isinstance(scaler, Scaler):
         raise TypeError(f"scaler must be a name, None or a Scaler instance, got {type(scaler).__name__}")
@@ -498,7 +501,8 @@ def prepare_forecast(series, lookback: int, *, horizon: int = 1, train_frac: flo
         try:
             return make_windows(part, lookback, horizon, many_to_many, context=context)
         except ValueError as exc:
-            raise ValueError(f"cannot window the split (parts of {len(train)}, {len(val)}, {len(test)} steps): {exc}") from None
+            raise ValueError(f"cannot window the split (parts of {len(train)}, {len(val)}, {len(test)} steps): "
+                             f"{exc}") from None
 
     x_tr, y_tr = windows(scale(train), None)
     before_test = np.concatenate([train, val])

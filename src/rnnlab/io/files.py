@@ -197,7 +197,8 @@ def load(path: str | os.PathLike) -> Module:
     try:
         data = weights_path.read_bytes()
     except FileNotFoundError:
-        raise ModelFileError(f"no {WEIGHTS_FILE} in the model directory '{directory}' (looked for '{weights_path}')") from None
+        raise ModelFileError(f"no {WEIGHTS_FILE} in the model directory '{directory}' "
+                             f"(looked for '{weights_path}')") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != document["weights_sha256"]:
         raise ModelFileError(f"'{weights_path}' is corrupt, truncated or from another save: its SHA-256 is {actual}, "
@@ -240,7 +241,8 @@ def read_config(path: str | os.PathLike) -> dict:
     except UnicodeDecodeError as exc:
         raise ModelFileError(f"'{config_path}' is not UTF-8 text ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise ModelFileError(f"'{config_path}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise ModelFileError(f"'{config_path}' is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                             f"column {exc.colno}") from None
     if not isinstance(document, dict):
         raise ModelFileError(f"'{config_path}' must hold a JSON object, got a JSON {type(document).__name__}")
 
@@ -265,7 +267,8 @@ def read_config(path: str | os.PathLike) -> dict:
     input_shape = document.get("input_shape")
     if input_shape is not None and not (isinstance(input_shape, list) and all(
             d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in input_shape)):
-        raise ModelFileError(f"'{config_path}': 'input_shape' must be a list of positive integers or nulls, got {input_shape!r}")
+        raise ModelFileError(f"'{config_path}': 'input_shape' must be a list of positive integers or nulls, "
+                             f"got {input_shape!r}")
     for key, entry in document["weights"].items():
         ok = (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
               and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"])
@@ -287,7 +290,8 @@ def _read_npz(weights_path: Path, data: bytes) -> dict[str, np.ndarray]:
     except ValueError as exc:
         if _holds_object_array(data):
             raise ModelFileError(f"'{weights_path}' holds an object array, which only pickle can read; "
-                                 "model files hold numeric arrays only, and pickles are refused (allow_pickle=False)") from None
+                                 "model files hold numeric arrays only, and pickles are refused "
+                                 "(allow_pickle=False)") from None
         raise ModelFileError(f"cannot read '{weights_path}' as an .npz archive: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"cannot read '{weights_path}' as an .npz archive: {type(exc).__name__}: {exc}") from None
@@ -319,7 +323,8 @@ def _check_weights(weights_path: Path, weights: dict[str, np.ndarray], listing: 
     for key, entry in listing.items():
         value, shape = weights[key], tuple(entry["shape"])
         if value.shape != shape:
-            raise ModelFileError(f"'{weights_path}': weight {key!r} has shape {value.shape}, {CONFIG_FILE} lists {shape}")
+            raise ModelFileError(f"'{weights_path}': weight {key!r} has shape {value.shape}, "
+                                 f"{CONFIG_FILE} lists {shape}")
         if value.dtype != np.dtype(entry["dtype"]):
             raise ModelFileError(f"'{weights_path}': weight {key!r} has dtype {value.dtype}, "
                                  f"{CONFIG_FILE} lists {entry['dtype']}")

@@ -168,13 +168,13 @@ def from_torch(module, *, seed=None) -> Module:
         return tensor.detach().cpu().numpy()
 
     stack: list[Module] = []
-    for l in range(L):
-        D = module.input_size if l == 0 else nd * H
+    for i in range(L):
+        D = module.input_size if i == 0 else nd * H
         layer = cls(H, input_size=D, return_sequences=True, kernel_initializer="pytorch",
                     recurrent_initializer="pytorch", bias_initializer="pytorch", seed=rng, dtype=dtype, **settings)
         wrapped = Bidirectional(layer) if module.bidirectional else layer
         for rec, suffix in zip(_directions(wrapped), _DIRECTIONS):
-            tag = f"_l{l}{suffix}"
+            tag = f"_l{i}{suffix}"
             b_ih, b_hh = (array("bias_ih" + tag), array("bias_hh" + tag)) if module.bias else (None, None)
             rec.set_weights(_rnnlab_weights(module.mode, H, array("weight_ih" + tag), array("weight_hh" + tag),
                                             b_ih, b_hh))
@@ -287,7 +287,7 @@ def to_torch(module: Module):
     mode = _torch_mode(first, names[0])
     H, dtype = first.hidden_size, first.dtype
     nd = 2 if bidirectional else 1
-    for l, (layer, where) in enumerate(zip(layers, names)):
+    for i, (layer, where) in enumerate(zip(layers, names)):
         if isinstance(layer, Bidirectional) != bidirectional:
             kinds = {True: "a Bidirectional", False: "a single direction"}
             raise ValueError(f"to_torch: {where} is {kinds[not bidirectional]} but {names[0]} is "
@@ -314,11 +314,11 @@ def to_torch(module: Module):
                                  f"hidden_size={H}; torch stacks layers of one hidden size")
             if rec.dtype != dtype:
                 raise ValueError(f"to_torch: {where} has dtype {rec.dtype} but {names[0]} has dtype {dtype}")
-            if l > 0 and rec.input_size != nd * H:
+            if i > 0 and rec.input_size != nd * H:
                 raise ValueError(f"to_torch: {where} has input_size={rec.input_size}, expected {nd * H} "
-                                 f"(the output size of {names[l - 1]})")
-        if l < len(layers) - 1 and not layer.return_sequences:
-            raise ValueError(f"to_torch: {where} has return_sequences=False but feeds {names[l + 1]}; every layer "
+                                 f"(the output size of {names[i - 1]})")
+        if i < len(layers) - 1 and not layer.return_sequences:
+            raise ValueError(f"to_torch: {where} has return_sequences=False but feeds {names[i + 1]}; every layer "
                              "but the last must return sequences")
 
     _, _, torch_name, torch_kwargs = _MODES[mode]
@@ -327,8 +327,8 @@ def to_torch(module: Module):
         bidirectional=bidirectional, dtype={"float32": torch.float32, "float64": torch.float64}[dtype.name],
         **torch_kwargs)
     with torch.no_grad():
-        for l, layer in enumerate(layers):
+        for i, layer in enumerate(layers):
             for rec, suffix in zip(_directions(layer), _DIRECTIONS):
                 for name, value in _torch_weights(rec).items():
-                    getattr(torch_module, f"{name}_l{l}{suffix}").copy_(torch.from_numpy(np.ascontiguousarray(value)))
+                    getattr(torch_module, f"{name}_l{i}{suffix}").copy_(torch.from_numpy(np.ascontiguousarray(value)))
     return torch_module

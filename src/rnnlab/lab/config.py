@@ -201,8 +201,8 @@ class _Section:
         applicable = section.applicable()
         for key in table:
             if key not in applicable:
-                raise ConfigError(f"config [{cls.SECTION}] {key}: does not apply to {section._what()}; keys that apply: "
-                                  f"{', '.join(applicable)}")
+                raise ConfigError(f"config [{cls.SECTION}] {key}: does not apply to {section._what()}; "
+                                  f"keys that apply: {', '.join(applicable)}")
         return section
 
     def _what(self) -> str:  # overridden: "task 'sentiment'", "cell 'gru'"
@@ -289,8 +289,8 @@ class DataConfig(_Section):
         datasets = DATASETS[self.task]
         if datasets is None:
             if self.dataset is not None:
-                raise ConfigError(f"config [data] dataset: task {self.task!r} generates its data and reads no data set; "
-                                  f"got {self.dataset!r}")
+                raise ConfigError(f"config [data] dataset: task {self.task!r} generates its data and reads no "
+                                  f"data set; got {self.dataset!r}")
         elif self.dataset is None:
             raise ConfigError(f"config [data]: task {self.task!r} needs a dataset, one of "
                               f"{', '.join(repr(d) for d in datasets)}")
@@ -304,7 +304,8 @@ class DataConfig(_Section):
             if self.cv_folds is None:
                 raise ConfigError(f"config [data] fold: needs cv_folds (the number of folds); got fold={self.fold}")
             if self.fold > self.cv_folds:
-                raise ConfigError(f"config [data] fold: expected an int in [1, cv_folds={self.cv_folds}], got {self.fold}")
+                raise ConfigError(f"config [data] fold: expected an int in [1, cv_folds={self.cv_folds}], "
+                                  f"got {self.fold}")
         if self.cv_folds is not None and self.test_frac is not None:
             raise ConfigError(f"config [data] test_frac: with cv_folds each fold is the test part in turn; leave "
                               f"test_frac out (got {self.test_frac})")
@@ -396,7 +397,8 @@ class RunConfig:
             raise ConfigError("config [model] bidirectional: truncated BPTT ([train] bptt / bptt_k1) carries the state "
                               "forward, which a bidirectional layer cannot; use one or the other")
         valid = [name for name, cls in metrics_module.NAMES.items()
-                 if issubclass(cls, (metrics_module.Accuracy, metrics_module.Perplexity, metrics_module.BitsPerCharacter))
+                 if issubclass(cls, (metrics_module.Accuracy, metrics_module.Perplexity,
+                                     metrics_module.BitsPerCharacter))
                  != (self.data.task in _REGRESSION)]
         for name in self.train.metrics:
             if name not in valid:
@@ -419,7 +421,8 @@ class RunConfig:
                 raise ConfigError(f"config: unknown section [{name}]{_close(name, SECTIONS)}; valid sections: "
                                   f"{', '.join(f'[{s}]' for s in SECTIONS)}")
         if "data" not in document:
-            raise ConfigError(f"config: missing section [data] (with at least task = one of {', '.join(map(repr, TASKS))})")
+            raise ConfigError(f"config: missing section [data] "
+                              f"(with at least task = one of {', '.join(map(repr, TASKS))})")
         return cls(DataConfig.from_dict(document["data"]), ModelConfig.from_dict(document.get("model", {})),
                    _train_from_dict(document.get("train", {})))
 
@@ -450,8 +453,8 @@ def apply_overrides(document: Mapping, overrides: Sequence[str]) -> dict:
             raise ConfigError(f"--set {item!r}: expected section.key=value (e.g. train.lr=0.5 or model.cell=gru)")
         section, *keys = path.split(".")
         if section not in SECTIONS:
-            raise ConfigError(f"--set {item!r}: unknown section {section!r}{_close(section, SECTIONS)}; valid sections: "
-                              f"{', '.join(SECTIONS)}")
+            raise ConfigError(f"--set {item!r}: unknown section {section!r}{_close(section, SECTIONS)}; "
+                              f"valid sections: {', '.join(SECTIONS)}")
         table = doc.setdefault(section, {})
         for depth, key in enumerate(keys[:-1]):
             table = table.setdefault(key, {})
@@ -490,13 +493,15 @@ def _toml_value(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+        return (repr(value) if math.isfinite(value)
+                else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")))
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+        return ("{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+                if value else "{}")
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
 
 

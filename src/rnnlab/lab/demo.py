@@ -284,7 +284,8 @@ class _EpochReport(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs):
         trainer.log(f"validation after epoch {epoch + 1}: {logs['val_loss']:.4f} nats/char = "
-                    f"{logs['val_bits_per_character']:.4f} bits/char (uniform baseline log2 V = {self.baseline_bpc:.3f})")
+                    f"{logs['val_bits_per_character']:.4f} bits/char "
+                    f"(uniform baseline log2 V = {self.baseline_bpc:.3f})")
         text = PRIMES[0] + sample(trainer.model, self.vocab, LINE_START + PRIMES[0], length=self.length,
                                   temperature=0.6, seed=np.random.default_rng([self.seed, epoch]))
         trainer.log(f"sample after epoch {epoch + 1} (temperature 0.6):\n" + _indent(text))
@@ -362,7 +363,8 @@ def _run_charlm(config: CharLMConfig, print_fn, blas_note: str) -> CharLMResult:
                                 config.stdlib)
     n_val = round(config.val_fraction * len(text))
     train_text, val_text = text[:-n_val], text[-n_val:]
-    vocab = Vocabulary(specials=()).fit([char_tokenize(text)])  # the closed character set of the corpus (char-rnn's choice)
+    # the closed character set of the corpus (char-rnn's choice)
+    vocab = Vocabulary(specials=()).fit([char_tokenize(text)])
     V = len(vocab)
     baseline_bpc = math.log2(V)
     train_ids = np.array(vocab.encode(char_tokenize(train_text)), dtype=np.int64)  # (L_train,)
@@ -377,13 +379,14 @@ def _run_charlm(config: CharLMConfig, print_fn, blas_note: str) -> CharLMResult:
     print_fn(f"Character-level LSTM on the Python {sys.version.split()[0]} standard library's own source: "
              f"{len(text):,} characters of {len(files)} files ({files[0]} ... {files[-1]}, sorted by name, "
              f"private _*.py skipped) from {Path(config.stdlib or sysconfig.get_paths()['stdlib'])}")
-    print_fn(f"train {len(train_text):,} characters, validation {len(val_text):,} (the last {config.val_fraction:.0%}); "
+    print_fn(f"train {len(train_text):,} characters, validation {len(val_text):,} "
+             f"(the last {config.val_fraction:.0%}); "
              f"vocabulary V = {V} characters, so a uniform guess scores log2 V = {baseline_bpc:.3f} bits/char")
     model = build_charlm(V, config)
     model.summary(input_shape=(None, config.bptt), print_fn=print_fn)
     limit = "" if config.minutes is None else f", time budget {config.minutes:g} min"
-    print_fn(f"truncated BPTT: {config.batch_size} contiguous rows read in windows of {config.bptt} characters, the state "
-             f"carried between windows; {len(train)} windows per epoch, {config.epochs} epoch(s){limit}; "
+    print_fn(f"truncated BPTT: {config.batch_size} contiguous rows read in windows of {config.bptt} characters, "
+             f"the state carried between windows; {len(train)} windows per epoch, {config.epochs} epoch(s){limit}; "
              f"Adam lr {config.lr:g}, gradient norm clipped to {config.clip_norm:g}{blas_note}")
 
     train_config = TrainConfig(epochs=config.epochs, optimizer="adam", lr=config.lr, clip_norm=config.clip_norm,
@@ -412,7 +415,8 @@ def _run_charlm(config: CharLMConfig, print_fn, blas_note: str) -> CharLMResult:
         samples, lines = {}, []
         for temperature in config.temperatures:
             for i, prime in enumerate(config.primes):
-                text_out = sample(model, vocab, LINE_START + prime, length=config.sample_length, temperature=temperature,
+                text_out = sample(model, vocab, LINE_START + prime, length=config.sample_length,
+                                  temperature=temperature,
                                   seed=np.random.default_rng([config.seed, 1000 + i, round(100 * temperature)]))
                 samples[(prime, temperature)] = text_out
                 lines += [f"--- primed with {prime!r}, temperature {temperature:g} ---", prime + text_out, ""]
@@ -465,7 +469,8 @@ class SentimentConfig:
         recurrent_class(self.cell)  # ValueError naming the cells of RECURRENT
         for key in ("epochs", "embed_dim", "hidden_size", "maxlen", "min_freq", "batch_size"):
             _check_positive_int(key, getattr(self, key))
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 10):
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 10):
             raise ValueError(f"limit must be an int >= 10 (enough for a train and a test part), got {self.limit!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction!r}")
@@ -516,7 +521,8 @@ def run_sentiment(config: SentimentConfig, print_fn=print) -> SentimentResult:
     x_train, y_train = _encode(vocab, [texts[i] for i in train_idx], config.maxlen), labels[train_idx]
     x_test, y_test = _encode(vocab, [texts[i] for i in test_idx], config.maxlen), labels[test_idx]
     print_fn(f"UCI sentiment sentences: {len(train_idx)} train / {len(test_idx)} test (seed {config.seed}), "
-             f"vocabulary {len(vocab)} words (min_freq {config.min_freq}), sequences cut/padded to {config.maxlen} tokens")
+             f"vocabulary {len(vocab)} words (min_freq {config.min_freq}), "
+             f"sequences cut/padded to {config.maxlen} tokens")
 
     model = build_classifier(len(vocab), config)
     summary = model.summary(input_shape=(None, config.maxlen), print_fn=print_fn)
@@ -545,5 +551,6 @@ def run_sentiment(config: SentimentConfig, print_fn=print) -> SentimentResult:
         print_fn(f"  {phrase!r:22s} -> {LABELS[int(p > 0.5)]:8s} (P(positive) = {p:.3f})")
     seconds = time.perf_counter() - start
     print_fn(f"done in {seconds:.1f} s")
-    return SentimentResult(history=history, test_loss=final["loss"], test_accuracy=final["accuracy"], predictions=predictions,
-                           n_train=len(train_idx), n_test=len(test_idx), vocab_size=len(vocab), seconds=seconds, summary=summary)
+    return SentimentResult(history=history, test_loss=final["loss"], test_accuracy=final["accuracy"],
+                           predictions=predictions, n_train=len(train_idx), n_test=len(test_idx),
+                           vocab_size=len(vocab), seconds=seconds, summary=summary)

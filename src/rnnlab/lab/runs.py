@@ -240,7 +240,8 @@ def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0
     after any of the ``stop`` strings (see :func:`rnnlab.generate.sample`)."""
     run = load_run(run_dir)
     if run.config.data.task != "language_model":
-        raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; generate needs a language_model run")
+        raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; "
+                       "generate needs a language_model run")
     tokenize, joiner = tokenizer_of(run.config.data)
     text = _library_call(sample, run.model, run.vocab, prime, length=length, temperature=temperature, top_k=top_k,
                          top_p=top_p, greedy=greedy, seed=seed, stop=stop, include_stop=include_stop,
@@ -263,15 +264,16 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
         tokenize, _ = tokenizer_of(d)
         proba = _library_call(predict_proba, run.model, run.vocab, list(inputs), tokenizer=tokenize, maxlen=d.maxlen)
         labels = proba.argmax(axis=1)
-        return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text) for c, p, text in zip(labels, proba, inputs)]
+        return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text)
+                                                  for c, p, text in zip(labels, proba, inputs)]
     if d.task == "forecasting":
         try:
             values = np.array([float(v) for v in inputs])
         except ValueError:
             raise ConfigError(f"a forecasting run predicts from numbers; got {list(inputs)!r:.120}") from None
         if len(values) < d.lookback or not np.isfinite(values).all():
-            raise ConfigError(f"a forecasting run needs the latest lookback = {d.lookback} finite values, oldest first; "
-                              f"got {len(values)}")
+            raise ConfigError(f"a forecasting run needs the latest lookback = {d.lookback} finite values, "
+                              f"oldest first; got {len(values)}")
         window = values[-d.lookback:][None, :, None]  # (1, L, 1)
         forecast = _last_step(_library_call(predict_values, run.model, window, scaler=run.scaler))[0]  # (H,)
         return ["step", "value"], [(f"t+{h + 1}", float(v)) for h, v in enumerate(forecast)]

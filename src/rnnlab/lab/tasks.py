@@ -313,7 +313,8 @@ def _language_model(config: RunConfig, data_dir, vocab: Vocabulary | None, scale
         parts = {"train": streams["train"], "val": streams["valid"], "test": streams["test"]}
     else:
         tokenize, _ = tokenizer_of(d)
-        parts = {"train": tokenize(tiny_shakespeare(data_dir, "train")), "val": tokenize(tiny_shakespeare(data_dir, "valid"))}
+        parts = {"train": tokenize(tiny_shakespeare(data_dir, "train")),
+                 "val": tokenize(tiny_shakespeare(data_dir, "valid"))}
     if d.limit is not None:
         parts = {name: tokens[:d.limit] for name, tokens in parts.items()}
     if vocab is None:
@@ -325,11 +326,13 @@ def _language_model(config: RunConfig, data_dir, vocab: Vocabulary | None, scale
                                      bptt=d.bptt)
         except ValueError as exc:
             raise _config_error(f"the {name} part of {d.dataset} ({len(tokens)} tokens) is too short for "
-                                f"batch_size={d.batch_size}" + (f" with limit={d.limit}" if d.limit else ""), exc) from None
+                                f"batch_size={d.batch_size}" + (f" with limit={d.limit}" if d.limit else ""),
+                                exc) from None
     metric = "bits_per_character" if d.level == "char" else "perplexity"
     description = [f"{d.dataset} ({d.level} level): " + ", ".join(f"{name} {len(tokens):,} tokens"
                                                                  for name, tokens in parts.items())
-                   + f"; vocabulary {len(vocab)}; {len(streams['train'])} training windows of {d.batch_size} x {d.bptt}"]
+                   + f"; vocabulary {len(vocab)}; {len(streams['train'])} training windows of "
+                     f"{d.batch_size} x {d.bptt}"]
     return _Data(streams["train"], streams.get("val"), streams.get("test"), "ids", len(vocab), len(vocab), True,
                  "cross_entropy", (metric,), d.bptt, vocab=vocab, description=description)
 
@@ -389,7 +392,8 @@ def _synthetic(config: RunConfig, data_dir, vocab, scaler) -> _Data:
     parts = {}
     for i, (name, n) in enumerate(sizes.items()):
         rng = np.random.default_rng([d.seed, i])  # independent draws per part
-        parts[name] = adding_problem(n, d.seq_len, rng, dtype=dtype) if d.task == "adding" else copy_memory(n, d.seq_len, rng)
+        parts[name] = (adding_problem(n, d.seq_len, rng, dtype=dtype) if d.task == "adding"
+                       else copy_memory(n, d.seq_len, rng))
     batches = {name: ArrayBatches(x, y, batch_size=d.batch_size, shuffle=(name == "train"), seed=d.seed)
                for name, (x, y) in parts.items()}
     if d.task == "adding":

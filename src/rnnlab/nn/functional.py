@@ -124,7 +124,8 @@ def one_hot(indices, num_classes: int, dtype="float32") -> np.ndarray:
         raise TypeError(f"indices must be integers, got dtype {indices.dtype}")
     if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
         raise ValueError(
-            f"indices must lie in [0, {num_classes}) for num_classes={num_classes}, got values from {indices.min()} to {indices.max()}"
+            f"indices must lie in [0, {num_classes}) for num_classes={num_classes}, "
+            f"got values from {indices.min()} to {indices.max()}"
         )
     out = np.zeros(indices.shape + (num_classes,), dtype=resolve_dtype(dtype))
     np.put_along_axis(out, indices[..., None], 1.0, axis=-1)

@@ -133,7 +133,8 @@ def get(spec, argument: str = "initializer") -> Initializer:
         elif spec in _NAMED:
             return _NAMED[spec]
     raise ValueError(
-        f"{argument} must be one of {', '.join(sorted(_NAMED))}, 'uniform:SCALE', 'normal:SCALE' or a callable; got {spec!r}"
+        f"{argument} must be one of {', '.join(sorted(_NAMED))}, 'uniform:SCALE', 'normal:SCALE' or a callable; "
+        f"got {spec!r}"
     )
 
 

@@ -97,10 +97,11 @@ class OneToMany(Module):
 
     INPUT_MODES = ("first", "every", "state")
 
-    def __init__(self, layer: Recurrent, output: Module, steps: int, *, input_mode: str = "first", feedback: bool = False,
-                 input_size: int | None = None, seed=None, name: str | None = None):
+    def __init__(self, layer: Recurrent, output: Module, steps: int, *, input_mode: str = "first",
+                 feedback: bool = False, input_size: int | None = None, seed=None, name: str | None = None):
         if not isinstance(layer, Recurrent):
-            raise TypeError(f"layer must be a SimpleRNN, LSTM or GRU (a causal recurrent layer), got {type(layer).__name__}")
+            raise TypeError(f"layer must be a SimpleRNN, LSTM or GRU (a causal recurrent layer), "
+                            f"got {type(layer).__name__}")
         if not isinstance(output, Module):
             raise TypeError(f"output must be an rnnlab module such as Dense(K), got {type(output).__name__}")
         self.steps = check_positive_int("steps", steps)
@@ -195,7 +196,8 @@ class OneToMany(Module):
         if self.feedback:
             x, targets = _pair("OneToMany with feedback=True", x, "inputs (B, D)", "targets (B, T)")
             targets = _check_ids("targets", targets, self.num_classes)
-        return self._forward(x, self.steps if targets is None else targets.shape[1], targets, mask, initial_state, training)
+        return self._forward(x, self.steps if targets is None else targets.shape[1], targets, mask, initial_state,
+                             training)
 
     def _forward(self, x, T: int, targets, mask, initial_state, training):
         x = self._check_x(x)
@@ -263,13 +265,15 @@ class OneToMany(Module):
     def get_config(self):
         return {"layer": {"class_name": type(self.layer).__name__, "config": self.layer.get_config()},
                 "output": {"class_name": type(self.output).__name__, "config": self.output.get_config()},
-                "steps": self.steps, "input_mode": self.input_mode, "feedback": self.feedback, "input_size": self.input_size,
+                "steps": self.steps, "input_mode": self.input_mode, "feedback": self.feedback,
+                "input_size": self.input_size,
                 "seed": self.seed if isinstance(self.seed, int) else None, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        layer, output = (registered(config[k]["class_name"]).from_config(config.pop(k)["config"]) for k in ("layer", "output"))
+        layer, output = (registered(config[k]["class_name"]).from_config(config.pop(k)["config"])
+                         for k in ("layer", "output"))
         return cls(layer, output, **config)
 
 
@@ -326,15 +330,15 @@ class Seq2Seq(Module):
     causal, so padding after a target's end never changes the logits of its valid steps.
     """
 
-    def __init__(self, encoder: Module, decoder: Sequential, output: Module, *, start_id: int, end_id: int | None = None,
-                 pad_id: int | None = 0, name: str | None = None):
+    def __init__(self, encoder: Module, decoder: Sequential, output: Module, *, start_id: int,
+                 end_id: int | None = None, pad_id: int | None = 0, name: str | None = None):
         for role, m in (("encoder", encoder), ("decoder", decoder), ("output", output)):
             if not isinstance(m, Module):
                 raise TypeError(f"{role} must be an rnnlab module, got {type(m).__name__}")
         enc_rnn = _last_recurrent(encoder, "encoder")
         if not isinstance(decoder, Sequential) or not decoder.layers:
-            raise TypeError(f"decoder must be a Sequential starting with an Embedding or OneHot and ending in a recurrent "
-                            f"layer, got {type(decoder).__name__}")
+            raise TypeError(f"decoder must be a Sequential starting with an Embedding or OneHot and ending in a "
+                            f"recurrent layer, got {type(decoder).__name__}")
         if not isinstance(decoder.layers[0], (Embedding, OneHot)):
             raise TypeError(f"decoder must start with an Embedding or OneHot (it reads token ids), got "
                             f"{type(decoder.layers[0]).__name__}")
@@ -344,18 +348,20 @@ class Seq2Seq(Module):
                              "return_sequences=True (it emits one output per target step)")
         n_rec = sum(isinstance(m, (Recurrent, Bidirectional)) for m in decoder.layers)
         if n_rec != 1:
-            raise ValueError(f"decoder must hold exactly one recurrent layer (its state is carried during generation), got {n_rec}")
+            raise ValueError(f"decoder must hold exactly one recurrent layer (its state is carried during generation), "
+                             f"got {n_rec}")
         enc_cell = enc_rnn.forward_layer if isinstance(enc_rnn, Bidirectional) else enc_rnn
         if enc_cell.state_names != dec_rnn.state_names:
             raise ValueError(f"encoder and decoder must carry the same state tensors, got {type(enc_cell).__name__} "
                              f"{enc_cell.state_names} and {type(dec_rnn).__name__} {dec_rnn.state_names}")
         factor = 2 if isinstance(enc_rnn, Bidirectional) else 1
         if dec_rnn.hidden_size != factor * enc_cell.hidden_size:
-            raise ValueError(f"decoder hidden_size must be {factor} x the encoder's ({enc_cell.hidden_size}) to take its "
-                             f"final state, got {dec_rnn.hidden_size}")
+            raise ValueError(f"decoder hidden_size must be {factor} x the encoder's ({enc_cell.hidden_size}) "
+                             f"to take its final state, got {dec_rnn.hidden_size}")
         for key, value in (("start_id", start_id), ("end_id", end_id), ("pad_id", pad_id)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
-                raise ValueError(f"{key} must be a non-negative int token id{'' if key == 'start_id' else ' or None'}, got {value!r}")
+                raise ValueError(f"{key} must be a non-negative int token id{'' if key == 'start_id' else ' or None'}, "
+                                 f"got {value!r}")
         if start_id is None:
             raise ValueError("start_id must be a non-negative int token id, got None")
         super().__init__(dtype=_check_same_dtype({"encoder": encoder, "decoder": decoder, "output": output}), name=name)
@@ -399,7 +405,8 @@ class Seq2Seq(Module):
         source, targets = _pair("Seq2Seq", x, "source", "targets (B, T') token ids")
         targets = _check_ids("targets", targets)
         if len(targets) != len(source):
-            raise ValueError(f"source and targets must hold the same number of sequences, got {len(source)} and {len(targets)}")
+            raise ValueError(f"source and targets must hold the same number of sequences, "
+                             f"got {len(source)} and {len(targets)}")
         enc_y, *enc_states = self.encoder(source, mask=mask, initial_state=initial_state, training=training)
         dec_out = self.decoder(self.shift_right(targets), initial_state=self._bridge(enc_states), training=training)
         logits = self.output(dec_out[0], training=training)  # (B, T', V)
@@ -455,5 +462,6 @@ class Seq2Seq(Module):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        parts = [registered(config[k]["class_name"]).from_config(config.pop(k)["config"]) for k in ("encoder", "decoder", "output")]
+        parts = [registered(config[k]["class_name"]).from_config(config.pop(k)["config"])
+                 for k in ("encoder", "decoder", "output")]
         return cls(*parts, **config)

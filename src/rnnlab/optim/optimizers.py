@@ -42,9 +42,11 @@ def _named_params_and_grads(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
     triples = []
     for (name, p), (_, g) in zip(params, grads):
         if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
-            raise TypeError(f"parameter {name!r} must be a float ndarray, got {type(p).__name__} {getattr(p, 'dtype', '')}")
+            raise TypeError(f"parameter {name!r} must be a float ndarray, "
+                            f"got {type(p).__name__} {getattr(p, 'dtype', '')}")
         if not isinstance(g, np.ndarray) or g.shape != p.shape:
-            raise ValueError(f"gradient of {name!r} must be an ndarray of the parameter's shape {p.shape}, got {np.shape(g)}")
+            raise ValueError(f"gradient of {name!r} must be an ndarray of the parameter's shape {p.shape}, "
+                             f"got {np.shape(g)}")
         triples.append((name, p, g))
     return triples
 
@@ -182,7 +184,8 @@ class Optimizer:
         for name, fields in groups.items():
             missing = expected - fields.keys()
             if missing:
-                raise ValueError(f"state_dict lacks {sorted(missing)} for parameter {name!r}; {self!r} needs {sorted(expected)}")
+                raise ValueError(f"state_dict lacks {sorted(missing)} for parameter {name!r}; "
+                                 f"{self!r} needs {sorted(expected)}")
             step = _as_scalar(f"state.{name}.step", fields["step"])
             if step != int(step) or step < 0:
                 raise ValueError(f"state.{name}.step must be a non-negative integer, got {step}")
@@ -260,7 +263,8 @@ class SGD(Optimizer):
         self.nesterov = check_bool("nesterov", nesterov)
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError(
-                f"nesterov=True requires momentum > 0 and dampening = 0, got momentum={self.momentum}, dampening={self.dampening}"
+                f"nesterov=True requires momentum > 0 and dampening = 0, "
+                f"got momentum={self.momentum}, dampening={self.dampening}"
             )
 
     def _buffers(self):
@@ -427,7 +431,8 @@ class RMSprop(Optimizer):
         self.centered = check_bool("centered", centered)
 
     def _buffers(self):
-        return ("square_avg",) + (("grad_avg",) if self.centered else ()) + (("momentum_buffer",) if self.momentum else ())
+        return (("square_avg",) + (("grad_avg",) if self.centered else ())
+                + (("momentum_buffer",) if self.momentum else ()))
 
     def _update(self, p, g, state, a, b):
         if self.weight_decay:

@@ -16,7 +16,7 @@ name                ``lr(e)``                                                   
 ``"step"``          ``eta_0 * factor ** max(0, n - decay_after)``                Zaremba et al. 2014 (SGD lr 1, halved
                                                                                  each epoch after 4: ``decay_after=4,
                                                                                  factor=0.5``)
-``"exponential"``   ``eta_0 * gamma ** e``                                       ``torch.optim.lr_scheduler.ExponentialLR``
+``"exponential"``   ``eta_0 * gamma ** e``                                       torch ``ExponentialLR``
 ``"cosine"``        ``min_lr + (eta_0 - min_lr) (1 + cos(pi e / t_max)) / 2``    Loshchilov & Hutter 2017 (SGDR without
                                                                                  restarts), ``CosineAnnealingLR``;
                                                                                  ``min_lr`` for ``e >= t_max``

@@ -20,7 +20,8 @@ def _check_recurrent(layer, function: str) -> Recurrent:
     if not isinstance(layer, Recurrent):
         raise TypeError(f"{function} takes a recurrent layer (SimpleRNN, LSTM, GRU), got {type(layer).__name__}")
     if not layer.built:
-        raise ValueError(f"layer ({type(layer).__name__}) has no weights yet: call it on data or build(input_shape) first")
+        raise ValueError(f"layer ({type(layer).__name__}) has no weights yet: "
+                         "call it on data or build(input_shape) first")
     return layer
 
 
@@ -60,7 +61,8 @@ def _traced_copy(model: Module) -> tuple[Module, dict[str, Recurrent], dict[str,
     if not isinstance(model, Module):
         raise TypeError(f"model must be an rnnlab Module, got {type(model).__name__}")
     if not model.built:
-        raise ValueError(f"model ({type(model).__name__}) has no weights yet: call it on data or build(input_shape) first")
+        raise ValueError(f"model ({type(model).__name__}) has no weights yet: "
+                         "call it on data or build(input_shape) first")
     if not _recurrent_layers(model):
         raise ValueError(f"model ({type(model).__name__}) has no recurrent layer (SimpleRNN, LSTM, GRU) to diagnose")
     copy = type(model).from_config(_as_float64(model.get_config()))

@@ -119,13 +119,15 @@ class GradientReport:
     def table(self) -> str:
         """An aligned text table, one row per recurrent layer, with the thresholds below it."""
         header = ("layer", "cell", "H", "T", "|dL/dh_1|/|dL/dh_T|", "decay/step", "max sv(W)", "mean f", "label")
-        rows = [(l.name, l.cell, str(l.hidden_size), str(l.timesteps), _fmt(l.end_to_end), _fmt(l.decay_per_step),
-                 _fmt(l.max_singular_value), _fmt(l.forget_gate), l.label) for l in self.layers]
+        rows = [(layer.name, layer.cell, str(layer.hidden_size), str(layer.timesteps), _fmt(layer.end_to_end),
+                 _fmt(layer.decay_per_step), _fmt(layer.max_singular_value), _fmt(layer.forget_gate), layer.label)
+                for layer in self.layers]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         numeric = {2, 3, 4, 5, 6, 7}
 
         def line(cells):
-            return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+            return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
         out = []
         if self.context:

@@ -67,7 +67,8 @@ def diagnose(run_dir, *, data_dir=None, batch_size: int = 16, split: str = "val"
         raise RunError(f"this {run.config.data.task} run has no {split!r} part; it has {', '.join(parts)}")
     x, mask = _sample_batch(parts[split], batch_size, int(seed))
     if np.shape(x)[1] < 2:
-        raise RunError(f"the {split!r} sequences of this run have {np.shape(x)[1]} step(s); gradient flow needs at least 2")
+        raise RunError(f"the {split!r} sequences of this run have {np.shape(x)[1]} step(s); "
+                       "gradient flow needs at least 2")
     report = gradient_report(run.model, x, mask, seed=int(seed))
     report.context = {"run": str(run.run_dir), "task": run.config.data.task, "split": split}
     return report

@@ -47,7 +47,8 @@ def weight_spectrum(layer: Recurrent) -> dict:
 def _forget_gates(layer: Recurrent, x, mask, initial_state) -> tuple[np.ndarray, np.ndarray]:
     layer = _check_recurrent(layer, "forget_gate_profile")
     if not isinstance(layer.cell, LSTMCell):
-        raise TypeError(f"forget gates belong to the LSTM; got a {type(layer).__name__} (cell {type(layer.cell).__name__})")
+        raise TypeError(f"forget gates belong to the LSTM; got a {type(layer).__name__} "
+                        f"(cell {type(layer.cell).__name__})")
     seq = _layer_copy(layer, return_sequences=True)
     seq(x, mask=mask, initial_state=initial_state)
     f = seq.activations()["f"]  # (B, T, H), zeros on padding

@@ -178,8 +178,9 @@ def _findings_truncation(res: dict) -> list[str]:
                      f"({best['accuracy']:.2f}).")
     most = {k: max(r["updates"] for r in res["runs"] if r["k"] == k) for k in s["windows"]}
     k_lo, k_hi = min(most), max(most)
-    lines.append(f"Every run trained on the same {_count(s['steps'])} steps of {s['batch']} streams; a window of k steps "
-                 f"makes one update per window holding a query: up to {_count(most[k_lo])} updates for k = {k_lo}, "
+    lines.append(f"Every run trained on the same {_count(s['steps'])} steps of {s['batch']} streams; "
+                 f"a window of k steps makes one update per window holding a query: "
+                 f"up to {_count(most[k_lo])} updates for k = {k_lo}, "
                  f"up to {_count(most[k_hi])} for k = {k_hi}.")
     diverged = [r for r in res["runs"] if r["stopped"]]
     for r in diverged:

@@ -31,9 +31,10 @@ Every value is stored as one byte, an 8-bit code on its unit's own range (see
 :func:`render_html`), base64-encoded: 4/3 bytes per value, about 2 to 3 significant digits, finer
 than the colour scale (at most 256 shades). A 2,000-character text through the 2 x 256 LSTM of
 ``examples/charlm_shakespeare.toml`` holds 2,000 x 512 x 6 = 6.1 M values: an 8.5 MB page (8.2 MB of
-codes, the rest the text's spans; ``tests/unit/test_viewer.py`` checks it); 500 characters, 2.1 MB. (Decimal text at 3-4 significant digits costs 5-7 bytes per value, 35 MB for the
-same text.) :data:`MAX_PAGE_VALUES` bounds a page at about 32 MB: longer texts are refused with the
-numbers, rather than written as a file no browser opens comfortably.
+codes, the rest the text's spans; ``tests/unit/test_viewer.py`` checks it); 500 characters, 2.1 MB.
+(Decimal text at 3-4 significant digits costs 5-7 bytes per value, 35 MB for the same text.)
+:data:`MAX_PAGE_VALUES` bounds a page at about 32 MB: longer texts are refused with the numbers,
+rather than written as a file no browser opens comfortably.
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ def _check_selection(layers: list[dict], layer, quantity, unit) -> tuple[int, st
         if not having:
             have = sorted({q for lay in layers for q in lay["quantities"]}, key=_quantity_order)
             raise ValueError(f"quantity must be one of the model's quantities ({', '.join(have)}), got {quantity!r}")
-        preferred = [i for i in having if layers[i]["path"] != "output" and not layers[i]["name"].endswith("(backward)")]
+        preferred = [i for i in having
+                     if layers[i]["path"] != "output" and not layers[i]["name"].endswith("(backward)")]
         layer = (preferred or having)[-1]
     chosen = layers[layer]
     if quantity not in chosen["quantities"]:

@@ -94,8 +94,8 @@ def _check_finite(name: str, quantity: str, values: np.ndarray) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         t, u = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}: {quantity} is not finite at step {t}, unit {u} ({values[t, u]}); the model's weights "
-                         "or inputs hold NaN or inf, or the activations overflowed")
+        raise ValueError(f"{name}: {quantity} is not finite at step {t}, unit {u} ({values[t, u]}); "
+                         "the model's weights or inputs hold NaN or inf, or the activations overflowed")
 
 
 def trace(model: Module, inputs, *, next_token: bool = False) -> Trace:
