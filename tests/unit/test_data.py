@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-import rnnlab.data
 from rnnlab.data.batches import (
     ArrayBatches,
     Batch,
@@ -33,10 +30,6 @@ def padded(lengths, T, padding="post"):
         x[i, cols] = 1000 * i + np.arange(1, n + 1)
         mask[i, cols] = True
     return x, mask
-
-
-def test_docstring_examples():
-    assert doctest.testmod(rnnlab.data, extraglobs={"np": np}).failed == 0
 
 
 # ---------------------------------------------------------------------------- Batch

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 
 import numpy as np
 import pytest
 
-import rnnlab.timeseries
 from rnnlab.data.timeseries import (
     MinMaxScaler,
     Scaler,
@@ -20,10 +18,6 @@ from rnnlab.data.timeseries import (
     seasonal_naive_forecast,
     split_by_time,
 )
-
-
-def test_docstring_examples():
-    assert doctest.testmod(rnnlab.timeseries, extraglobs={"np": np}).failed == 0
 
 
 # ---------------------------------------------------------------------------- windows

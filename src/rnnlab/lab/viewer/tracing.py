@@ -107,8 +107,8 @@ def trace(model: Module, inputs, *, next_token: bool = False) -> Trace:
         Any module holding recurrent layers, typically a ``Sequential`` of ``Embedding``/``OneHot``
         -> recurrent layers (plain, stacked or ``Bidirectional``) -> ``Dense``. It runs as built
         (a many-to-one model's last recurrent layer still reports every step), with
-        ``training=False`` (no dropout) and zero initial states: the state a ``stateful`` layer
-        carries is set aside during the call and restored after it.
+        ``training=False`` (no dropout) and zero initial states (an empty state map): the state a
+        ``stateful`` layer carries is neither read nor changed.
     inputs : array_like
         One sequence: token ids (T,) of an integer dtype, or real values (T, F).
     next_token : bool
