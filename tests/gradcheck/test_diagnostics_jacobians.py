@@ -99,7 +99,7 @@ def test_step_jacobians_match_finite_differences_of_one_step(cell, mask_name, rn
     for t in range(T):
         s_in = np.concatenate(_state_out_of(stepper, x_p, m_p, t - 1), axis=1)  # (B, S)
 
-        def one_step(s):
+        def one_step(s, t=t):
             out = stepper(x_p[:, t:t + 1], mask=m_p[:, t:t + 1], initial_state=np.split(s, n, axis=1))[1:]
             return np.concatenate(out, axis=1)  # (B, S)
 
@@ -126,7 +126,7 @@ def test_step_jacobians_of_a_layer_reading_backwards_and_from_a_given_initial_st
     for t in range(T):
         s_in = state0 if t == 0 else list(stepper(x_p[:, :t], mask=m_p[:, :t], initial_state=state0)[1:])
 
-        def one_step(s):
+        def one_step(s, t=t):
             out = stepper(x_p[:, t:t + 1], mask=m_p[:, t:t + 1], initial_state=np.split(s, n, axis=1))[1:]
             return np.concatenate(out, axis=1)
 
@@ -162,14 +162,15 @@ def test_gradient_through_time_is_the_norm_of_the_finite_difference_gradient_of_
         o = seq.activations()["o"]  # (B, T, H)
     for t in range(T):
         states = _state_out_of(stepper, x_p, m_p, t)
-        grad_h = _fd_columns(lambda h: _loss_from_state(stepper, x_p, m_p, v, t, [h, *states[1:]]), states[0])[:, 0]
+        grad_h = _fd_columns(lambda h, t=t, states=states: _loss_from_state(
+            stepper, x_p, m_p, v, t, [h, *states[1:]]), states[0])[:, 0]
         real = m_p[:, t]
         _close(flow.h[real, t], np.linalg.norm(grad_h, axis=1)[real])
         assert np.all(flow.h[~real, t] == 0)
         if flow.c is None:
             continue
         # dc_t of the LSTM equations: c_t moves h_t = o_t tanh(c_t) too (o_t held fixed)
-        def through_c(c):
+        def through_c(c, t=t):
             return _loss_from_state(stepper, x_p, m_p, v, t, [o[:, t] * np.tanh(c), c])
 
         grad_c = _fd_columns(through_c, states[1])[:, 0]
@@ -189,7 +190,7 @@ def test_the_probe_is_the_product_of_finite_difference_jacobians_applied_to_v(ce
     J_fd = []
     for t in range(T):
         s_in = np.concatenate(_state_out_of(stepper, x_p, m_p, t - 1), axis=1)
-        J_fd.append(_fd_columns(lambda s: np.concatenate(
+        J_fd.append(_fd_columns(lambda s, t=t: np.concatenate(
             stepper(x_p[:, t:t + 1], initial_state=np.split(s, n, axis=1))[1:], axis=1), s_in))
     g = np.concatenate([flow.probe, np.zeros((B, (n - 1) * H))], axis=1)  # dL_T/ds_T, (B, S)
     bound = dg.running_products(np.stack(J_fd, axis=1))
@@ -224,11 +225,11 @@ def test_gradient_of_a_real_loss_per_layer_matches_finite_differences(cell, rng)
         return h @ dense.params["V"].T + dense.params["c"]
 
     for t in range(T):
-        def via_first(s):
+        def via_first(s, t=t):
             after = seq1(x[:, t + 1:], initial_state=s) if t < T - 1 else np.zeros((B, 0, 3))
             return row_losses(V(step2(np.concatenate([h1[:, :t], s[:, None], after], axis=1))[0]))
 
-        def via_second(s):
+        def via_second(s, t=t):
             return row_losses(V(step2(h1[:, t + 1:], initial_state=s)[0] if t < T - 1 else s))
 
         _close(flows["0"].h[:, t], np.linalg.norm(_fd_columns(via_first, h1[:, t].copy())[:, 0], axis=1))

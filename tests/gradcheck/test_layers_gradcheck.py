@@ -364,7 +364,7 @@ def test_recorded_grad_norms_are_norms_of_dL_dstate(cell, return_sequences, rng)
         k = t + 1
         _, *states = split(x[:, :k])
 
-        def loss(states_t):
+        def loss(states_t, t=t, k=k):
             value = float(np.sum(states_t[0] * R[:, t])) if return_sequences else 0.0
             if k < T:
                 y_rest = split(x[:, k:], initial_state=states_t)[0]  # (Bn, T-k, H)
@@ -373,11 +373,11 @@ def test_recorded_grad_norms_are_norms_of_dL_dstate(cell, return_sequences, rng)
                 value += float(np.sum(states_t[0] * R))
             return value
 
-        dh = fd_grad(lambda h: loss([h, *states[1:]]), states[0].copy())
+        dh = fd_grad(lambda h, states=states: loss([h, *states[1:]]), states[0].copy())
         np.testing.assert_allclose(recorded["h"][:, t], np.linalg.norm(dh, axis=1), rtol=1e-6, err_msg=f"t={t}")
         if "c" in recorded:
             h_prev = split(x[:, :t])[1] if t > 0 else np.zeros((Bn, H))
             o = _sigmoid(x[:, t] @ p["U"][3 * H:].T + h_prev @ p["W"][3 * H:].T + p["b"][3 * H:])  # (Bn, H)
             np.testing.assert_allclose(o * np.tanh(states[1]), states[0], rtol=1e-12)  # o_t is right
-            dc = fd_grad(lambda c: loss([o * np.tanh(c), c]), states[1].copy())
+            dc = fd_grad(lambda c, o=o: loss([o * np.tanh(c), c]), states[1].copy())
             np.testing.assert_allclose(recorded["c"][:, t], np.linalg.norm(dc, axis=1), rtol=1e-6, err_msg=f"t={t}")

@@ -128,7 +128,8 @@ def test_trainer_resume_rebuilds_model_loss_and_config_from_the_run_directory(tm
 
 def test_a_run_directory_with_a_checkpoint_is_not_overwritten_and_resume_needs_one(tmp_path):
     model, config, train, val = build(epochs=1)
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint to resume from in .* \(looked for .*checkpoint.json.\)"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"no checkpoint to resume from in .* \(looked for .*checkpoint.json.\)"):
         Trainer(model, "cross_entropy", config, train, val, tmp_path).run(resume=True)
     Trainer(model, "cross_entropy", config, train, val, tmp_path).run()
     with pytest.raises(FileExistsError, match="already holds a training checkpoint; pass resume=True"):

@@ -41,8 +41,10 @@ def test_character_lstm_memorises_a_tiny_text():
     vocab = Vocabulary(specials=()).fit([char_tokenize(text)])  # a closed character set: no <pad>, no <unk>
     ids = np.array(vocab.encode(char_tokenize(text)))
     x, y = ids[None, :-1], ids[None, 1:]  # (1, T): predict the next character at every step
-    model = Sequential([Embedding(len(vocab), 8, seed=0), LSTM(32, return_sequences=True, seed=1), Dense(len(vocab), seed=2)])
-    history = model.fit(x, y, loss="cross_entropy", optimizer=rnnlab.optim.get("adam", lr=0.03), epochs=150, batch_size=1)
+    model = Sequential([Embedding(len(vocab), 8, seed=0), LSTM(32, return_sequences=True, seed=1),
+                        Dense(len(vocab), seed=2)])
+    history = model.fit(x, y, loss="cross_entropy", optimizer=rnnlab.optim.get("adam", lr=0.03), epochs=150,
+                        batch_size=1)
     assert history["loss"][-1] < 0.1
     # after "hello " comes "w" the first time and "r" the second: the state, not the last character, decides
     predicted = vocab.decode(model.predict(x).argmax(axis=-1)[0])

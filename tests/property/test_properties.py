@@ -187,9 +187,9 @@ def test_padding_changes_nothing(kind, data):
     x = draw_array(data, (B, T, D), "x")
     xp = draw_array(data, (B, T + P, D), "junk")
     mask = np.zeros((B, T + P), dtype=bool)
-    for row, l in enumerate(left):
-        xp[row, l:l + T] = x[row]
-        mask[row, l:l + T] = True
+    for row, start in enumerate(left):
+        xp[row, start:start + T] = x[row]
+        mask[row, start:start + T] = True
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
     flags = {"return_sequences": return_sequences, "return_state": True, "go_backwards": go_backwards}
     plain, padded = make(spec, D, H, seed=2, **flags), make(spec, D, H, seed=2, **flags)
@@ -200,23 +200,23 @@ def test_padding_changes_nothing(kind, data):
     if return_sequences:  # junk gradients at the padded steps, the reference's at the valid ones
         dy = [rng.standard_normal((B, T + P, d.shape[-1])) for d in ref.dy]
         for d, d_ref in zip(dy, ref.dy):
-            for row, l in enumerate(left):
-                time_order(d, padded)[row, l:l + T] = time_order(d_ref, plain)[row]
+            for row, start in enumerate(left):
+                time_order(d, padded)[row, start:start + T] = time_order(d_ref, plain)[row]
     pad = run(padded, xp, rng, mask=mask, initial_state=[s.copy() for s in s0], dy=dy, dstates=ref.dstates)
 
     for got, want in zip(pad.y, ref.y, strict=True):
         if return_sequences:
             got, want = time_order(got, padded), time_order(want, plain)
-            for row, l in enumerate(left):
-                np.testing.assert_allclose(got[row, l:l + T], want[row], **EXACT)
+            for row, start in enumerate(left):
+                np.testing.assert_allclose(got[row, start:start + T], want[row], **EXACT)
             np.testing.assert_array_equal(got[~mask], 0.0)
         else:
             np.testing.assert_allclose(got, want, **EXACT)
     for got, want in zip(pad.states + pad.dstate0, ref.states + ref.dstate0, strict=True):
         np.testing.assert_allclose(got, want, **EXACT)
     assert_same_grads(pad.grads, ref.grads, **EXACT)
-    for row, l in enumerate(left):
-        np.testing.assert_allclose(pad.dx[row, l:l + T], ref.dx[row], **EXACT)
+    for row, start in enumerate(left):
+        np.testing.assert_allclose(pad.dx[row, start:start + T], ref.dx[row], **EXACT)
     np.testing.assert_array_equal(pad.dx[~mask], 0.0)
 
 

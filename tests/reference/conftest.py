@@ -81,14 +81,15 @@ class Reference:
         if kind == "gru":
             kwargs = {**kwargs, "reset_after": reset_after}
         layers = []
-        for l in range(tm.num_layers):
-            D = tm.input_size if l == 0 else nd * H
-            layer = cls(H, input_size=D, return_sequences=True, return_state=True, dtype=dtype, seed=l, **kwargs)
+        for layer_idx in range(tm.num_layers):
+            D = tm.input_size if layer_idx == 0 else nd * H
+            layer = cls(H, input_size=D, return_sequences=True, return_state=True, dtype=dtype, seed=layer_idx,
+                        **kwargs)
             module = rnnlab.Bidirectional(layer) if tm.bidirectional else layer
             weights = {}
             for d in range(nd):
                 prefix = ("forward.", "backward.")[d] if tm.bidirectional else ""
-                tag = f"_l{l}{SUFFIXES[d]}"
+                tag = f"_l{layer_idx}{SUFFIXES[d]}"
                 w = {k: getattr(tm, k + tag).detach().numpy() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
                 weights[prefix + "U"] = w["weight_ih"]
                 weights[prefix + "W"] = w["weight_hh"]
@@ -183,28 +184,28 @@ class Reference:
         nd, lstm = (2 if bidirectional else 1), c0 is not None
         n = 2 if lstm else 1  # state tensors per direction
 
-        def per_direction(arrays, l):  # [h_f, (c_f), h_b, (c_b)] as Bidirectional orders them
+        def per_direction(arrays, layer_idx):  # [h_f, (c_f), h_b, (c_b)] as Bidirectional orders them
             out = []
             for d in range(nd):
-                out += [a[l * nd + d] for a in arrays if a is not None]
+                out += [a[layer_idx * nd + d] for a in arrays if a is not None]
             return out
 
         y, finals = x, []
-        for l, layer in enumerate(layers):
-            y, *states = layer(y, mask=mask, initial_state=per_direction((h0, c0), l))
+        for layer_idx, layer in enumerate(layers):
+            y, *states = layer(y, mask=mask, initial_state=per_direction((h0, c0), layer_idx))
             finals.append(states)
         for layer in layers:
             layer.zero_grad()
         dy = R
-        for l in reversed(range(len(layers))):
-            dy = layers[l].backward(dy, *per_direction((R_h, R_c), l))
+        for layer_idx in reversed(range(len(layers))):
+            dy = layers[layer_idx].backward(dy, *per_direction((R_h, R_c), layer_idx))
 
         def pick(per_layer, i):  # state i of every layer and direction, (L*nd, B, H)
             return np.stack([states[d * n + i] for states in per_layer for d in range(nd)])
 
         grads = {}
-        for l, layer in enumerate(layers):
-            grads.update({f"{name}@{l}": g.copy() for name, g in layer.grads.items()})
+        for layer_idx, layer in enumerate(layers):
+            grads.update({f"{name}@{layer_idx}": g.copy() for name, g in layer.grads.items()})
         return Run(out=y, h_n=pick(finals, 0), c_n=pick(finals, 1) if lstm else None, dx=dy,
                    dh0=pick([layer.initial_state_grad for layer in layers], 0),
                    dc0=pick([layer.initial_state_grad for layer in layers], 1) if lstm else None, grads=grads)
@@ -220,12 +221,12 @@ class Reference:
         tm = torch_module
         H, nd = tm.hidden_size, 2 if tm.bidirectional else 1
         out = {}
-        for l in range(tm.num_layers):
+        for layer_idx in range(tm.num_layers):
             for d in range(nd):
                 prefix = ("forward.", "backward.")[d] if tm.bidirectional else ""
-                g = {k: run.grads[f"{prefix}{k}@{l}"] for k in ("U", "W", "b", "b_hn")
-                     if f"{prefix}{k}@{l}" in run.grads}
-                tag = f"_l{l}{SUFFIXES[d]}"
+                g = {k: run.grads[f"{prefix}{k}@{layer_idx}"] for k in ("U", "W", "b", "b_hn")
+                     if f"{prefix}{k}@{layer_idx}" in run.grads}
+                tag = f"_l{layer_idx}{SUFFIXES[d]}"
                 out["weight_ih" + tag] = g["U"]
                 out["weight_hh" + tag] = g["W"]
                 out["bias_ih" + tag] = g["b"]

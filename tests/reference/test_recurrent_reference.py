@@ -119,7 +119,7 @@ def test_gru_reset_after_false_differs_from_torch(ref):
     rng = np.random.default_rng(19)
     tm = ref.torch_module("gru", input_size=D, hidden_size=H, seed=6)
     with torch.no_grad():  # a reset gate well away from 1 and a sizeable b_hn make the forms differ clearly
-        for name, p in tm.named_parameters():
+        for _name, p in tm.named_parameters():
             p.copy_(torch.from_numpy(rng.uniform(-1.0, 1.0, size=tuple(p.shape))))
     data = ref.draw(rng, tm, B, 6)
     expected = ref.run_torch(tm, **data)

@@ -116,7 +116,8 @@ def check_dtypes(cls, kw):
             r = run(layer, x, cls, mask=mask, initial_state=initial_states(cls, input_dtype))
             produced = [r["y"], r["dx"], *r["states"], *r["dstate0"], *r["grads"].values(), *layer.params.values()]
             got = {a.dtype for a in produced}
-            assert got == {np.dtype(layer_dtype)}, f"layer {np.dtype(layer_dtype)}, input {np.dtype(input_dtype)}: {got}"
+            assert got == {np.dtype(layer_dtype)}, (f"layer {np.dtype(layer_dtype)}, "
+                                                    f"input {np.dtype(input_dtype)}: {got}")
             assert np.all(np.isfinite(r["dx"])) and all(np.all(np.isfinite(g)) for g in r["grads"].values())
 
 
@@ -240,7 +241,8 @@ def check_masked_step_equals_removed_step(cls, kw):
         np.testing.assert_array_equal(dx[:, gap], 0.0)
         np.testing.assert_allclose(dx[:, keep], dx_c, rtol=1e-12, atol=1e-14)
         for key, g in grads_c.items():
-            np.testing.assert_allclose(grads[key], g, rtol=1e-12, atol=1e-14, err_msg=f"{key}, go_backwards={go_backwards}")
+            np.testing.assert_allclose(grads[key], g, rtol=1e-12, atol=1e-14,
+                                       err_msg=f"{key}, go_backwards={go_backwards}")
 
 
 def check_no_uninitialized_reads(cls, kw):

@@ -122,7 +122,8 @@ def test_carried_state_gives_the_logits_of_rerunning_the_whole_prefix(kind, rng)
     assert np.ptp(np.array(carried), axis=0).max() > 0.1  # the logits do change with the context
 
 
-@pytest.mark.parametrize("options", [dict(greedy=True), dict(temperature=1.5, top_k=6), dict(temperature=0.8, top_p=0.9)])
+@pytest.mark.parametrize("options", [dict(greedy=True), dict(temperature=1.5, top_k=6),
+                                     dict(temperature=0.8, top_p=0.9)])
 def test_generate_ids_equals_the_plain_loop_that_reruns_the_prefix(options, rng):
     model = make_lm("stack")
     prime = [3, 1, 4, 1, 5]
@@ -393,7 +394,8 @@ def test_sample_and_rank_next_argument_errors():
         sample(lm, words, ["red"], length=2)
     with pytest.raises(ValueError, match=r"prefix must hold at least one token after tokenization, got ''"):
         rank_next(lm, words, "")
-    with pytest.raises(ValueError, match=r"stop string 'blue' must tokenize to tokens of the vocabulary .*not in it: \['blue'\]"):
+    with pytest.raises(ValueError,
+                       match=r"stop string 'blue' must tokenize to tokens of the vocabulary .*not in it: \['blue'\]"):
         sample(lm, words, "red", length=2, stop=["green", "blue"])
     with pytest.raises(ValueError, match=r"tokenizer must be 'char', 'word', a callable .*got 'bpe'"):
         sample(lm, words, "red", length=2, tokenizer="bpe")
@@ -408,7 +410,8 @@ def test_sample_and_rank_next_argument_errors():
     with pytest.raises(TypeError, match=r"model must be an rnnlab Module \(e.g. a Sequential\), got function"):
         sample(lambda x: x, words, "red", length=2)
     one_to_many = OneToMany(LSTM(3, return_sequences=True), Dense(4), steps=2)
-    with pytest.raises(TypeError, match=r"model is a OneToMany, which takes its own inputs; use its generate\(\) method"):
+    with pytest.raises(TypeError,
+                       match=r"model is a OneToMany, which takes its own inputs; use its generate\(\) method"):
         rank_next(one_to_many, words, "red")
 
 
@@ -429,7 +432,8 @@ def test_generator_misuse_errors():
 
 
 def test_non_finite_logits_are_reported():
-    with pytest.raises(ValueError, match=r"the model returned non-finite logits after 2 input token\(s\) \(first at id 1\)"):
+    with pytest.raises(ValueError,
+                       match=r"the model returned non-finite logits after 2 input token\(s\) \(first at id 1\)"):
         generate_ids(FixedLogits([0.0, np.inf, 1.0]), [0, 1], length=2)
     with pytest.raises(ValueError, match=r"logits must be finite, got \[nan\] at index 2"):
         next_token_probs([0.0, 1.0, np.nan])
@@ -520,7 +524,8 @@ def test_prediction_argument_errors(review_vocab):
         predict_classes(model, review_vocab, ["good"], labels=["a", "b"])
     with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
         predict_proba(model, review_vocab, ["good"], batch_size=0)
-    seq_model = Sequential([Embedding(len(review_vocab), 3, seed=0), LSTM(3, return_sequences=True, seed=1), Dense(2, seed=2)])
+    seq_model = Sequential([Embedding(len(review_vocab), 3, seed=0), LSTM(3, return_sequences=True, seed=1),
+                            Dense(2, seed=2)])
     with pytest.raises(ValueError, match=r"one row of logits per text, \(B, K\); the model returned shape \(1, 1, 2\)"):
         predict_proba(seq_model, review_vocab, ["good"])
 
@@ -541,7 +546,8 @@ def test_predict_values_goes_through_the_scaler(rng):
     expected = model(((raw - 10.0) / 4.0)[:, :, None]) * 4.0 + 10.0  # (B, 2) in original units
     np.testing.assert_allclose(predict_values(model, raw, scaler=Affine(), batch_size=2), expected, rtol=1e-12)
     np.testing.assert_allclose(predict_values(model, raw[:, :, None], scaler=Affine()), expected, rtol=1e-12)
-    np.testing.assert_allclose(predict_values(model, raw.astype(float)), model(raw.astype(float)[:, :, None]), rtol=1e-12)
+    np.testing.assert_allclose(predict_values(model, raw.astype(float)), model(raw.astype(float)[:, :, None]),
+                               rtol=1e-12)
 
 
 def test_predict_values_with_a_mask_equals_the_short_windows(rng):
@@ -557,7 +563,8 @@ def test_predict_values_argument_errors():
     model = Sequential([LSTM(2, input_size=1, seed=0), Dense(1, seed=1)])
     with pytest.raises(TypeError, match=r"scaler must have transform and inverse_transform methods .*got dict"):
         predict_values(model, np.zeros((1, 3)), scaler={})
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, timesteps, features\) or \(batch, timesteps\), got \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"x must have shape \(batch, timesteps, features\) or \(batch, timesteps\), got \(3,\)"):
         predict_values(model, np.zeros(3))
     with pytest.raises(TypeError, match=r"x must hold numbers, got dtype <U1"):
         predict_values(model, np.array([["a"]]))

@@ -85,8 +85,8 @@ def test_sequential_asks_a_layer_for_its_input_gradient_only_when_a_layer_with_w
         rng, first, ids, expected):
     front = {"onehot": [OneHot(7, dtype="float64")], "embedding": [Embedding(7, 3, seed=1, dtype="float64")],
              "onehot-dropout": [OneHot(7, dtype="float64"), Dropout(0.5, seed=3)], "none": []}[first]
-    model = Sequential(front + [LSTM(5, input_size=7 if first.startswith("onehot") else 3, return_sequences=True, seed=0,
-                                     dtype="float64"),
+    model = Sequential(front + [LSTM(5, input_size=7 if first.startswith("onehot") else 3, return_sequences=True,
+                                     seed=0, dtype="float64"),
                                 Dropout(0.0), Dense(2, seed=2, dtype="float64")])
     x = rng.integers(0, 7, size=(3, 4)) if ids else rng.standard_normal((3, 4, 3))
     dy = rng.standard_normal((3, 4, 2))

@@ -52,7 +52,8 @@ def test_dense_computes_g_of_v_a_plus_c(rng):
     layer = Dense(2, "tanh", input_size=3, dtype="float64")
     V, c = rng.standard_normal((2, 3)), rng.standard_normal(2)
     layer.set_weights({"V": V, "c": c})
-    expected = np.array([[np.tanh(sum(V[k, j] * a[i, j] for j in range(3)) + c[k]) for k in range(2)] for i in range(4)])
+    expected = np.array([[np.tanh(sum(V[k, j] * a[i, j] for j in range(3)) + c[k]) for k in range(2)]
+                         for i in range(4)])
     np.testing.assert_allclose(layer(a), expected, rtol=1e-12)
 
 
@@ -180,7 +181,8 @@ def test_one_hot_of_cat_mat_rat():
                          ids=["LSTM", "GRU", "SimpleRNN", "Bidirectional"])
 def test_mask_flows_through_sequential(make):
     ids = np.array([[3, 1, 2, 0, 0], [1, 1, 4, 2, 0], [4, 0, 0, 0, 0]])
-    seq = Sequential([Embedding(5, 4, mask_zero=True, seed=0), make(3, return_sequences=True, seed=1), Dense(2, seed=2)])
+    seq = Sequential([Embedding(5, 4, mask_zero=True, seed=0), make(3, return_sequences=True, seed=1),
+                      Dense(2, seed=2)])
     seq.build((None, 5))
     c = np.array([0.5, -2.0], dtype=np.float32)
     seq.layers[2].params["c"][...] = c

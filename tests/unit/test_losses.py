@@ -33,8 +33,10 @@ def all_losses():
         cases.append((MeanSquaredError(reduction), lambda r: (r.normal(size=(B, T, 2)), r.normal(size=(B, T, 2)))))
     for reduction in ("mean", "sum"):
         cases.append((SoftmaxCrossEntropy(reduction), ce_batch))
-        cases.append((SoftmaxCrossEntropy(reduction), lambda r: (r.normal(size=(B, T, C)), np.eye(C)[r.integers(0, C, (B, T))])))
-        cases.append((BinaryCrossEntropyWithLogits(reduction), lambda r: (r.normal(size=(B, T, 2)), r.random((B, T, 2)))))
+        cases.append((SoftmaxCrossEntropy(reduction),
+                      lambda r: (r.normal(size=(B, T, C)), np.eye(C)[r.integers(0, C, (B, T))])))
+        cases.append((BinaryCrossEntropyWithLogits(reduction),
+                      lambda r: (r.normal(size=(B, T, 2)), r.random((B, T, 2)))))
     return cases
 
 
@@ -73,7 +75,8 @@ def test_cross_entropy_needs_a_class_axis():
 def test_elementwise_losses_never_broadcast(loss_cls, bad_shape, rng):
     y_pred = rng.normal(size=(B, T, 2))
     escaped = re.escape(str(bad_shape))
-    with pytest.raises(ValueError, match=rf"y_true must have the same shape as y_pred \(3, 4, 2\), got shape {escaped}"):
+    with pytest.raises(ValueError,
+                       match=rf"y_true must have the same shape as y_pred \(3, 4, 2\), got shape {escaped}"):
         loss_cls()(y_pred, np.zeros(bad_shape))
 
 
@@ -95,7 +98,8 @@ def test_class_ids_must_be_integers(rng):
 def test_cross_entropy_target_shape(bad_shape, rng):
     logits, _ = ce_batch(rng)
     escaped = re.escape(str(bad_shape))
-    with pytest.raises(ValueError, match=rf"y_true must be class ids of shape \(3, 4\) or class probabilities of shape \(3, 4, 5\).*got shape {escaped}"):
+    with pytest.raises(ValueError, match=r"y_true must be class ids of shape \(3, 4\) or class probabilities of shape "
+                                         rf"\(3, 4, 5\).*got shape {escaped}"):
         SoftmaxCrossEntropy()(logits, np.zeros(bad_shape, dtype=np.int64))
 
 
@@ -104,7 +108,8 @@ def test_probability_targets_in_unit_interval(value, rng):
     logits, ids = ce_batch(rng)
     probs = np.eye(C)[ids]
     probs[2, 0, 3] = value
-    with pytest.raises(ValueError, match=rf"y_true must hold class probabilities that are finite and in \[0, 1\], got {value} at index \(2, 0, 3\)"):
+    with pytest.raises(ValueError, match=r"y_true must hold class probabilities that are finite and in \[0, 1\], "
+                                         rf"got {value} at index \(2, 0, 3\)"):
         SoftmaxCrossEntropy()(logits, probs)
 
 
@@ -112,7 +117,8 @@ def test_probability_targets_in_unit_interval(value, rng):
 def test_binary_targets_in_unit_interval(value, rng):
     y = rng.random((B, T))
     y[0, 3] = value
-    with pytest.raises(ValueError, match=rf"y_true must hold binary targets that are finite and in \[0, 1\], got {value} at index \(0, 3\)"):
+    with pytest.raises(ValueError, match=r"y_true must hold binary targets that are finite and in \[0, 1\], "
+                                         rf"got {value} at index \(0, 3\)"):
         BinaryCrossEntropyWithLogits()(rng.normal(size=(B, T)), y)
 
 
@@ -128,7 +134,8 @@ def test_regression_targets_finite_and_real(rng):
 @pytest.mark.parametrize(
     "mask, exc, match",
     [
-        (np.ones((T, B), bool), ValueError, r"mask must have the shape of the leading \(step\) axes of y_pred of shape \(3, 4, 5\), one of \(3,\), \(3, 4\); got shape \(4, 3\)"),
+        (np.ones((T, B), bool), ValueError, r"mask must have the shape of the leading \(step\) axes of y_pred of shape "
+                                            r"\(3, 4, 5\), one of \(3,\), \(3, 4\); got shape \(4, 3\)"),
         (np.ones((B, T, C), bool), ValueError, r"one of \(3,\), \(3, 4\); got shape \(3, 4, 5\)"),
         (np.ones((B, 1), bool), ValueError, r"got shape \(3, 1\)"),
         (np.full((B, T), 2), ValueError, r"mask must hold only 0 and 1 \(or booleans\), got values \[2\]"),
@@ -170,7 +177,8 @@ def test_from_logits_must_be_bool():
 def test_probabilities_must_be_probabilities(rng):
     _, ids = ce_batch(rng)
     loss = SoftmaxCrossEntropy(from_logits=False)
-    with pytest.raises(ValueError, match=r"y_pred must hold probabilities in \[0, 1\] when from_logits=False, got values from -"):
+    with pytest.raises(ValueError,
+                       match=r"y_pred must hold probabilities in \[0, 1\] when from_logits=False, got values from -"):
         loss(rng.normal(size=(B, T, C)), ids)
     p = np.full((B, T, C), 1.0 / C)
     p[1, 1] = np.eye(C)[(ids[1, 1] + 1) % C]  # all the mass off the target class
@@ -482,5 +490,6 @@ def test_bce_with_logits_against_torch(reduction, mask_kind, rng):
     mask = _mask(mask_kind, rng)
     sel = _select(mask, (B, T))
     target = torch.tensor(y)[sel]
-    value, grad = _torch_value_and_grad(lambda t: F.binary_cross_entropy_with_logits(t[sel], target, reduction=reduction), z)
+    value, grad = _torch_value_and_grad(
+        lambda t: F.binary_cross_entropy_with_logits(t[sel], target, reduction=reduction), z)
     _compare(BinaryCrossEntropyWithLogits(reduction), z, y, mask, value, grad)

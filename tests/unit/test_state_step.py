@@ -202,7 +202,8 @@ def test_fit_takes_train_step_per_batch(x):
 
 # ---------------------------------------------------------------------- generation
 def test_generators_hold_their_own_state_so_two_may_share_a_model():
-    model = Sequential([Embedding(6, 3, seed=0, dtype="float64"), LSTM(4, return_sequences=True, seed=1, dtype="float64"),
+    model = Sequential([Embedding(6, 3, seed=0, dtype="float64"),
+                        LSTM(4, return_sequences=True, seed=1, dtype="float64"),
                         Dense(6, seed=2, dtype="float64")])
     with Generator(model) as a, Generator(model) as b:
         za, zb = a.prime([1, 2]), b.prime([3])

@@ -101,7 +101,8 @@ def test_config_round_trips_through_a_dict_and_json():
 
 
 def test_unknown_config_keys_are_named_with_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown TrainConfig key\(s\) \['epoch', 'learning_rate'\]; valid keys are epochs, "):
+    with pytest.raises(ValueError,
+                       match=r"unknown TrainConfig key\(s\) \['epoch', 'learning_rate'\]; valid keys are epochs, "):
         TrainConfig.from_dict({"epoch": 3, "learning_rate": 0.1})
 
 
@@ -144,7 +145,8 @@ def test_bad_config_fields_are_named_with_the_value_and_the_choices(kwargs, erro
 
 def test_trainer_refuses_inputs_it_cannot_use(tmp_path):
     data = regression_batches()
-    with pytest.raises(ValueError, match=r"val is None, but the config reads validation results: monitor='val_loss' \(early stopping\)"):
+    with pytest.raises(ValueError, match=r"val is None, but the config reads validation results: "
+                                         r"monitor='val_loss' \(early stopping\)"):
         Trainer(rnn(), "mse", quiet(patience=2), data, None, tmp_path)
     with pytest.raises(TypeError, match="train must follow the Batches protocol .* list lacks batches_from"):
         Trainer(rnn(), "mse", quiet(), [1, 2], None, tmp_path)
@@ -215,8 +217,8 @@ def test_training_metrics_are_exact_over_the_epoch_not_means_of_batch_values(tmp
         mask = rng.random((n, T)) > 0.3
         mask[:, 0] = True
         batches.append(Batch(rng.standard_normal((n, T, 3)), rng.integers(0, 5, (n, T)), mask))
-    trainer = Trainer(model, "cross_entropy", quiet(epochs=1, metrics=["accuracy", "perplexity"]), FixedBatches(batches),
-                      None, tmp_path)
+    trainer = Trainer(model, "cross_entropy", quiet(epochs=1, metrics=["accuracy", "perplexity"]),
+                      FixedBatches(batches), None, tmp_path)
     trainer.optimizer = Frozen()
     history = trainer.run()
     right = nll = count = 0
@@ -243,7 +245,8 @@ def test_perplexity_equals_exp_of_the_epoch_loss_while_the_weights_change(tmp_pa
 
 def test_masked_targets_weigh_by_their_valid_steps(tmp_path):
     rng = np.random.default_rng(0)
-    model = Sequential([SimpleRNN(4, input_size=3, return_sequences=True, seed=0, dtype="float64"), Dense(1, seed=1, dtype="float64")])
+    model = Sequential([SimpleRNN(4, input_size=3, return_sequences=True, seed=0, dtype="float64"),
+                        Dense(1, seed=1, dtype="float64")])
     x = rng.standard_normal((2, 6, 3))
     mask = np.ones((2, 6), bool)
     mask[0, 2:] = False  # 8 valid steps of 12
@@ -455,7 +458,8 @@ def test_a_blow_up_stops_training_without_touching_the_weights_or_the_last_good_
     config = quiet(epochs=20, optimizer="sgd", lr=30.0, checkpoint_every_steps=4)
     trainer = Trainer(rnn(dtype="float32"), "mse", config, regression_batches(sizes=(4,) * 6, dtype=np.float32), None,
                       tmp_path, callbacks=[rec])
-    with pytest.raises(TrainingDiverged, match=r"training diverged at epoch \d+, step \d+ \(batch \d+ of 6\): ") as info:
+    with pytest.raises(TrainingDiverged,
+                       match=r"training diverged at epoch \d+, step \d+ \(batch \d+ of 6\): ") as info:
         trainer.run()
     exc = info.value
     assert exc.step == trainer.step + 1 == len(rec.batch_logs) + 1
@@ -463,7 +467,8 @@ def test_a_blow_up_stops_training_without_touching_the_weights_or_the_last_good_
     for name, p in trainer.model.named_parameters():  # untouched by the bad step
         assert np.array_equal(p, rec.weights[-1][name])
     manifest = json.loads((tmp_path / "checkpoint.json").read_text())
-    assert manifest["step"] == max(s for s in range(0, exc.step, 4) if s % 6 != 0 or s == 0) or manifest["step"] % 6 == 0
+    assert (manifest["step"] == max(s for s in range(0, exc.step, 4) if s % 6 != 0 or s == 0)
+            or manifest["step"] % 6 == 0)
     assert manifest["step"] < exc.step and str(latest_checkpoint(tmp_path)) in str(exc)
     assert rec.calls[-1] == "train_end TrainingDiverged"
     assert str(exc) in (tmp_path / "train.log").read_text()
@@ -490,7 +495,8 @@ def test_a_nan_gradient_is_named_by_parameter_epoch_and_step(tmp_path):
     rec = Recording()
     trainer = Trainer(model, "mse", quiet(epochs=3, checkpoint_every_steps=2), regression_batches(), None, tmp_path,
                       callbacks=[rec])
-    with pytest.raises(TrainingDiverged, match=r"at epoch 2, step 5 \(batch 2 of 3\): the gradient of parameter '0.W' is not finite"):
+    with pytest.raises(TrainingDiverged,
+                       match=r"at epoch 2, step 5 \(batch 2 of 3\): the gradient of parameter '0.W' is not finite"):
         trainer.run()
     assert trainer.step == 4 and trainer.model.calls == 5
     for name, p in model.named_parameters():
@@ -526,7 +532,8 @@ def test_evaluate_carries_the_state_through_a_stream_in_inference_mode(tmp_path)
                         Dropout(0.5, seed=0, dtype="float64"), Dense(1, seed=1, dtype="float64")])
     x, y = rng.standard_normal((2, 6, 3)), rng.standard_normal((2, 6, 1))
     trainer = Trainer(model, "mse", quiet(), regression_batches(), None, tmp_path)
-    continued = trainer.evaluate(FixedBatches([Batch(x[:, :2], y[:, :2]), Batch(x[:, 2:], y[:, 2:], new_sequence=False)]))
+    continued = trainer.evaluate(FixedBatches([Batch(x[:, :2], y[:, :2]),
+                                               Batch(x[:, 2:], y[:, 2:], new_sequence=False)]))
     restarted = trainer.evaluate(FixedBatches([Batch(x[:, :2], y[:, :2]), Batch(x[:, 2:], y[:, 2:])]))
     whole = float(get_loss("mse")(model(x), y))  # one pass over the whole sequence, no dropout
     assert continued["loss"] == pytest.approx(whole, rel=1e-12)

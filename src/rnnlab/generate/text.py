@@ -119,7 +119,8 @@ def sample(model: Module, vocab: Vocabulary, prime: str, *, length: int, tempera
             missing = [t for t in tokens if t not in vocab]
             if not tokens or missing:
                 raise ValueError(f"stop string {s!r} must tokenize to tokens of the vocabulary (the model can only "
-                                 f"emit those), got tokens {tokens!r}" + (f"; not in it: {missing!r}" if missing else ""))
+                                 f"emit those), got tokens {tokens!r}"
+                                 + (f"; not in it: {missing!r}" if missing else ""))
             stop_ids.append(vocab.encode(tokens))
     banned = None if vocab.pad_id is None else [vocab.pad_id]  # <pad> is never a real next token
     ids = _generate(model, vocab.encode(prime_tokens), config, length, stop_ids, include_stop, banned,
@@ -186,7 +187,8 @@ def encode_texts(vocab: Vocabulary, texts: Sequence[str], *, tokenizer=None, max
     for i, text in enumerate(texts):
         tokens = _tokens(tokenize, text, f"texts[{i}]")
         if not tokens:
-            raise ValueError(f"texts[{i}] holds no token after tokenization ({text!r}): there is nothing to predict from")
+            raise ValueError(f"texts[{i}] holds no token after tokenization ({text!r}): "
+                             "there is nothing to predict from")
         seqs.append(vocab.encode(tokens))
     pad = vocab.pad_id if vocab.pad_id is not None else 0
     return pad_sequences(seqs, maxlen=maxlen, truncating=truncating, value=pad)

@@ -21,6 +21,6 @@ from rnnlab.nn.step import StepDiverged, StepResult, train_step
 __all__ = [
     "MERGE_MODES", "Bidirectional", "Cell", "Dense", "Dropout", "ElmanCell", "Embedding", "GRU", "GRUCell",
     "GradcheckReport", "LSTM", "LSTMCell", "Module", "OneHot", "OneToMany", "Recurrent", "Seq2Seq", "Sequential",
-    "SimpleRNN", "StepDiverged", "StepResult", "Tape", "final_states", "forward_with_states", "gradcheck", "one_hot", "stack",
-    "train_step",
+    "SimpleRNN", "StepDiverged", "StepResult", "Tape", "final_states", "forward_with_states", "gradcheck", "one_hot",
+    "stack", "train_step",
 ]

@@ -170,7 +170,8 @@ class Loss:
         """``dL/dy_pred`` for the last call: same shape and dtype as its ``y_pred``, zero at masked steps."""
         if self._cache is None:
             raise ValueError(
-                f"{type(self).__name__}.backward was called before the loss was computed; call loss(y_pred, y_true) first"
+                f"{type(self).__name__}.backward was called before the loss was computed; "
+                "call loss(y_pred, y_true) first"
             )
         ctx, mask, weight = self._cache
         grad = self._grad(ctx)  # shaped like y_pred, a new array
@@ -285,7 +286,8 @@ class SoftmaxCrossEntropy(Loss):
             ids = np.where(_expand(mask, d.ndim), d, 0) if mask is not None else d  # (...)
             if ids.size and (ids.min() < 0 or ids.max() >= C):
                 bad = tuple(int(i) for i in np.argwhere((ids < 0) | (ids >= C))[0])
-                raise ValueError(f"y_true class ids must lie in [0, {C}) for {C} classes, got {ids[bad]} at index {bad}")
+                raise ValueError(f"y_true class ids must lie in [0, {C}) for {C} classes, "
+                                 f"got {ids[bad]} at index {bad}")
             return ids, None
         if d.shape == y_pred.shape:
             return None, _as_float_target(d, y_pred, mask, 0.0, 1.0, "class probabilities")

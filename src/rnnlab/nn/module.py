@@ -144,7 +144,8 @@ class Module:
 
     def _need_tape(self, tape):
         if tape is None:
-            raise ValueError(f"{type(self).__name__}.backward was called before forward: there is no forward pass to differentiate")
+            raise ValueError(f"{type(self).__name__}.backward was called before forward: "
+                             "there is no forward pass to differentiate")
         return tape
 
     # ----------------------------------------------------------------- config
@@ -157,5 +158,6 @@ class Module:
         return cls(**config)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k not in ("dtype", "name") and v is not None)
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if k not in ("dtype", "name") and v is not None)
         return f"{type(self).__name__}({args})"

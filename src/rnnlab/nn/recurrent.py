@@ -114,7 +114,8 @@ class Recurrent(Module):
         D = check_positive_int("input_size", input_shape[-1])
         if self.built:
             if D != self.input_size:
-                raise ValueError(f"{type(self).__name__} was built for input_size={self.input_size}, got input with {D} features")
+                raise ValueError(f"{type(self).__name__} was built for input_size={self.input_size}, "
+                                 f"got input with {D} features")
             return
         self.input_size = D
         for key, value in self.cell.init_params(D, self._rng, self.dtype, *self._inits).items():
@@ -171,7 +172,8 @@ class Recurrent(Module):
         if isinstance(initial_state, np.ndarray):
             initial_state = [initial_state]
         if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n:
-            got = f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__
+            got = (f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple))
+                   else type(initial_state).__name__)
             raise ValueError(f"{argument} must be {n} array(s) ({', '.join(self.state_names)}) of shape "
                              f"(batch, hidden_size) = {(batch, self.hidden_size)}, got {got}")
         states = []
@@ -194,9 +196,10 @@ class Recurrent(Module):
         if explicit:
             unknown = sorted(str(k) for k in initial_state if k != "")
             if unknown:
-                raise ValueError(f"initial_state must be {len(self.state_names)} array(s) ({', '.join(self.state_names)}) "
-                                 f"of shape (batch, hidden_size) = {(B, self.hidden_size)}, or a state map whose one "
-                                 f"entry '' (the layer itself) holds them; got dict with keys {unknown}")
+                raise ValueError(f"initial_state must be {len(self.state_names)} array(s) "
+                                 f"({', '.join(self.state_names)}) of shape (batch, hidden_size) = "
+                                 f"{(B, self.hidden_size)}, or a state map whose one entry '' (the layer itself) "
+                                 f"holds them; got dict with keys {unknown}")
             initial_state = initial_state.get("")
         states0 = self._initial_states(initial_state, B, carried=not explicit)
         p = self._params
@@ -280,7 +283,8 @@ class Recurrent(Module):
         if dy.shape != out_shape:
             raise ValueError(f"dy must have the output's shape {out_shape}, got {dy.shape}")
         if len(d_states) > n:
-            raise ValueError(f"backward takes at most {n} state gradient(s) ({', '.join(self.state_names)}), got {len(d_states)}")
+            raise ValueError(f"backward takes at most {n} state gradient(s) ({', '.join(self.state_names)}), "
+                             f"got {len(d_states)}")
 
         dstate = []
         for i, name in enumerate(self.state_names):

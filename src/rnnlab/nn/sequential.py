@@ -59,7 +59,8 @@ class Sequential(Module):
             raise TypeError(f"layers must be rnnlab modules, got {type(layer).__name__}")
         if self.layers and getattr(self.layers[-1], "return_state", False):
             raise ValueError(f"only the last layer of a Sequential may have return_state=True; "
-                             f"{type(self.layers[-1]).__name__} at index {len(self.layers) - 1} is followed by {type(layer).__name__}")
+                             f"{type(self.layers[-1]).__name__} at index {len(self.layers) - 1} is followed by "
+                             f"{type(layer).__name__}")
         dtypes = {m.dtype for m in self.layers + [layer] if not m.keeps_input_dtype}
         if len(dtypes) > 1:
             raise ValueError(f"layers of a Sequential must share one dtype; {type(layer).__name__} at index "
@@ -131,12 +132,14 @@ class Sequential(Module):
         if input_shape is not None:
             self.build(input_shape)
         if self.input_shape is None:
-            raise ValueError("summary() needs the input shape: pass input_shape=(None, timesteps, features) or call the model once")
+            raise ValueError("summary() needs the input shape: pass input_shape=(None, timesteps, features) "
+                             "or call the model once")
         rows, shape = [], (None,) + tuple(self.input_shape[1:])
         for name, layer in zip(self.layer_names(), self.layers):
             shape = layer.output_shape(shape)
             rows.append((f"{name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}"))
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        widths = [max(len(h), *(len(r[i]) for r in rows))
+                  for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
         line = "  ".join
         rule = "=" * (sum(widths) + 4)
         total = self.count_params()

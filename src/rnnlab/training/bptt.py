@@ -101,7 +101,8 @@ class Stream:
         for i, anchor in enumerate(meta["anchors"]):
             states = None
             if anchor["layers"] is not None:
-                states = [None if n is None else tuple(np.array(arrays[f"{prefix}.anchor{i}.layer{j}.state{k}"]) for k in range(n))
+                states = [None if n is None
+                          else tuple(np.array(arrays[f"{prefix}.anchor{i}.layer{j}.state{k}"]) for k in range(n))
                           for j, n in enumerate(anchor["layers"])]
             self.anchors.append((int(anchor["time"]), states))
         self.tail_x = np.array(arrays[f"{prefix}.tail_x"]) if f"{prefix}.tail_x" in arrays else None

@@ -179,7 +179,8 @@ class HistoryWriter(Callback):
 
     def write(self, run_dir: Path, history: dict, log=print, plot: bool = True) -> None:
         run_dir = Path(run_dir)
-        clean = {k: [v if not isinstance(v, float) or math.isfinite(v) else None for v in col] for k, col in history.items()}
+        clean = {k: [v if not isinstance(v, float) or math.isfinite(v) else None for v in col]
+                 for k, col in history.items()}
         write_atomic(run_dir / "history.json", (json.dumps(clean, indent=1) + "\n").encode("utf-8"))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -265,7 +266,8 @@ class ProgressLogger(Callback):
     def on_epoch_begin(self, trainer, epoch):
         self._t0, self._steps0 = time.perf_counter(), trainer.step
         if self._tqdm is not None:
-            self.bar = self._tqdm(total=len(trainer.train), initial=trainer.batch, desc=f"epoch {epoch + 1}/{trainer.config.epochs}",
+            self.bar = self._tqdm(total=len(trainer.train), initial=trainer.batch,
+                                  desc=f"epoch {epoch + 1}/{trainer.config.epochs}",
                                   file=self.stream or sys.stdout, leave=True, dynamic_ncols=True)
 
     def on_batch_end(self, trainer, logs):

@@ -148,7 +148,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: give either bptt (= k1 = k2) or bptt_k1 and bptt_k2, not both; got "
                              f"bptt={self.bptt}, bptt_k1={self.bptt_k1}, bptt_k2={self.bptt_k2}")
         if (self.bptt_k1 is None) != (self.bptt_k2 is None):
-            raise ValueError(f"TrainConfig.bptt_k1 and bptt_k2 go together; got bptt_k1={self.bptt_k1}, bptt_k2={self.bptt_k2}")
+            raise ValueError(f"TrainConfig.bptt_k1 and bptt_k2 go together; got "
+                             f"bptt_k1={self.bptt_k1}, bptt_k2={self.bptt_k2}")
         if self.bptt_k1 is not None and self.bptt_k2 < self.bptt_k1:
             raise ValueError(f"TrainConfig.bptt_k2 must be >= bptt_k1 (the loss covers the last k1 outputs of a "
                              f"k2-step window); got bptt_k1={self.bptt_k1}, bptt_k2={self.bptt_k2}")
@@ -156,9 +157,10 @@ class TrainConfig:
             raise TypeError(_field_error("metrics", "a list of metric names", self.metrics))
         self.metrics = tuple(self.metrics)
         for name in self.metrics:
-            if not isinstance(name, str) or not name or name.startswith("val_") or name in ("loss", "epoch", "step", "lr", "time"):
-                raise ValueError(f"TrainConfig.metrics holds an invalid metric name {name!r} (a metric name is a non-empty "
-                                 "str, not starting with 'val_' nor one of loss, epoch, step, lr, time)")
+            if (not isinstance(name, str) or not name or name.startswith("val_")
+                    or name in ("loss", "epoch", "step", "lr", "time")):
+                raise ValueError(f"TrainConfig.metrics holds an invalid metric name {name!r} (a metric name is a "
+                                 "non-empty str, not starting with 'val_' nor one of loss, epoch, step, lr, time)")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"TrainConfig.metrics lists a metric twice: {list(self.metrics)}")
         self.patience = _check_int("patience", self.patience, 1, optional=True)
@@ -179,7 +181,8 @@ class TrainConfig:
         if self.schedule == "plateau":
             _check_name("schedule_args['monitor']", self.make_schedule().monitor, self.monitor_choices)
         self.seed = _check_int("seed", self.seed, 0)
-        self.checkpoint_every_steps = _check_int("checkpoint_every_steps", self.checkpoint_every_steps, 1, optional=True)
+        self.checkpoint_every_steps = _check_int("checkpoint_every_steps", self.checkpoint_every_steps, 1,
+                                                 optional=True)
         self.log_every = _check_int("log_every", self.log_every, 1)
         self.max_steps = _check_int("max_steps", self.max_steps, 1, optional=True)
 

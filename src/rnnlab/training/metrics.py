@@ -63,7 +63,8 @@ def _check_pred(y_pred, what: str) -> np.ndarray:
     finite = np.isfinite(y_pred)
     if not finite.all():
         bad = tuple(int(i) for i in np.argwhere(~finite)[0])
-        raise NonFiniteError(f"y_pred contains NaN or inf at index {bad} (of shape {y_pred.shape})", name="y_pred", index=bad)
+        raise NonFiniteError(f"y_pred contains NaN or inf at index {bad} (of shape {y_pred.shape})",
+                             name="y_pred", index=bad)
     return y_pred
 
 

@@ -144,8 +144,8 @@ class Trainer:
         if len(train) == 0:
             raise ValueError("train has no batches (len(train) == 0)")
         if val is None and config.uses_validation:
-            raise ValueError(f"val is None, but the config reads validation results: {'; '.join(config.uses_validation)}; "
-                             "pass validation batches or monitor 'loss'")
+            raise ValueError(f"val is None, but the config reads validation results: "
+                             f"{'; '.join(config.uses_validation)}; pass validation batches or monitor 'loss'")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be rnnlab.callbacks.Callback instances, got {type(cb).__name__}")
@@ -208,7 +208,8 @@ class Trainer:
     @property
     def finished(self) -> bool:
         max_steps = self.config.max_steps
-        return self.stop_training or self.epoch >= self.config.epochs or (max_steps is not None and self.step >= max_steps)
+        return (self.stop_training or self.epoch >= self.config.epochs
+                or (max_steps is not None and self.step >= max_steps))
 
     @property
     def running_loss(self) -> float:
@@ -284,10 +285,11 @@ class Trainer:
             stream.reset()
         truncation = self.config.truncation
         if self._backward_reading and (truncation is not None or not new_sequence):
-            what = "truncated BPTT (TrainConfig.bptt/bptt_k1)" if truncation is not None else "a batch with new_sequence=False"
+            what = ("truncated BPTT (TrainConfig.bptt/bptt_k1)" if truncation is not None
+                    else "a batch with new_sequence=False")
             raise ValueError(f"{what} carries the state forward in time, which layers reading the sequence backwards "
-                             f"cannot do: {', '.join(repr(n) for n in self._backward_reading)}; train them with full BPTT "
-                             "on independent batches")
+                             f"cannot do: {', '.join(repr(n) for n in self._backward_reading)}; train them with full "
+                             "BPTT on independent batches")
         if truncation is None:
             # one update over the whole batch, from the carried state
             final, stats = self._update(x, y, mask, stream.latest, n_out=None)
@@ -376,7 +378,8 @@ class Trainer:
 
     def _diverged(self, step: int, what: str, parameter: str | None = None) -> TrainingDiverged:
         ckpt = latest_checkpoint(self.run_dir)
-        kept = (f"the last good checkpoint, {ckpt}, is kept" if ckpt is not None else "no checkpoint had been written yet")
+        kept = (f"the last good checkpoint, {ckpt}, is kept" if ckpt is not None
+                else "no checkpoint had been written yet")
         exc = TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, step {step} (batch {self.batch + 1} of "
                                f"{len(self.train)}): {what}. The weights are left as they were after step {step - 1}; "
                                f"{kept}. Lower the learning rate or clip the gradients (clip_norm).")
@@ -462,8 +465,8 @@ class Trainer:
         """
         bad = [name for name, p in self.model.named_parameters() if not np.isfinite(p).all()]
         if bad:
-            raise TrainingDiverged(f"not checkpointing: parameter {bad[0]!r} holds NaN or inf; the last good checkpoint "
-                                   f"{latest_checkpoint(self.run_dir)} is kept")
+            raise TrainingDiverged(f"not checkpointing: parameter {bad[0]!r} holds NaN or inf; the last good "
+                                   f"checkpoint {latest_checkpoint(self.run_dir)} is kept")
         stream_meta, stream_arrays = self._stream.arrays("train")
         state = {
             "epoch": self.epoch,

@@ -270,7 +270,8 @@ class Cell(Generic[S]):
             scratch.kernels = kernels.module()
 
     def accumulate_grads(self, p: dict, g: dict, tape: Tape[S]) -> None:
-        """``dU += sum_t dgates_t^T x_t``, ``dW += sum_t dgates_t^T a_{t-1}``, ``db += sum_t dgates_t``, one GEMM each."""
+        """``dU += sum_t dgates_t^T x_t``, ``dW += sum_t dgates_t^T a_{t-1}``, ``db += sum_t dgates_t``,
+        one GEMM each."""
         T, B, D = tape.X.shape
         dG = tape.dgates.reshape(T * B, -1)  # (T*B, G*H)
         g["U"] += dG.T @ tape.X.reshape(T * B, D)

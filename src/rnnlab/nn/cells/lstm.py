@@ -71,7 +71,8 @@ class LSTMCell(Cell[LSTMScratch]):
         self.phi, self.phi_grad = get_activation(candidate_activation, "candidate_activation")
         if forget_bias is not None:
             if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float, np.integer, np.floating)):
-                raise TypeError(f"forget_bias must be a number or None, got {type(forget_bias).__name__} {forget_bias!r}")
+                raise TypeError(f"forget_bias must be a number or None, got "
+                                f"{type(forget_bias).__name__} {forget_bias!r}")
             forget_bias = float(forget_bias)
         self.forget_bias = forget_bias
 
