@@ -55,6 +55,17 @@ def run_worker(lib: str, cases_file: str, *extra: str, baseline: str | None = No
     return json.loads(proc.stdout)
 
 
+def _shown_arg(arg: str, args) -> str:
+    """A command-line argument as the results record it: no path of this machine (``<SRC>`` for the
+    baseline tree, the output directory relative to the project or ``<OUT>``)."""
+    if arg == args.baseline:
+        return "<SRC>"
+    if arg == args.out:
+        out = Path(arg).resolve()
+        return str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else "<OUT>"
+    return arg
+
+
 def _write_cases(cases: list[dict], directory: str, name: str) -> str:
     path = os.path.join(directory, name)
     with open(path, "w") as fh:
@@ -223,7 +234,7 @@ def main(argv=None) -> int:
     meta = {"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "preset": args.preset,
             "rounds": rounds, "warmup": warmup, "reps": reps, "baseline": args.baseline is not None,
             "machine": machine_info(),  # the command without the baseline's path: no machine paths in results
-            "command": ["<SRC>" if a == args.baseline else a for a in ["python -m benchmarks.run"] + sys.argv[1:]]}
+            "command": [_shown_arg(a, args) for a in ["python -m benchmarks.run"] + sys.argv[1:]]}
     cases = C.timing_cases(shapes, tuple(args.cells), generation=generation)
     per_round, info = measure_times(libs, cases, rounds, warmup, reps, log, baseline=args.baseline)
     memory = {} if args.no_memory else measure_memory([lib for lib in libs if lib in ("rnnlab", "torch")],
