@@ -16,8 +16,18 @@ from rnnlab._validation import (
     seed_config,
 )
 from rnnlab.nn import initializers
+from rnnlab.nn.buffers import Buffers
 from rnnlab.nn.functional import get_activation, one_hot
 from rnnlab.nn.module import Module
+
+
+def _matrix(a: np.ndarray) -> np.ndarray:
+    """``a`` as a (N, last axis) matrix with unit stride along its rows, as BLAS reads it: a view when
+    the leading axes merge (any C-contiguous ``a``), else a C-contiguous copy."""
+    m = a.reshape(-1, a.shape[-1])
+    if not (m.flags.c_contiguous or m.strides[1] == m.itemsize):
+        m = np.ascontiguousarray(m)
+    return m
 
 
 def _check_ids(name: str, x, vocab_size: int) -> np.ndarray:
@@ -138,6 +148,14 @@ class Dense(Module):
     -----
     Backward: ``dz = dy * g'(y)``, ``dV += dz^T a``, ``dc += sum dz``, ``da = dz V``, each over all
     leading axes at once. Shapes: ``V`` (K, H) (PyTorch ``nn.Linear.weight``), ``c`` (K,).
+
+    Any number of leading axes are one GEMM: the input is read as an (N, H) matrix (N the product
+    of the leading axes; a view for a C-contiguous input), ``y = a V^T`` is computed into an
+    (N, K) buffer with the bias and the activation added in place, and backward runs one GEMM per
+    product, ``dV`` through a kept (K, H) buffer, ``da`` into a buffer (skipped with
+    ``input_grad=False``). The output and ``da`` buffers are kept for the next call and reused only
+    when nothing outside the layer refers to them any more (see :mod:`rnnlab.nn.buffers`): what a
+    call returned is never overwritten while its holder keeps it.
     """
 
     def __init__(self, units: int, activation: str | None = None, *, input_size: int | None = None,
@@ -157,6 +175,7 @@ class Dense(Module):
         self._rng = as_generator(seed)
         self.input_size = None
         self._cache = None
+        self._buffers = Buffers()
         if input_size is not None:
             self.build((check_positive_int("input_size", input_size),))
 
@@ -179,24 +198,37 @@ class Dense(Module):
         if self.input_size is not None and x.shape[-1] != self.input_size:
             raise ValueError(f"x must have {self.input_size} features in its last axis, got shape {x.shape}")
         self.build(x.shape)
-        y = x @ self._params["V"].T  # (..., K)
+        self._cache = None  # the last call's tape holds a view of its output: let go of it before asking for a buffer
+        K = self.units
+        x2 = _matrix(x)  # (N, H), N = the product of the leading axes
+        y2 = self._buffers.result("y", (x2.shape[0], K), self.dtype)  # (N, K)
+        np.matmul(x2, self._params["V"].T, out=y2)  # one GEMM; V.T is V read transposed, no copy
         if self.use_bias:
-            y += self._params["c"]
-        self.g(y, out=y)
-        self._cache = (x, y)
-        return y
+            y2 += self._params["c"]
+        if self.activation != "linear":
+            self.g(y2, out=y2)
+        self._cache = (x2, y2, x.shape)
+        return y2.reshape(x.shape[:-1] + (K,))
 
     def backward(self, dy, *d_states, input_grad: bool = True):
-        x, y = self._need_tape(self._cache)
+        x2, y2, x_shape = self._need_tape(self._cache)
         dy = as_float_array("dy", dy, self.dtype)
-        if dy.shape != y.shape:
-            raise ValueError(f"dy must have the output's shape {y.shape}, got {dy.shape}")
-        dz = dy if self.activation == "linear" else dy * self.g_grad(y)
-        dz2 = dz.reshape(-1, self.units)
-        self._grads["V"] += dz2.T @ x.reshape(-1, self.input_size)
+        if dy.shape != x_shape[:-1] + (self.units,):
+            raise ValueError(f"dy must have the output's shape {x_shape[:-1] + (self.units,)}, got {dy.shape}")
+        dz2 = _matrix(dy)  # (N, K)
+        if self.activation != "linear":
+            dz2 = self.g_grad(y2, out=self._buffers.scratch("dz", y2.shape, self.dtype))
+            dz2 *= _matrix(dy)
+        # dV += dz^T a: the product into a kept (K, H) buffer, then added (NumPy's GEMM cannot accumulate)
+        dV = self._buffers.scratch("dV", self._grads["V"].shape, self.dtype)
+        self._grads["V"] += np.matmul(dz2.T, x2, out=dV)
         if self.use_bias:
-            self._grads["c"] += dz2.sum(axis=0)
-        return dz @ self._params["V"] if input_grad else None
+            self._grads["c"] += np.sum(dz2, axis=0, out=self._buffers.scratch("dc", (self.units,), self.dtype))
+        if not input_grad:
+            return None
+        dx2 = self._buffers.result("dx", x2.shape, self.dtype)  # (N, H)
+        np.matmul(dz2, self._params["V"], out=dx2)
+        return dx2.reshape(x_shape)
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
