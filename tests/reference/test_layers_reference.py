@@ -1,7 +1,9 @@
-"""Dense against torch.nn.Linear: outputs and every gradient.
+"""Dense and Embedding against torch.nn.Linear and torch.nn.Embedding: outputs and every gradient.
 
 Dense is one GEMM over all leading axes, so it is compared on 2-D to 5-D inputs, each activation, both
-dtypes, twice in a row (the second call on the kept buffers). The loss is ``sum(y * R)`` for a Gaussian ``R``.
+dtypes, twice in a row (the second call on the kept buffers); Embedding with repeated ids (the
+scatter-add) and with padding (``mask_zero=True`` against ``padding_idx=0``, the padded positions'
+output gradient zeroed as a masked loss downstream does). The loss is ``sum(y * R)`` for a Gaussian ``R``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab.nn.layers import Dense
+from rnnlab.nn.layers import Dense, Embedding
 
 torch = pytest.importorskip("torch")
 
@@ -48,3 +50,40 @@ def test_dense_against_torch_linear(rng, dtype, activation, shape):
         close(dx, xt.grad.numpy(), dtype, "dx")
         close(layer.grads["V"], linear.weight.grad.numpy(), dtype, "dV")
         close(layer.grads["c"], linear.bias.grad.numpy(), dtype, "dc")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_embedding_with_repeated_ids_against_torch(rng, dtype):
+    V, dim = 11, 6
+    table = torch.nn.Embedding(V, dim, dtype=getattr(torch, dtype))
+    layer = Embedding(V, dim, dtype=dtype)
+    layer.set_weights({"E": table.weight.detach().numpy()})
+    ids = rng.integers(0, V, (4, 9))
+    ids[:, ::3] = 5  # id 5 at a third of the positions
+    R = rng.standard_normal((4, 9, dim)).astype(dtype)
+
+    yt = table(torch.tensor(ids))
+    (yt * torch.tensor(R)).sum().backward()
+    y = layer(ids)
+    assert layer.backward(R) is None
+    close(y, yt.detach().numpy(), dtype, "y")
+    close(layer.grads["E"], table.weight.grad.numpy(), dtype, "dE")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_embedding_with_padding_against_torch_padding_idx(rng, dtype):
+    V, dim = 9, 4
+    table = torch.nn.Embedding(V, dim, padding_idx=0, dtype=getattr(torch, dtype))
+    layer = Embedding(V, dim, mask_zero=True, dtype=dtype)
+    layer.set_weights({"E": table.weight.detach().numpy()})
+    ids = np.array([[3, 1, 4, 1, 5, 0, 0], [0, 0, 2, 6, 5, 3, 5], [8, 0, 8, 8, 0, 1, 0]])
+    mask = layer.compute_mask(None, ids)
+    R = rng.standard_normal(ids.shape + (dim,)).astype(dtype) * mask[..., None]  # a masked loss's gradient
+
+    yt = table(torch.tensor(ids))
+    (yt * torch.tensor(R)).sum().backward()
+    y = layer(ids)
+    layer.backward(R)
+    close(y, yt.detach().numpy(), dtype, "y")
+    close(layer.grads["E"], table.weight.grad.numpy(), dtype, "dE")
+    np.testing.assert_array_equal(layer.grads["E"][0], 0.0)

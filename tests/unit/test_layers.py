@@ -133,6 +133,35 @@ def test_embedding_backward_scatter_adds_repeated_ids(rng):
     np.testing.assert_array_equal(layer.grads["E"][[2, 4, 5]], 0.0)  # unused ids get nothing
 
 
+@pytest.mark.parametrize("ids_dtype", [np.int64, np.int32, np.uint8])
+def test_embedding_backward_equals_add_at_bit_for_bit(rng, ids_dtype):
+    """The flat scatter-add makes the same additions in the same order as ``np.add.at`` on rows."""
+    V, dim = 256, 300  # uint8 ids times dim overflow uint8: the flat positions must be computed in intp
+    layer = Embedding(V, dim, seed=0)
+    ids = rng.integers(0, V, (4, 50)).astype(ids_dtype)
+    ids[:, :10] = ids[0, 0]  # one id used 40 times
+    dy = rng.standard_normal((4, 50, dim)).astype(np.float32)
+    layer.grads["E"][...] = rng.standard_normal((V, dim))  # gradients accumulate onto what is there
+    expected = layer.grads["E"].copy()
+    np.add.at(expected, ids.reshape(-1).astype(np.intp), dy.reshape(-1, dim))
+    layer(ids)
+    layer.backward(dy)
+    np.testing.assert_array_equal(layer.grads["E"], expected)
+
+
+def test_embedding_backward_of_a_non_contiguous_gradient(rng):
+    layer = Embedding(7, 3, dtype="float64")
+    ids = np.array([[1, 2, 1], [0, 1, 6]])
+    dy = rng.standard_normal((3, 2, 3)).transpose(1, 0, 2)
+    layer(ids)
+    layer.backward(dy)
+    expected = np.zeros((7, 3))
+    for b in range(2):
+        for t in range(3):
+            expected[ids[b, t]] += dy[b, t]
+    np.testing.assert_allclose(layer.grads["E"], expected, rtol=1e-15)
+
+
 def test_embedding_mask_zero():
     ids = np.array([[3, 1, 0, 0], [2, 0, 4, 0]])
     layer = Embedding(5, 2, mask_zero=True)

