@@ -72,10 +72,30 @@ def as_float_array(name: str, x, dtype: np.dtype, ndim: int | None = None) -> np
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
     x = np.asarray(x, dtype=dtype)
-    if not np.isfinite(x).all():
+    if not all_finite(x):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise NonFiniteError(f"{name} contains NaN or inf (first at index {bad})", name=name, index=bad)
     return x
+
+
+_FINITE_BY_DOT = 1 << 14  # from this size on, a dot product beats np.isfinite(x).all() (no bool temporary)
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """Whether every entry of the float array ``x`` is finite (``np.isfinite(x).all()``, about twice as fast
+    on large arrays).
+
+    A large contiguous array is first checked by ``x . x`` (one BLAS pass, no temporary): a NaN or an
+    infinity makes the sum of squares NaN or infinite (the squares are never negative, so infinities
+    cannot cancel), so a finite result proves every entry finite. A non-finite result may also be an
+    overflow of finite squares; then the exact elementwise test decides.
+    """
+    if x.size >= _FINITE_BY_DOT and x.dtype.char in "fd" and x.flags.c_contiguous:
+        flat = x.reshape(-1)
+        with np.errstate(all="ignore"):
+            if math.isfinite(np.dot(flat, flat)):
+                return True
+    return bool(np.isfinite(x).all())
 
 
 def check_sequence_input(name: str, x, dtype: np.dtype, input_size: int | None) -> np.ndarray:

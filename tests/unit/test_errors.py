@@ -517,3 +517,30 @@ def test_set_weights_lists_missing_and_unexpected_names():
     with pytest.raises(ValueError, match=r"missing \['b'\], unexpected \['bias'\]"):
         layer.set_weights(weights)
 
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [10, 1 << 14, 100_003])
+def test_all_finite_finds_every_non_finite_entry(dtype, size):
+    """Large arrays go through a dot product first: a NaN or an infinity anywhere (the first entry, the
+    vector loop's tail) must still be found, and finite entries whose squares overflow are finite."""
+    from rnnlab._validation import all_finite
+
+    x = np.random.default_rng(0).standard_normal(size).astype(dtype)
+    assert all_finite(x) and all_finite(x.reshape(-1, 1)[::2])
+    for position in (0, size // 2, size - 1, size - 3):
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y[position] = bad
+            assert not all_finite(y), (position, bad)
+    with np.errstate(over="raise"):
+        assert all_finite(np.full(size, np.finfo(dtype).max, dtype))
+
+
+def test_dense_dy_with_nan_in_a_large_gradient():
+    layer = Dense(1000, input_size=3)
+    layer(np.ones((4, 5, 3), np.float32))
+    dy = np.zeros((4, 5, 1000), np.float32)
+    dy[3, 4, 999] = np.nan
+    with pytest.raises(ValueError, match=r"dy contains NaN or inf \(first at index \(3, 4, 999\)\)"):
+        layer.backward(dy)
