@@ -29,7 +29,11 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def sigmoid_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``s'(x) = y (1 - y)`` for ``y = s(x)`` (``out`` may be ``y`` itself)."""
-    return np.multiply(y, 1.0 - y, out=out)
+    if out is None or np.may_share_memory(out, y):
+        return np.multiply(y, 1.0 - y, out=out)
+    np.subtract(1.0, y, out=out)  # into ``out``: no temporary
+    out *= y
+    return out
 
 
 def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -102,16 +106,26 @@ def row_norms(d: np.ndarray) -> np.ndarray:
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``softmax(z)_k = e^{z_k - max z} / sum_j e^{z_j - max z}`` (shifted, so it cannot overflow)."""
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    """``softmax(z)_k = e^{z_k - max z} / sum_j e^{z_j - max z}`` (shifted, so it cannot overflow).
+
+    One array the size of ``z`` is allocated (the result); the shift, ``exp`` and the division run in it.
+    """
+    e = np.subtract(z, z.max(axis=axis, keepdims=True))
+    np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``log softmax(z)_k = z_k - max z - log sum_j e^{z_j - max z}``."""
-    shifted = z - z.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    """``log softmax(z)_k = z_k - max z - log sum_j e^{z_j - max z}``.
+
+    Two arrays the size of ``z`` are allocated, the result and ``e^{z - max z}`` for its sum (three
+    before, the same operations in the same order: the same numbers bit for bit).
+    """
+    out = np.subtract(z, z.max(axis=axis, keepdims=True))  # z - max z
+    lse = np.log(np.exp(out).sum(axis=axis, keepdims=True))
+    out -= lse
+    return out
 
 
 def one_hot(indices, num_classes: int, dtype="float32") -> np.ndarray:
