@@ -1,0 +1,188 @@
+"""Milliseconds per PTB training step through the Trainer, and per operation of its hot path.
+
+    PYTHONPATH=src RNNLAB_DATA=<data dir> python -m benchmarks.hotpath [--steps 60] [--ops] [--phases]
+
+The step is ``Trainer._train_batch`` on real batches of ``examples/ptb_small.toml`` (2 x 200 LSTM,
+embedding 200, vocabulary 10,000, batches 20 x 20, SGD, clipping); the first batches warm up. The
+operations are the non-recurrent layers and the optimizer on the same shapes. Each figure is the
+median of the repeats (the machine is shared, so the minimum is printed too). ``--phases`` splits
+the step's time between the layers, the loss, the metrics and the optimizer (wrapping each in a
+timer, which costs a few microseconds per call). Set ``OPENBLAS_NUM_THREADS`` to compare runs on a
+busy machine: BLAS threads that wait for a busy core make every GEMM erratic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ptb_small.toml"
+
+
+def _time(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times), 1e3 * min(times)
+
+
+def _timed(owner, name: str, label: str, totals: dict) -> None:
+    """Wrap ``owner.name`` so that its time adds to ``totals[label]``."""
+    inner = getattr(owner, name)
+
+    @functools.wraps(inner)
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            totals[label] += time.perf_counter() - t0
+
+    setattr(owner, name, timed)
+
+
+def _time_phases(totals: dict) -> None:
+    from rnnlab.nn import layers, losses, module, recurrent
+    from rnnlab.nn import step as step_module
+    from rnnlab.optim import optimizers
+    from rnnlab.training import metrics
+
+    for owner, name, label in [(layers.Dense, "forward", "Dense.forward"), (layers.Dense, "backward", "Dense.backward"),
+                               (layers.Embedding, "forward", "Embedding.forward"),
+                               (layers.Embedding, "backward", "Embedding.backward"),
+                               (recurrent.Recurrent, "forward", "LSTM.forward (2 layers)"),
+                               (recurrent.Recurrent, "backward", "LSTM.backward (2 layers)"),
+                               (losses.Loss, "__call__", "loss"), (losses.Loss, "backward", "loss.backward"),
+                               (optimizers.Optimizer, "step", "optimizer.step"),
+                               (module.Module, "zero_grad", "zero_grad"),
+                               (step_module, "clip_grad_norm", "clip_grad_norm")]:
+        _timed(owner, name, label, totals)
+    for cls in vars(metrics).values():  # the classes that define update, each once
+        if isinstance(cls, type) and issubclass(cls, metrics.Metric) and "update" in vars(cls):
+            _timed(cls, "update", "metrics.update", totals)
+
+
+def ptb_step(config_path: Path, steps: int, warmup: int = 5, phases: bool = False) -> dict[str, float]:
+    """``{"median": ms, "min": ms, "mean": ms}`` of a training step, plus ms per step of each phase."""
+    from rnnlab.lab.config import load_config
+    from rnnlab.lab.tasks import build_task
+
+    totals: dict[str, float] = collections.defaultdict(float)
+    if phases:
+        _time_phases(totals)
+    task = build_task(load_config(config_path))
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = task.trainer(run_dir)
+        batches = task.train.batches_from(0, 0)
+        for _ in range(warmup):
+            trainer._train_batch(next(batches))
+        totals.clear()
+        times = []
+        for _ in range(steps):
+            batch = next(batches)
+            t0 = time.perf_counter()
+            trainer._train_batch(batch)
+            times.append(time.perf_counter() - t0)
+    out = {"median": 1e3 * statistics.median(times), "min": 1e3 * min(times), "mean": 1e3 * statistics.mean(times)}
+    if phases:
+        rest = sum(times) - sum(totals.values())
+        for label, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+            out[label] = 1e3 * seconds / steps
+        out["rest (train_step checks, trainer)"] = 1e3 * rest / steps
+    return out
+
+
+def ops(repeats: int) -> dict[str, tuple[float, float]]:
+    from rnnlab import optim
+    from rnnlab.nn.layers import Dense, Embedding
+
+    rng = np.random.default_rng(0)
+    B, T, H, V = 20, 20, 200, 10_000
+    out = {}
+    dense = Dense(V, input_size=H, seed=0)
+    x = rng.standard_normal((B, T, H)).astype(np.float32)
+    dy = rng.standard_normal((B, T, V)).astype(np.float32)
+
+    def dense_forward():
+        return dense(x)
+
+    out["Dense.forward (20,20,200)->(20,20,10000)"] = _time(dense_forward, repeats)
+    dense(x)
+    out["Dense.backward"] = _time(lambda: dense.backward(dy), repeats)
+    out["Dense.backward input_grad=False"] = _time(lambda: dense.backward(dy, input_grad=False), repeats)
+    x2, VT = x.reshape(B * T, H), np.ascontiguousarray(dense.params["V"].T)
+    buf = np.empty((B * T, V), np.float32)
+    out["  floor: np.matmul(x2, V.T, out=) (400,200)x(200,10000)"] = _time(
+        lambda: np.matmul(x2, dense.params["V"].T, out=buf), repeats)
+    out["  floor: np.matmul(x2, VT contiguous, out=)"] = _time(lambda: np.matmul(x2, VT, out=buf), repeats)
+    dy2 = dy.reshape(B * T, V)
+    gV = np.empty((V, H), np.float32)
+    out["  floor: dz^T x (10000,400)x(400,200), out="] = _time(lambda: np.matmul(dy2.T, x2, out=gV), repeats)
+    dx = np.empty((B * T, H), np.float32)
+    out["  floor: dz V (400,10000)x(10000,200), out="] = _time(
+        lambda: np.matmul(dy2, dense.params["V"], out=dx), repeats)
+
+    emb = Embedding(V, H, seed=0)
+    ids = rng.integers(0, V, (B, T))
+    emb(ids)
+    dye = rng.standard_normal((B, T, H)).astype(np.float32)
+    out["Embedding.forward (20,20) ids, dim 200"] = _time(lambda: emb(ids), repeats)
+    out["Embedding.backward"] = _time(lambda: emb.backward(dye, input_grad=False), repeats)
+    gE = np.zeros((V, H), np.float32)
+    out["  old: np.add.at"] = _time(lambda: np.add.at(gE, ids.reshape(-1), dye.reshape(-1, H)), repeats)
+
+    class Model:  # the PTB model's parameter shapes
+        def __init__(self):
+            shapes = {"0.E": (V, H), "1.U": (4 * H, H), "1.W": (4 * H, H), "1.b": (4 * H,), "2.U": (4 * H, H),
+                      "2.W": (4 * H, H), "2.b": (4 * H,), "3.V": (V, H), "3.c": (V,)}
+            self.p = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+            self.g = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+
+        def named_parameters(self):
+            return iter(self.p.items())
+
+        def named_grads(self):
+            return iter(self.g.items())
+
+    model = Model()
+    for name, opt in (("SGD", optim.SGD(lr=1e-6)), ("SGD momentum", optim.SGD(lr=1e-6, momentum=0.9)),
+                      ("Adam", optim.Adam(lr=1e-6))):
+        out[f"{name}.step (PTB parameters, 4.6M)"] = _time(lambda opt=opt: opt.step(model), repeats)
+    out["clip_grad_norm (PTB parameters)"] = _time(lambda: optim.clip_grad_norm(model, 1e9), repeats)
+    out["zero_grad equivalent (fill 0)"] = _time(lambda: [g.fill(0) for g in model.g.values()], repeats)
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=EXAMPLE)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--ops", action="store_true", help="also time the single operations")
+    parser.add_argument("--phases", action="store_true", help="split the PTB step's time by phase")
+    parser.add_argument("--no-step", action="store_true", help="skip the PTB step")
+    args = parser.parse_args(argv)
+    if args.ops:
+        for name, (med, low) in ops(args.repeats).items():
+            print(f"{name:60s} {med:8.2f} ms  (min {low:.2f})")
+    if not args.no_step:
+        result = ptb_step(args.config, args.steps, phases=args.phases)
+        print(f"{'PTB training step (Trainer._train_batch)':60s} {result['median']:8.2f} ms  "
+              f"(min {result['min']:.2f}, mean {result['mean']:.2f})")
+        for label, ms in list(result.items())[3:]:
+            print(f"  {label:58s} {ms:8.2f} ms per step")
+
+
+if __name__ == "__main__":
+    main()
