@@ -211,3 +211,21 @@ def test_the_season_must_fit_in_the_window(data_dir):
     with pytest.raises(ConfigError,
                        match=r"season must be <= lookback = 6; got season 12 \(the default for this series\)"):
         build_task(config('task = "forecasting"\ndataset = "airline-passengers"\nlookback = 6'), data_dir)
+
+
+def test_final_metrics_reuse_the_last_validation_and_evaluate_the_test_part(data_dir, tmp_path, monkeypatch):
+    from rnnlab.training.trainer import Trainer
+
+    cfg = config('task = "language_model"\ndataset = "ptb"\nlimit = 1200\nbatch_size = 4\nbptt = 10',
+                 "hidden_size = 4\nembedding_dim = 3", "epochs = 1\nlog_every = 1000")
+    task = build_task(cfg, data_dir)
+    trainer = task.trainer(tmp_path)
+    trainer.print_fn = lambda message: None
+    history = trainer.run()
+    evaluated = []
+    real = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, data: evaluated.append(data) or real(self, data))
+    final = task.final_metrics(trainer)
+    assert evaluated == [task.test]  # the validation part was evaluated at the end of the epoch, same weights
+    assert final["val"] == {"loss": history["val_loss"][-1], "perplexity": history["val_perplexity"][-1]}
+    assert set(final["test"]) == {"loss", "perplexity"}
