@@ -146,3 +146,9 @@ def test_forward_with_states_under_no_grad_gives_the_same_final_states(rng):
     for name in final:
         for a, b in zip(final[name], final2[name]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_no_grad_is_exported_where_the_error_names_it():
+    import rnnlab.nn
+
+    assert rnnlab.nn.no_grad is no_grad and rnnlab.nn.grad_enabled is grad_enabled
