@@ -325,15 +325,34 @@ def test_float32_in_float32_gradient_out(loss, make, rng):
 
 
 @pytest.mark.parametrize("loss, make", LOSS_CASES, ids=LOSS_IDS)
-def test_backward_returns_a_fresh_array_and_inputs_are_untouched(loss, make, rng):
+def test_backward_is_valid_until_the_next_call_and_inputs_are_untouched(loss, make, rng):
+    """``backward()`` may be called again (same values, not scaled twice); inputs are never written."""
     y_pred, y_true = make(rng)
     before_pred, before_true = y_pred.copy(), y_true.copy()
     loss(y_pred, y_true, rng.random((B, T)) < 0.5)
-    first = loss.backward()
-    first += 1.0
-    np.testing.assert_array_equal(loss.backward() + 1.0, first)
+    first = loss.backward().copy()
+    np.testing.assert_array_equal(loss.backward(), first)
     np.testing.assert_array_equal(y_pred, before_pred)
     np.testing.assert_array_equal(y_true, before_true)
+
+
+def test_class_id_gradient_is_a_reused_buffer(rng, kernel_backend):
+    """The fused path writes every call's gradient into one buffer (per shape and dtype): the array
+    ``backward()`` returned holds the next call's gradient after that call."""
+    logits, ids = ce_batch(rng)
+    loss = SoftmaxCrossEntropy()
+    loss(logits, ids)
+    first = loss.backward()
+    kept = first.copy()
+    assert loss.backward() is first
+    loss(logits * 2, ids)
+    second = loss.backward()
+    assert np.shares_memory(first, second)
+    assert not np.allclose(first, kept)
+    loss(logits, ids)
+    np.testing.assert_array_equal(loss.backward(), kept)
+    loss(logits.astype(np.float32), ids)  # another dtype: another buffer
+    assert loss.backward().dtype == np.float32 and not np.shares_memory(loss.backward(), first)
 
 
 # --------------------------------------------------------------------------- config and lookup
@@ -493,3 +512,62 @@ def test_bce_with_logits_against_torch(reduction, mask_kind, rng):
     value, grad = _torch_value_and_grad(
         lambda t: F.binary_cross_entropy_with_logits(t[sel], target, reduction=reduction), z)
     _compare(BinaryCrossEntropyWithLogits(reduction), z, y, mask, value, grad)
+
+
+# --------------------------------------------------------------------------- ignore_index and the terms record
+def test_ignore_index_config_and_checks(rng):
+    loss = SoftmaxCrossEntropy("sum", ignore_index=-100)
+    assert loss.get_config() == {"reduction": "sum", "from_logits": True, "ignore_index": -100}
+    assert SoftmaxCrossEntropy.from_config(json.loads(json.dumps(loss.get_config()))).ignore_index == -100
+    assert SoftmaxCrossEntropy().get_config()["ignore_index"] is None
+    older_run = {"reduction": "mean", "from_logits": True}  # a config written before ignore_index
+    assert SoftmaxCrossEntropy.from_config(older_run).ignore_index is None
+    for bad in (1.5, True, "-100"):
+        with pytest.raises(TypeError, match="ignore_index must be an int or None"):
+            SoftmaxCrossEntropy(ignore_index=bad)
+    logits, ids = ce_batch(rng)
+    ids[0, 0] = -1
+    with pytest.raises(ValueError, match=r"class ids must lie in \[0, 5\) \(or ignore_index=-100\).*got -1"):
+        loss(logits, ids)
+    ids[0, 0] = -100
+    with pytest.raises(ValueError, match=r"class ids must lie in \[0, 5\) for 5 classes, got -100"):
+        SoftmaxCrossEntropy()(logits, ids)  # without ignore_index, -100 is no class
+
+
+def test_ignore_index_is_a_mask(rng):
+    logits, ids = ce_batch(rng)
+    mask = rng.random((B, T)) < 0.7
+    mask[0, 0] = True
+    ignored = np.where(mask, ids, 3 * C)
+    for reduction in ("mean", "sum"):
+        masked = SoftmaxCrossEntropy(reduction)
+        value, grad = masked(logits, ids, mask), masked.backward().copy()
+        loss = SoftmaxCrossEntropy(reduction, ignore_index=3 * C)
+        assert loss(logits, ignored) == pytest.approx(value, rel=1e-12)
+        np.testing.assert_allclose(loss.backward(), grad, rtol=1e-12, atol=1e-15)
+        assert loss.terms.count == masked.terms.count == int(mask.sum())
+        np.testing.assert_array_equal(loss.terms.mask, mask)
+    # probability targets: ignore_index does not apply
+    probs = np.eye(C)[ids]
+    assert SoftmaxCrossEntropy(ignore_index=0)(logits, probs) == pytest.approx(SoftmaxCrossEntropy()(logits, probs))
+
+
+@pytest.mark.parametrize("loss, make", LOSS_CASES, ids=LOSS_IDS)
+def test_terms_of_the_last_call(loss, make, rng):
+    y_pred, y_true = make(rng)
+    mask = rng.random((B, T)) < 0.5
+    mask[0, 0] = True
+    value = loss(y_pred, y_true, mask)
+    terms = loss.terms
+    kind = {MeanSquaredError: "squared_error", BinaryCrossEntropyWithLogits: "binary_cross_entropy"}.get(
+        type(loss), "nll" if y_true.ndim == 2 else "cross_entropy")
+    assert terms.kind == kind
+    per_step = np.prod(y_pred.shape[2:]) if not isinstance(loss, SoftmaxCrossEntropy) else 1
+    assert terms.count == int(mask.sum()) * per_step
+    assert terms.total == pytest.approx(float(terms.values.sum()), rel=1e-12)
+    assert not terms.values[~mask].any()
+    scale = {"mean": 1 / terms.count, "sum": 1.0, "half_sum": 0.5}[loss.reduction]
+    assert value == pytest.approx(terms.total * scale, rel=1e-12)
+    with pytest.raises(ValueError):
+        loss(y_pred[..., :0] if isinstance(loss, SoftmaxCrossEntropy) else y_pred, y_true[:1])
+    assert loss.terms is None  # a failed call leaves no terms behind

@@ -148,3 +148,47 @@ def test_metric_errors():
     with pytest.raises(ValueError,
                        match=r"y_true must hold 0/1 labels for a binary y_pred of shape \(2, 1\), got values \[0, 2\]"):
         accuracy(np.zeros((2, 1)), np.array([0, 2]))
+
+
+# ---------------------------------------------------------------------------- terms from the loss
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["perplexity", "bits_per_character"])
+def test_update_from_loss_equals_update(name, dtype, rng, kernel_backend):
+    """Fed the cross-entropy's own per-token NLLs, the metric gives what update() computes (float64 log-softmax),
+    to float32 rounding in float32 and to the last bits in float64; masks and ignored targets are honoured."""
+    from rnnlab.nn.losses import SoftmaxCrossEntropy
+
+    loss = SoftmaxCrossEntropy(ignore_index=-1)
+    direct, fed = metrics.get(name), metrics.get(name)
+    for _ in range(3):
+        logits = (rng.normal(size=(4, 6, 9)) * 3).astype(dtype)
+        y = rng.integers(0, 9, size=(4, 6))
+        mask = rng.random((4, 6)) < 0.8
+        loss(logits, np.where(mask, y, -1))  # the mask given as ignored targets
+        assert fed.update_from_loss(loss)
+        direct.update(logits, y, mask=mask)
+    assert fed.count == direct.count
+    rel = 1e-6 if dtype == np.float32 else 1e-12
+    assert fed.result() == pytest.approx(direct.result(), rel=rel)
+
+
+def test_update_from_loss_declines_terms_that_are_not_its_own(rng):
+    from rnnlab.nn.losses import MeanSquaredError, SoftmaxCrossEntropy
+
+    logits, y = rng.normal(size=(3, 5)), rng.integers(0, 5, size=3)
+    ppl = metrics.get("perplexity")
+    assert not ppl.update_from_loss(SoftmaxCrossEntropy())  # no call yet
+    loss = SoftmaxCrossEntropy()
+    loss(logits, np.eye(5)[y])  # probability targets: cross-entropies, not NLLs of a token
+    assert not ppl.update_from_loss(loss)
+    probs = SoftmaxCrossEntropy(from_logits=False)
+    probs(np.full((3, 5), 0.2), y)  # NLLs, but of y_pred read as probabilities
+    assert not ppl.update_from_loss(probs)
+    assert metrics.get("perplexity", from_logits=False).update_from_loss(probs)
+    mse = MeanSquaredError()
+    mse(logits, logits + 1)
+    assert not ppl.update_from_loss(mse)
+    loss(logits, y)
+    assert not metrics.get("accuracy").update_from_loss(loss)  # accuracy does not average NLLs
+    assert ppl.count == 0
+    assert ppl.update_from_loss(loss) and ppl.count == 3

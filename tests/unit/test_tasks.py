@@ -211,3 +211,51 @@ def test_the_season_must_fit_in_the_window(data_dir):
     with pytest.raises(ConfigError,
                        match=r"season must be <= lookback = 6; got season 12 \(the default for this series\)"):
         build_task(config('task = "forecasting"\ndataset = "airline-passengers"\nlookback = 6'), data_dir)
+
+
+def test_final_metrics_reuse_the_last_validation_and_evaluate_the_test_part(data_dir, tmp_path, monkeypatch):
+    from rnnlab.training.trainer import Trainer
+
+    cfg = config('task = "language_model"\ndataset = "ptb"\nlimit = 1200\nbatch_size = 4\nbptt = 10',
+                 "hidden_size = 4\nembedding_dim = 3", "epochs = 1\nlog_every = 1000")
+    task = build_task(cfg, data_dir)
+    trainer = task.trainer(tmp_path)
+    trainer.print_fn = lambda message: None
+    history = trainer.run()
+    evaluated = []
+    real = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, data: evaluated.append(data) or real(self, data))
+    final = task.final_metrics(trainer)
+    assert evaluated == [task.test]  # the validation part was evaluated at the end of the epoch, same weights
+    assert final["val"] == {"loss": history["val_loss"][-1], "perplexity": history["val_perplexity"][-1]}
+    assert set(final["test"]) == {"loss", "perplexity"}
+
+
+def test_eval_bptt_reads_the_same_held_out_streams_in_longer_windows(data_dir, tmp_path):
+    """The validation and test streams keep their rows and carry the state, so only the window length changes:
+    the same loss and perplexity (float64 here, to the last bits but rounding)."""
+    data = 'task = "language_model"\ndataset = "ptb"\nlimit = 1500\nbatch_size = 4\nbptt = 10'
+    model = 'hidden_size = 4\nembedding_dim = 3\ndtype = "float64"'
+    plain = build_task(config(data, model), data_dir)
+    longer = build_task(config(data + "\neval_bptt = 60", model), data_dir)
+    assert (longer.train.batch_size, longer.train.bptt) == (4, 10)
+    for part in ("val", "test"):
+        a, b = getattr(plain, part), getattr(longer, part)
+        assert (a.batch_size, a.bptt, b.batch_size, b.bptt) == (4, 10, 4, 60)
+        assert len(b) < len(a) and np.array_equal(a.rows(0), b.rows(0))
+        ra, rb = plain.trainer(tmp_path / "a").evaluate(a), longer.trainer(tmp_path / "b").evaluate(b)
+        assert rb == pytest.approx(ra, rel=1e-12)
+    assert "evaluated in windows of 4 x 60" in longer.description[0]
+    with pytest.raises(ConfigError, match="eval_bptt: does not apply to task 'sentiment'"):
+        config('task = "sentiment"\ndataset = "mr"\neval_bptt = 50')
+
+
+def test_eval_bptt_may_change_when_resuming(tmp_path):
+    from rnnlab.lab.config import to_toml
+    from rnnlab.lab.runs import _check_resumable
+
+    data = 'task = "language_model"\ndataset = "ptb"\nbatch_size = 4\nbptt = 10'
+    (tmp_path / "config.toml").write_text(to_toml(config(data)))
+    _check_resumable(config(data + "\neval_bptt = 100"), tmp_path)
+    with pytest.raises(ConfigError, match=r"the \[data\] section differs.*bptt: 10 -> 20"):
+        _check_resumable(config(data.replace("bptt = 10", "bptt = 20")), tmp_path)

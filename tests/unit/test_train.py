@@ -540,3 +540,81 @@ def test_evaluate_carries_the_state_through_a_stream_in_inference_mode(tmp_path)
     assert restarted["loss"] != pytest.approx(whole, rel=1e-6)
     assert model.layers[0].stateful is False
 
+
+
+# ---------------------------------------------------------------------- evaluation in inference mode, reused
+def lm_batches(n=3, B=2, T=5, V=7, seed=0, new_sequence=False):
+    """A token stream cut into windows whose state carries over (as rnnlab.data.LMStream)."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, size=(B, n * T + 1))
+    return FixedBatches(Batch(ids[:, i * T:(i + 1) * T], ids[:, i * T + 1:(i + 1) * T + 1],
+                              new_sequence=new_sequence or i == 0) for i in range(n))
+
+
+def lm(V=7, seed=0):
+    from rnnlab.nn.layers import Embedding
+    from rnnlab.nn.recurrent import LSTM
+
+    return Sequential([Embedding(V, 3, seed=seed, dtype="float64"),
+                       LSTM(4, return_sequences=True, seed=seed + 1, dtype="float64"),
+                       Dense(V, seed=seed + 2, dtype="float64")])
+
+
+def test_evaluate_matches_a_plain_forward_loss_and_metrics_and_keeps_no_tape(tmp_path):
+    """Validation as before (float64 log-softmax for perplexity, the state carried), now under no_grad."""
+    from rnnlab.nn.state import forward_with_states
+    from rnnlab.training.metrics import Perplexity
+
+    model, val = lm(), lm_batches(n=4)
+    trainer = Trainer(model, "cross_entropy", quiet(metrics=["perplexity", "accuracy"]), lm_batches(), val, tmp_path)
+    results = trainer.evaluate(val)
+    loss, ppl, right, total, count, states = get_loss("cross_entropy"), Perplexity(), 0, 0.0, 0, {}
+    for b in val.batches:
+        y_pred, states = forward_with_states(model, b.x, {} if b.new_sequence else states)
+        total += float(loss(y_pred, b.y)) * b.y.size
+        count += b.y.size
+        ppl.update(y_pred, b.y)
+        right += int((y_pred.argmax(-1) == b.y).sum())
+    assert results["loss"] == pytest.approx(total / count, rel=1e-12)
+    assert results["perplexity"] == pytest.approx(ppl.result(), rel=1e-12)
+    assert results["accuracy"] == right / count
+    trainer.evaluate(lm_batches(n=2, seed=5))  # a forward pass of evaluation keeps no tape
+    with pytest.raises(ValueError, match="rnnlab.nn.no_grad"):
+        model.layers[1].backward(np.zeros((2, 5, 4)))
+
+
+def test_a_split_is_evaluated_once_per_weights(tmp_path, monkeypatch):
+    model, val = lm(), lm_batches(n=2, seed=1)
+    trainer = Trainer(model, "cross_entropy", quiet(epochs=2, lr=0.5, metrics=["perplexity"]), lm_batches(), val,
+                      tmp_path)
+    runs = []
+    real = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, data: runs.append(data) or real(self, data))
+    history = trainer.run()
+    assert runs == [val, val]  # one per epoch
+    again = trainer.evaluate(val)  # the final metrics: the weights are the last epoch's
+    assert runs == [val, val]
+    assert again == {"loss": history["val_loss"][-1], "perplexity": history["val_perplexity"][-1]}
+    again["loss"] = 0.0  # a copy: the remembered results are not the caller's
+    assert trainer.evaluate(val)["loss"] == history["val_loss"][-1]
+    other = lm_batches(n=2, seed=1)  # equal data, but another object: evaluated
+    assert trainer.evaluate(other) == trainer.evaluate(val)
+    assert runs == [val, val, other]
+    model.layers[2].params["c"][0] += 1.0  # new weights: evaluated again
+    assert trainer.evaluate(val)["loss"] != history["val_loss"][-1]
+    assert runs == [val, val, other, val]
+
+
+def test_restore_best_reuses_the_best_epochs_validation(tmp_path, monkeypatch):
+    model, val = lm(), lm_batches(n=2, seed=1)
+    config = quiet(epochs=3, lr=3.0, metrics=["perplexity"], monitor="val_loss", restore_best=True)
+    trainer = Trainer(model, "cross_entropy", config, lm_batches(n=3, seed=2), val, tmp_path)
+    history = trainer.run()
+    best = int(np.argmin(history["val_loss"]))
+    assert best < 2  # training went past the best epoch: its weights were put back
+    runs = []
+    real = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, data: runs.append(data) or real(self, data))
+    results = trainer.evaluate(val)
+    assert runs == [] and results["loss"] == history["val_loss"][best]
+    assert results == real(trainer, val)  # what evaluating the restored weights gives

@@ -215,7 +215,7 @@ _TEXT = ("level", "tokenizer", "min_freq", "max_size", "limit")
 #: task -> the [data] keys that apply to it
 TASK_KEYS: dict[str, tuple[str, ...]] = {
     "sentiment": _COMMON_DATA + _TEXT + ("maxlen", "padding", "bucket", "val_frac", "test_frac", "cv_folds", "fold"),
-    "language_model": _COMMON_DATA + _TEXT + ("bptt",),
+    "language_model": _COMMON_DATA + _TEXT + ("bptt", "eval_bptt"),
     "forecasting": _COMMON_DATA + ("lookback", "horizon", "many_to_many", "season", "scaler", "val_frac", "test_frac",
                                    "limit"),
     "adding": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
@@ -262,6 +262,9 @@ class DataConfig(_Section):
     test_frac: float | None = _f(None, _FRAC, "held-out test fraction (default 0.1, series 0.15)")
     # language model
     bptt: int = _f(35, _INT1, "steps per window of the token stream (state carried between windows)")
+    eval_bptt: int | None = _f(None, _OPT_INT1, "steps per window of the validation and test streams (default: "
+                                                "bptt); the same rows and the state carried, so the same evaluation "
+                                                "(equal up to float rounding) in fewer, larger batches")
     # forecasting
     lookback: int = _f(24, _INT1, "steps per input window")
     horizon: int = _f(1, _INT1, "values predicted after each window")

@@ -88,13 +88,18 @@ def _finite(document):
     return document
 
 
+#: [data] keys that change how the held-out parts are evaluated, not what is trained: free to change on resume
+_EVALUATION_ONLY = frozenset({"eval_bptt"})
+
+
 def _check_resumable(config: RunConfig, run_dir: Path) -> None:
-    """On resume, the data and the model must be those of the run (the training section may change)."""
+    """On resume, the data and the model must be those of the run (the training section and
+    :data:`_EVALUATION_ONLY` keys may change)."""
     saved = _read_run_config(run_dir)
     for section in ("data", "model"):
         before, now = getattr(saved, section).to_dict(), getattr(config, section).to_dict()
         changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*before, *now])
-                   if before.get(k) != now.get(k)]
+                   if before.get(k) != now.get(k) and k not in _EVALUATION_ONLY]
         if changed:
             raise ConfigError(f"--resume: the [{section}] section differs from the run's ({run_dir / CONFIG_FILE}): "
                               f"{'; '.join(changed)}. Only [train] may change when resuming")

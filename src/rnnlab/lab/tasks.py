@@ -25,7 +25,11 @@ Splits
 Sentiment: ``test_frac`` of the texts (stratified, seeded) is the test part (with ``cv_folds``
 the folds of :func:`~rnnlab.data.kfold_indices` take turns), then ``val_frac`` of the rest is the
 validation part; defaults 0.1 and 0.1. Language models: the data set's own splits (PTB
-train/valid/test; Tiny Shakespeare nanoGPT's 90/10 train/valid, no test). Forecasting: by time,
+train/valid/test; Tiny Shakespeare nanoGPT's 90/10 train/valid, no test); the held-out streams
+have the training's ``batch_size`` rows (a different number of rows would be a different
+evaluation: other streams, each from a zero state) and windows of ``eval_bptt`` steps (default
+``bptt``): the state is carried between windows, so the window length only changes how many
+tokens one forward pass reads, not what is computed (up to float rounding). Forecasting: by time,
 ``1 - val_frac - test_frac`` / ``val_frac`` / ``test_frac`` (defaults 0.15, 0.15). Synthetic
 tasks: ``n_train``/``n_val``/``n_test`` sequences from independent seeds.
 
@@ -321,9 +325,9 @@ def _language_model(config: RunConfig, data_dir, vocab: Vocabulary | None, scale
         vocab = Vocabulary(d.min_freq, d.max_size, specials=(UNK,)).fit([parts["train"]])
     streams = {}
     for name, tokens in parts.items():
-        try:
+        try:  # held-out parts: the same rows (batch_size), the state carried, windows of eval_bptt steps
             streams[name] = LMStream(np.asarray(vocab.encode(tokens), dtype=np.int64), batch_size=d.batch_size,
-                                     bptt=d.bptt)
+                                     bptt=d.bptt if name == "train" else (d.eval_bptt or d.bptt))
         except ValueError as exc:
             raise _config_error(f"the {name} part of {d.dataset} ({len(tokens)} tokens) is too short for "
                                 f"batch_size={d.batch_size}" + (f" with limit={d.limit}" if d.limit else ""),
@@ -332,7 +336,9 @@ def _language_model(config: RunConfig, data_dir, vocab: Vocabulary | None, scale
     description = [f"{d.dataset} ({d.level} level): " + ", ".join(f"{name} {len(tokens):,} tokens"
                                                                  for name, tokens in parts.items())
                    + f"; vocabulary {len(vocab)}; {len(streams['train'])} training windows of "
-                     f"{d.batch_size} x {d.bptt}"]
+                     f"{d.batch_size} x {d.bptt}"
+                   + ("" if d.eval_bptt in (None, d.bptt) else f"; evaluated in windows of {d.batch_size} x "
+                                                                f"{d.eval_bptt}")]
     return _Data(streams["train"], streams.get("val"), streams.get("test"), "ids", len(vocab), len(vocab), True,
                  "cross_entropy", (metric,), d.bptt, vocab=vocab, description=description)
 

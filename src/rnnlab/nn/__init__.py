@@ -9,6 +9,7 @@ training, lab, cli).
 from rnnlab.nn.bidirectional import MERGE_MODES, Bidirectional
 from rnnlab.nn.cells import Cell, ElmanCell, GRUCell, LSTMCell, Tape
 from rnnlab.nn.functional import one_hot
+from rnnlab.nn.grad_mode import grad_enabled, no_grad
 from rnnlab.nn.gradcheck import GradcheckReport, gradcheck
 from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
 from rnnlab.nn.module import Module
@@ -21,6 +22,6 @@ from rnnlab.nn.step import StepDiverged, StepResult, train_step
 __all__ = [
     "MERGE_MODES", "Bidirectional", "Cell", "Dense", "Dropout", "ElmanCell", "Embedding", "GRU", "GRUCell",
     "GradcheckReport", "LSTM", "LSTMCell", "Module", "OneHot", "OneToMany", "Recurrent", "Seq2Seq", "Sequential",
-    "SimpleRNN", "StepDiverged", "StepResult", "Tape", "final_states", "forward_with_states", "gradcheck", "one_hot",
-    "stack", "train_step",
+    "SimpleRNN", "StepDiverged", "StepResult", "Tape", "final_states", "forward_with_states", "grad_enabled",
+    "gradcheck", "no_grad", "one_hot", "stack", "train_step",
 ]

@@ -30,8 +30,11 @@ from rnnlab._validation import (
 from rnnlab.nn.cells import ElmanCell, GRUCell, LSTMCell
 from rnnlab.nn.cells.base import Cell, Workspace, resolve_initializers
 from rnnlab.nn.functional import row_norms
+from rnnlab.nn.grad_mode import NO_GRAD_MESSAGE, grad_enabled
 from rnnlab.nn.initializers import to_config as init_to_config
 from rnnlab.nn.module import Module
+
+_NO_GRAD = object()  # the tape of a forward call under no_grad(): none
 
 
 class Recurrent(Module):
@@ -70,6 +73,11 @@ class Recurrent(Module):
     ``initial_state`` is a list of (B, H) arrays (``[h]``, ``[h, c]`` for the LSTM), or a state map
     ``{"": [h, ...]}`` (``{}`` for zeros; see :mod:`rnnlab.nn.state`). After every forward call,
     ``final_state`` holds the state after the last step, ``s_T``, a tuple of (B, H) arrays.
+
+    A forward call keeps its tape (the time-major buffers, from the layer's workspace) for the backward
+    call, whatever ``training`` says; the backward pass's own buffers are made by :meth:`backward`. Under
+    :func:`rnnlab.nn.grad_mode.no_grad` the call keeps no tape: its outputs are the same, bit for bit,
+    and :meth:`backward` and :meth:`activations` raise until a forward call outside it.
 
     After :meth:`backward`, ``initial_state_grad`` holds the gradient of the initial state(s), and, if
     ``record_grad_norms`` is True, ``grad_norms["h"]`` (and ``["c"]`` for the LSTM) holds
@@ -232,7 +240,7 @@ class Recurrent(Module):
                     s[t + 1] = s[t]
                 self.cell.skip_step(tape, t)
 
-        self._tape = tape
+        self._tape = tape if grad_enabled() else _NO_GRAD  # under no_grad(): nothing kept for a backward call
         h = tape.states[0]
         if self.return_sequences:
             y = h[1:].transpose(1, 0, 2).copy()  # (B, T, H)
@@ -258,6 +266,8 @@ class Recurrent(Module):
         """
         if self._tape is None:
             raise ValueError(f"{type(self).__name__}.activations() needs a forward call first")
+        if self._tape is _NO_GRAD:
+            raise ValueError(f"{type(self).__name__}.activations(): {NO_GRAD_MESSAGE}")
         tape, H = self._tape, self.hidden_size
         named = {name: s[1:] for name, s in zip(self.state_names, tape.states)}  # (T, B, H) each
         if not np.shares_memory(tape.gates, tape.states[0]):  # the Elman cell's gate is its state
@@ -275,6 +285,8 @@ class Recurrent(Module):
         states may follow (``None`` for any that is zero). ``input_grad=False`` skips the GEMM
         ``dx_t = dz_t U`` and returns None (the parameter and initial-state gradients are unchanged).
         """
+        if self._tape is _NO_GRAD:
+            raise ValueError(f"{type(self).__name__}.backward: {NO_GRAD_MESSAGE}")
         tape = self._need_tape(self._tape)
         T, B, _ = tape.X.shape
         H, n = self.hidden_size, len(self.state_names)

@@ -129,13 +129,17 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
     y_out, out_mask = loss_outputs(model, y_pred, mask, n_out, None if n_out is None else np.shape(x)[1])
     if loss_mask is not None:
         out_mask = loss_mask
-    if not np.isfinite(y_out).all():
+    if not isinstance(loss, Loss) and not np.isfinite(y_out).all():  # an rnnlab Loss checks y_pred itself
         raise StepDiverged("the model's output is not finite")
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             value = float(loss(y_out, y, mask=out_mask))
     except FloatingPointError as exc:
         raise StepDiverged(f"the loss overflowed ({exc})") from None
+    except NonFiniteError as exc:  # the loss found NaN or inf in its y_pred: the model's output
+        if exc.name != "y_pred":
+            raise
+        raise StepDiverged("the model's output is not finite") from None
     if not math.isfinite(value):
         raise StepDiverged(f"the loss is {value}")
     dy = loss.backward()

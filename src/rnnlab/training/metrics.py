@@ -35,6 +35,19 @@ Classification metrics take *logits* by default (``from_logits=False`` for proba
   ``threshold`` 0 for logits and 0.5 for probabilities. A per-step binary output is (B, T, 1).
 * ``perplexity``/``bits_per_character``: ``y_pred`` (..., V) logits (or probabilities), ``y_true``
   (...) integer ids.
+
+Terms the loss already computed
+-------------------------------
+A cross-entropy on class ids computes exactly the per-token negative log-likelihoods that
+perplexity and bits per character average. After such a loss call on a batch, a trainer hands the
+loss to ``metric.update_from_loss(loss)`` instead of ``metric.update(y_pred, y_true, mask)``: the
+metric adds the loss's :class:`~rnnlab.nn.losses.LossTerms` (their float64 sum and count) and no
+softmax runs a second time. It returns False, adding nothing, when the loss's last terms are not
+the metric's (another loss, probability targets, ``from_logits`` read differently, or a metric
+such as accuracy that does not average NLLs); the caller then calls ``update``. The loss's terms
+are in the outputs' dtype (float32 for a float32 model) and summed in float64, where ``update``
+computes the log-softmax in float64: the two results agree to float32 rounding (relative 1e-6 or
+better on a mean NLL), not to the last bit. The loss's ``ignore_index`` targets count as masked.
 """
 
 from __future__ import annotations
@@ -168,6 +181,17 @@ class Metric:
         self.total += total
         self.count += count
 
+    def update_from_loss(self, loss) -> bool:
+        """Add the terms ``loss`` computed in its last call, if they are this metric's terms.
+
+        Returns True when it added them: ``loss.terms`` (:class:`~rnnlab.nn.losses.LossTerms`) holds
+        what :meth:`update` would compute from that call's ``(y_pred, y_true, mask)``. Returns False,
+        adding nothing, when they are not (this base class always): the caller then calls
+        ``update(y_pred, y_true, mask)``. The caller is responsible for the pairing: the loss's
+        last call must have been on the batch it means to add.
+        """
+        return False
+
     def result(self) -> float:
         if self.count == 0:
             raise ValueError(f"{self.name}: no valid positions to average (nothing updated, or everything masked)")
@@ -240,6 +264,16 @@ class _TokenNLL(Metric):
 
     def _terms(self, y_pred, y_true):
         return _nll(y_pred, y_true, self.from_logits)
+
+    def update_from_loss(self, loss) -> bool:
+        """Add the loss's per-token NLLs: those of a cross-entropy on class ids that read ``y_pred`` as
+        this metric does (the same ``from_logits``); False otherwise (see :meth:`Metric.update_from_loss`)."""
+        terms = getattr(loss, "terms", None)
+        if terms is None or terms.kind != "nll" or getattr(loss, "from_logits", None) != self.from_logits:
+            return False
+        self.total += terms.total
+        self.count += terms.count
+        return True
 
     def get_config(self) -> dict:
         return {"from_logits": self.from_logits}

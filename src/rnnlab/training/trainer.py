@@ -36,6 +36,7 @@ Checkpoints and the run directory are described in :mod:`rnnlab.training.checkpo
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -44,11 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab._errors import TrainingDiverged
+from rnnlab._errors import NonFiniteError, TrainingDiverged
 from rnnlab._files import write_atomic
 from rnnlab.io import files as model_io
+from rnnlab.nn import kernels
 from rnnlab.nn import losses as losses_module
 from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.grad_mode import no_grad
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import Recurrent
 from rnnlab.nn.state import StateMap, forward_with_states, recurrent_layers
@@ -180,6 +183,7 @@ class Trainer:
         self._stream = Stream()
         self._acc: dict[str, list[float]] = {}
         self._restored = False
+        self._evaluated: dict[tuple, tuple] = {}  # (id(data), backend, weights fingerprint) -> (data, results)
 
     # ------------------------------------------------------------------ setup helpers
     @staticmethod
@@ -363,8 +367,9 @@ class Trainer:
         except StepDiverged as exc:
             raise self._diverged(step, str(exc), parameter=exc.name) from None
         self.step = step
-        for m in self.metrics.values():
-            m.update(result.outputs, y, mask=result.mask)
+        for m in self.metrics.values():  # train_step's one loss call was on result.outputs, y, result.mask
+            if not m.update_from_loss(self.loss):
+                m.update(result.outputs, y, mask=result.mask)
         stats = {"loss": result.loss, "weight": _n_targets(y, result.mask)}
         if result.grad_norm is not None:
             stats["grad_norm"] = result.grad_norm
@@ -399,8 +404,25 @@ class Trainer:
         """Mean loss and metrics over ``data`` (``batches_from(0, 0)``), in inference mode.
 
         Each batch starts from zeros when ``new_sequence`` and from the previous batch's final state
-        otherwise; the training state is untouched.
+        otherwise; the training state is untouched. The forward passes and the loss run under
+        :func:`~rnnlab.nn.grad_mode.no_grad` (no tape, no gradient buffer, ``training=False``), and
+        metrics that average the loss's own terms (perplexity, bits per character after a
+        cross-entropy on class ids) take them from the loss (:meth:`Metric.update_from_loss`).
+
+        The results are remembered with a fingerprint of the weights (a hash of every parameter's
+        bytes): evaluating the same ``data`` object again with the same weights (and kernel backend)
+        returns them without running the model, e.g. the final metrics after the last epoch's
+        validation, or after ``restore_best`` put back the weights of an epoch already validated.
         """
+        key = (id(data), kernels.backend(), self._weights_fingerprint())
+        cached = self._evaluated.get(key)
+        if cached is not None and cached[0] is data:
+            return dict(cached[1])
+        results = self._evaluate(data)
+        self._evaluated[key] = (data, dict(results))
+        return results
+
+    def _evaluate(self, data) -> dict[str, float]:
         stream, loss_acc = Stream(), [0.0, 0.0]
         metrics = {name: copy.deepcopy(m) for name, m in self.metrics.items()}
         for m in metrics.values():
@@ -412,20 +434,34 @@ class Trainer:
             if self._backward_reading and not new_sequence:
                 raise ValueError("validation batches with new_sequence=False carry the state forward, which layers "
                                  f"reading backwards cannot do: {', '.join(self._backward_reading)}")
-            with np.errstate(all="ignore"):
-                y_pred, final = forward_with_states(self.model, x, self._state_map(stream.latest), mask=mask,
-                                                    training=False)
-            stream.anchors = [(0, self._state_list(final))]
-            y_out, out_mask = loss_outputs(self.model, y_pred, mask)
-            if not np.isfinite(y_out).all():
-                raise TrainingDiverged(f"the model's output on the validation data is not finite (after epoch "
-                                       f"{self.epoch + 1}, step {self.step})")
+            with no_grad():
+                with np.errstate(all="ignore"):
+                    y_pred, final = forward_with_states(self.model, x, self._state_map(stream.latest), mask=mask,
+                                                        training=False)
+                stream.anchors = [(0, self._state_list(final))]
+                y_out, out_mask = loss_outputs(self.model, y_pred, mask)
+                try:  # the loss checks its y_pred for NaN and inf within its own passes
+                    value = float(self.loss(y_out, y, mask=out_mask))
+                except NonFiniteError as exc:
+                    if exc.name != "y_pred":
+                        raise
+                    raise TrainingDiverged(f"the model's output on the validation data is not finite (after epoch "
+                                           f"{self.epoch + 1}, step {self.step})") from None
             weight = _n_targets(y, out_mask)
-            loss_acc[0] += weight * float(self.loss(y_out, y, mask=out_mask))
+            loss_acc[0] += weight * value
             loss_acc[1] += weight
-            for m in metrics.values():
-                m.update(y_out, y, mask=out_mask)
+            for m in metrics.values():  # the loss was just computed on y_out, y, out_mask
+                if not m.update_from_loss(self.loss):
+                    m.update(y_out, y, mask=out_mask)
         return self._results(loss_acc, metrics)
+
+    def _weights_fingerprint(self) -> str:
+        """A hash of every parameter's name, dtype, shape and bytes."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name, p in self.model.named_parameters():
+            digest.update(f"{name}:{p.dtype.str}:{p.shape};".encode())
+            digest.update(memoryview(np.ascontiguousarray(p)).cast("B"))
+        return digest.hexdigest()
 
     # ------------------------------------------------------------------ run configuration
     def _write_run_config(self) -> None:

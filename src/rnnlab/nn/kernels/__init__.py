@@ -5,7 +5,9 @@ elementwise work on the gates. With NumPy the elementwise work is a sequence of 
 ten passes over (B, H)-(B, G*H) arrays forward and fifteen backward, each a separate call from
 Python. With `numba <https://numba.pydata.org>`_ installed (``pip install rnnlab[fast]``), one
 compiled kernel per step does it all in one pass (:mod:`rnnlab.nn.kernels.numba_kernels`, described by
-:class:`StepKernels`): the GEMMs stay NumPy's.
+:class:`StepKernels`): the GEMMs stay NumPy's. The same backend choice runs the row pass of the softmax
+cross-entropy with class ids (max, exp, sum, term and gradient of each row of logits in one compiled
+pass; :class:`rnnlab.nn.losses.SoftmaxCrossEntropy`).
 
 Backends
 --------
@@ -106,6 +108,11 @@ class StepKernels(Protocol):
     def elman_tanh_forward(self, z: np.ndarray, za: np.ndarray, b: np.ndarray) -> None: ...
 
     def elman_tanh_backward(self, da: np.ndarray, dy: np.ndarray, t: int, a_t: np.ndarray, dz: np.ndarray) -> None: ...
+
+    # the row pass of the softmax cross-entropy with class ids (rnnlab.nn.losses.SoftmaxCrossEntropy)
+    def softmax_xent_rows(self, z: np.ndarray, zi: np.ndarray, ids: np.ndarray, valid: np.ndarray, weight,
+                          grad: np.ndarray, keep: bool, bits: np.ndarray, scale: np.ndarray, m_bits: np.ndarray,
+                          m_val: np.ndarray, absmask, shift, inf_bits, terms: np.ndarray) -> int: ...
 
 
 def module() -> StepKernels:

@@ -24,6 +24,8 @@ from numba.extending import overload
 from numpy import (  # not through `np`: the test suite may swap rnnlab's `np` out
     float32,
     float64,
+    floor,
+    int32,
 )
 
 _FLAGS = {"contract", "arcp", "nsz", "reassoc"}
@@ -209,3 +211,95 @@ def elman_tanh_backward(da, dy, t, a_t, dz):
         dar, dyr, ar, dzr = da[r], dy[r, t], a_t[r], dz[r]
         for j in range(H):
             dzr[j] = (dar[j] + dyr[j]) * (one - ar[j] * ar[j])
+
+
+# ---------------------------------------------------------------------------- softmax cross-entropy rows
+# exp(x) for x <= 0 in float32: x = n ln 2 + r with |r| <= ln 2 / 2, exp(r) by Cephes' expf polynomial
+# (about 1 ulp), 2^n put together in the exponent bits of a float32 (an int32 scratch viewed as float32),
+# so that every loop vectorises; below -87 (exp < 2e-38, nothing next to the row's sum >= 1) it clamps.
+_LOG2E, _LN2_HI, _LN2_LO = _f(1.4426950408889634), _f(0.693359375), _f(-2.12194440e-4)
+_E0, _E1, _E2 = _f(1.9875691500e-4), _f(1.3981999507e-3), _f(8.3334519073e-3)
+_E3, _E4, _E5 = _f(4.1665795894e-2), _f(1.6666665459e-1), _f(5.0000001201e-1)
+_EXP_LOW, _HALF = _f(-87.0), _f(0.5)
+
+
+def _row_exp(zr, m, e, bits, scale):  # pragma: no cover - replaced by the overload below inside compiled code
+    raise NotImplementedError
+
+
+@overload(_row_exp, inline="always")
+def _row_exp_impl(zr, m, e, bits, scale):
+    """``e = exp(zr - m)`` over one row; returns ``sum(e)``. ``bits`` is an integer scratch row of the
+    float's width and ``scale`` the same memory viewed as floats (float32 only)."""
+    if zr.dtype == types.float32:
+        def exp32(zr, m, e, bits, scale):
+            for k in range(zr.shape[0]):
+                x = zr[k] - m
+                x = x if x > _EXP_LOW else _EXP_LOW
+                n = floor(x * _LOG2E + _HALF)
+                r = x - n * _LN2_HI
+                r = r - n * _LN2_LO
+                p = ((((_E0 * r + _E1) * r + _E2) * r + _E3) * r + _E4) * r + _E5
+                e[k] = p * r * r + r + _ONE
+                bits[k] = (int32(n) + int32(127)) << int32(23)  # 2^n, n in [-126, 0]
+            s = float32(0.0)
+            for k in range(zr.shape[0]):
+                v = e[k] * scale[k]
+                e[k] = v
+                s += v
+            return s
+        return exp32
+
+    def exp64(zr, m, e, bits, scale):
+        s = 0.0
+        for k in range(zr.shape[0]):
+            v = math.exp(zr[k] - m)
+            e[k] = v
+            s += v
+        return s
+    return exp64
+
+
+@njit(**_JIT)
+def softmax_xent_rows(z, zi, ids, valid, weight, grad, keep, bits, scale, m_bits, m_val, absmask, shift, inf_bits,
+                      terms):
+    """Softmax cross-entropy with class-id targets, one pass per row of ``z`` (N, C).
+
+    For each row: ``m = max z`` (on the integer view ``zi``: a float's bits, sign-folded, order like the
+    float, and that loop vectorises; it also finds a NaN or inf), ``s = sum exp(z - m)``,
+    ``terms[r] = log s - (z[ids[r]] - m)`` (``-log softmax(z)[ids[r]]``). With ``keep``, row r of
+    ``grad`` becomes ``weight * (exp(z - m) / s - onehot(ids[r]))``; without it ``grad`` is one
+    scratch row. Rows where ``valid`` is False get term 0 (and gradient 0). Returns -1, or the first row
+    holding a NaN or inf (any row, valid or not; the caller raises). ``m_bits``/``m_val`` are one
+    integer and the same memory as a float; ``absmask``, ``shift``, ``inf_bits`` are ``0x7f..f``, the
+    width minus one, and the bits of +inf, in ``zi``'s integer type.
+    """
+    N, C = z.shape
+    for r in range(N):
+        zir = zi[r]
+        key = zir[0] ^ ((zir[0] >> shift) & absmask)
+        mag = zir[0] & absmask
+        for k in range(C):
+            v = zir[k]
+            key = max(key, v ^ ((v >> shift) & absmask))
+            mag = max(mag, v & absmask)
+        if mag >= inf_bits:
+            return r
+        g = grad[r] if keep else grad[0]
+        if not valid[r]:
+            terms[r] = 0.0
+            if keep:
+                for k in range(C):
+                    g[k] = 0.0
+            continue
+        m_bits[0] = key ^ ((key >> shift) & absmask)
+        m = m_val[0]
+        zr = z[r]
+        s = _row_exp(zr, m, g, bits, scale)
+        terms[r] = math.log(s) - (zr[ids[r]] - m)
+        if keep:
+            w = weight / s
+            for k in range(C):
+                g[k] *= w
+            g[ids[r]] -= weight
+    return -1
