@@ -19,6 +19,7 @@ the markdown.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import importlib.util
 import json
@@ -40,6 +41,21 @@ WORKER = "benchmarks.e2e.worker"
 
 def _rotated(libs: list[str], r: int) -> list[str]:
     return libs[r % len(libs):] + libs[:r % len(libs)]
+
+
+@contextlib.contextmanager
+def _data_env(data_dir: str | None):
+    """``$RNNLAB_DATA`` set to ``data_dir`` for the workers and runs started meanwhile (restored afterwards)."""
+    before = os.environ.get("RNNLAB_DATA")
+    if data_dir:
+        os.environ["RNNLAB_DATA"] = str(Path(data_dir).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RNNLAB_DATA", None)
+        else:
+            os.environ["RNNLAB_DATA"] = before
 
 
 def _write_specs(specs: list[dict], path: Path) -> str:
@@ -213,8 +229,6 @@ def main(argv=None) -> int:
     warmup, reps = preset["warmup"], preset["reps"]
     if rounds < 1:
         parser.error(f"rounds must be >= 1, got {rounds}")
-    if args.data_dir:
-        os.environ["RNNLAB_DATA"] = str(Path(args.data_dir).resolve())  # inherited by every worker and run
     libs = ["rnnlab", "gemm"] + (["rnnlab-base"] if args.baseline else [])
     whole_libs = ["rnnlab"] + (["rnnlab-base"] if args.baseline else [])
     if importlib.util.find_spec("torch") is not None:
@@ -232,7 +246,7 @@ def main(argv=None) -> int:
             "machine": machine_info(),
             "command": ["<DATA>" if a == args.data_dir else _shown_arg(a, args)
                         for a in ["python -m benchmarks.e2e"] + list(sys.argv[1:] if argv is None else argv)]}
-    with tempfile.TemporaryDirectory(prefix="rnnlab-e2e-") as tmp_name:
+    with _data_env(args.data_dir), tempfile.TemporaryDirectory(prefix="rnnlab-e2e-") as tmp_name:
         tmp = Path(tmp_name)
         specs = [example_spec(EXAMPLES[name], args.preset) for name in args.examples]
         spec_path = _write_specs(specs, tmp / "specs.json")
