@@ -204,7 +204,8 @@ def to_markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="The example configurations end to end: rnnlab vs PyTorch vs the "
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description="The example configurations end to "
+                                     "end: rnnlab vs PyTorch vs the "
                                      "GEMM floor, one process per library.")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_const", dest="preset", const="quick",
