@@ -44,12 +44,21 @@ PRESETS = {
 }
 
 
-def run_worker(lib: str, cases_file: str, *extra: str, baseline: str | None = None) -> dict:
+def worker_env(lib: str, baseline: str | None = None) -> dict:
+    """The environment of a worker process: this tree's ``src`` and root first on ``PYTHONPATH`` (so
+    "rnnlab" is this tree's even when another checkout is installed), the baseline's source before
+    them for ``rnnlab-base``."""
     env = dict(os.environ)
     first = [baseline] if lib == "rnnlab-base" and baseline else []
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, first + [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", lib, cases_file, *extra], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=False)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, first + [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_worker(lib: str, cases_file: str, *extra: str, baseline: str | None = None,
+               module: str = "benchmarks.worker") -> dict:
+    """Run ``python -m module lib cases_file *extra`` in a process of its own; its stdout is one JSON object."""
+    proc = subprocess.run([sys.executable, "-m", module, lib, cases_file, *extra], cwd=ROOT,
+                          env=worker_env(lib, baseline), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker {lib} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout)
@@ -189,14 +198,20 @@ def to_markdown(result: dict) -> str:
             th = row["torch"] or {}
             lines.append(f"| {row['case']} | {_mib(row['rnnlab']['step'])} | {_mib(th.get('step'))} | {ratio} | "
                          f"{_mib(row['rnnlab']['peak'])} | {_mib(th.get('peak'))} |")
-    mach = m["machine"]
-    lines += ["", f"Machine: {mach['cpu']}, {mach['logical_cpus']} logical CPUs, "
-              f"{_mib(mach['memory_bytes'])} MiB; {mach['os']}; Python {mach['python']}. "
-              f"Load average at start {mach['load_average']}, at end {m['load_average_end']}."]
-    for lib, info in m["libraries"].items():
+    lines += [""] + machine_lines(m)
+    return "\n".join(lines) + "\n"
+
+
+def machine_lines(meta: dict) -> list[str]:
+    """The machine, the load and each library's BLAS, threads and versions, as the results' last lines."""
+    mach = meta["machine"]
+    lines = [f"Machine: {mach['cpu']}, {mach['logical_cpus']} logical CPUs, "
+             f"{_mib(mach['memory_bytes'])} MiB; {mach['os']}; Python {mach['python']}. "
+             f"Load average at start {mach['load_average']}, at end {meta['load_average_end']}."]
+    for lib, info in meta["libraries"].items():
         lines.append(f"- {lib}: {json.dumps(info, sort_keys=True)}")
     lines.append(f"- thread environment: {json.dumps(mach['thread_env'], sort_keys=True)}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv=None) -> int:

@@ -51,3 +51,41 @@ def test_bad_arguments_are_refused(capsys):
     with pytest.raises(SystemExit):
         run.main(["--rounds", "0", "--tiny"])
     assert "rounds and reps must be >= 1" in capsys.readouterr().err
+
+
+def test_e2e_tiny_writes_the_tables(tmp_path, data_dir):
+    """``python -m benchmarks.e2e --tiny`` on three examples (the stateful language model, the masked BiLSTM,
+    the regression on values; the character model would only repeat the language model's path): every
+    library and every measurement is there, both whole runs trained the same steps, the tables have their rows."""
+    pytest.importorskip("torch")
+    e2e = pytest.importorskip("benchmarks.e2e.__main__")
+    names = ["ptb_small", "sentiment_mr", "sunspots"]
+    assert e2e.main(["--tiny", "--examples", *names, "--data-dir", str(data_dir), "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    markdown = (tmp_path / "results.md").read_text()
+
+    assert [spec["name"] for spec in result["examples"]] == names
+    per_round = result["per_round"]
+    assert set(per_round) == {"rnnlab", "torch", "gemm"}
+    for name in names:
+        for lib, measured in (("rnnlab", ("train", "eval", "whole")), ("torch", ("train", "eval", "whole")),
+                              ("gemm", ("train",))):
+            for what in measured:
+                runs = per_round[lib][name][what]
+                assert len(runs) == 1 and all(math.isfinite(t) and t > 0 for t in runs), (lib, name, what, runs)
+        for lib in ("rnnlab", "torch"):
+            assert [run["steps"] for run in result["whole_runs"][lib][name]] == [3], (lib, name)
+    assert result["meta"]["libraries"]["rnnlab"]["same_batches"] == dict.fromkeys(names, True)
+    assert result["meta"]["libraries"]["torch"]["torch_threads"] >= 1
+    for row in result["summary"]:
+        for key in ("train_rnnlab_over_torch", "train_rnnlab_over_floor", "eval_rnnlab_over_torch",
+                    "whole_rnnlab_over_torch"):
+            assert row[key]["median"] > 0, (row["example"], key)
+    assert "<OUT>" in result["meta"]["command"] and "<DATA>" in result["meta"]["command"]
+
+    # three tables (training step, evaluation, whole run): a header and one row per example each
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(table) == 3 * (1 + len(names)), markdown
+    for label in ("PTB small", "MR BiLSTM sentiment", "sunspots forecasting"):
+        assert sum(line.startswith(f"| {label} |") for line in table) == 3, label
+    assert "Machine:" in markdown
