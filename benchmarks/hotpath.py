@@ -23,17 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.timing import timed
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ptb_small.toml"
 
 
 def _time(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+    """(median, min) milliseconds of ``repeats`` calls after ``warmup``."""
+    times = timed(fn, warmup, repeats)
     return 1e3 * statistics.median(times), 1e3 * min(times)
 
 

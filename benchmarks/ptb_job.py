@@ -26,18 +26,13 @@ import time
 import numpy as np
 
 import rnnlab.training.trainer as trainer_module
+from benchmarks.timing import timed
 from rnnlab.lab.config import load_config
 from rnnlab.lab.tasks import build_task
 
 
 def _median_ms(f, n: int) -> float:
-    f()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+    return float(np.median(timed(f, 1, n)) * 1e3)
 
 
 def main(argv=None) -> dict:

@@ -19,9 +19,10 @@ import argparse
 import inspect
 import json
 import sys
-import time
 
 import numpy as np
+
+from benchmarks.timing import timed
 
 SEED = 0
 
@@ -178,14 +179,7 @@ def time_cases(lib: str, cases: list[dict], warmup: int, reps: int) -> dict[str,
         if not isinstance(fns, dict):
             fns = {"": fns}
         for suffix, fn in fns.items():
-            for _ in range(warmup):
-                fn()
-            runs = []
-            for _ in range(reps):
-                start = time.perf_counter()
-                fn()
-                runs.append(time.perf_counter() - start)
-            times[case["name"] + suffix] = runs
+            times[case["name"] + suffix] = timed(fn, warmup, reps)
     return times
 
 

@@ -27,31 +27,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import itertools
 import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.e2e.examples import describe, model_spec
+from benchmarks.timing import timed
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 0
 
 
-def _timed(fn, warmup: int, reps: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    runs = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return runs
 
 
 def _fingerprint(batches) -> str:
@@ -153,8 +145,10 @@ def measure_rnnlab(spec: dict, warmup: int, reps: int) -> dict:
                 trainer._train_batch(b)  # the trainer's own per-batch update, as Trainer.run calls it
 
         val_data = Listed(val)
-        times = _timed(train_pass, warmup, reps)
-        evals = _timed(lambda: trainer.evaluate(val_data), 1, reps)
+        times = timed(train_pass, warmup, reps)
+        # time the evaluation itself, not the trainer's reuse of results it remembers for the same weights
+        fresh = {"reuse": False} if "reuse" in inspect.signature(trainer.evaluate).parameters else {}
+        evals = timed(lambda: trainer.evaluate(val_data, **fresh), 1, reps)
     return {"train": [t / len(train) for t in times], "eval": evals, "same_batches": same}
 
 
@@ -179,8 +173,8 @@ def measure_torch(spec: dict, warmup: int, reps: int) -> dict:
         for b in train:
             trainer.train_batch(b)
 
-    times = _timed(train_pass, warmup, reps)
-    evals = _timed(lambda: trainer.evaluate(val), 1, reps)
+    times = timed(train_pass, warmup, reps)
+    evals = timed(lambda: trainer.evaluate(val), 1, reps)
     return {"train": [t / len(train) for t in times], "eval": evals}
 
 
@@ -259,7 +253,7 @@ def build_gemm(spec: dict, rng):
 
 
 def measure_gemm(spec: dict, warmup: int, reps: int) -> dict:
-    times = _timed(build_gemm(spec, np.random.default_rng(SEED)), warmup, reps)
+    times = timed(build_gemm(spec, np.random.default_rng(SEED)), warmup, reps)
     return {"train": [t / len(spec["train_shapes"]) for t in times]}
 
 
