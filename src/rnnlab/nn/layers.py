@@ -239,7 +239,10 @@ class Dense(Module):
         dV = self._buffers.scratch("dV", self._grads["V"].shape, self.dtype)
         self._grads["V"] += np.matmul(dz2.T, x2, out=dV)
         if self.use_bias:
-            self._grads["c"] += np.sum(dz2, axis=0, out=self._buffers.scratch("dc", (self.units,), self.dtype))
+            # dc += the column sums of dz, as a GEMV with ones: one BLAS pass, not NumPy's strided reduction
+            ones = self._buffers.scratch("ones", (dz2.shape[0],), self.dtype)
+            ones.fill(1)
+            self._grads["c"] += np.matmul(ones, dz2, out=self._buffers.scratch("dc", (self.units,), self.dtype))
         if not input_grad:
             return None
         dx2 = self._buffers.result("dx", x2.shape, self.dtype)  # (N, H)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnlab._errors import NonFiniteError
+from rnnlab._validation import all_finite
 from rnnlab.nn.losses import Loss
 from rnnlab.nn.module import Module
 from rnnlab.nn.state import StateMap, forward_with_states
@@ -84,6 +85,14 @@ def loss_outputs(model: Module, y_pred, mask, n_out: int | None = None, steps: i
         raise ValueError(f"truncated BPTT needs one output per step (return_sequences=True on the last recurrent "
                          f"layer); a window of {steps} steps gave an output of shape {y_pred.shape}")
     return y_pred[:, -n_out:], None if out_mask is None else out_mask[:, -n_out:]
+
+
+def _raise_if_not_finite(model: Module) -> None:
+    """Raise :class:`StepDiverged` naming every parameter whose gradient is not finite (when one is not)."""
+    bad = [name for name, g in model.named_grads() if not np.isfinite(g).all()]
+    if bad:
+        more = f" (also {', '.join(repr(b) for b in bad[1:])})" if len(bad) > 1 else ""
+        raise StepDiverged(f"the gradient of parameter {bad[0]!r} is not finite{more}", name=bad[0])
 
 
 def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=None, loss_mask=None,
@@ -153,14 +162,21 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
             model.backward(dy, input_grad=False)
     except NonFiniteError as exc:  # an array checked inside the model (a layer's dy) is not finite
         problem = exc
-    bad = [name for name, g in model.named_grads() if not np.isfinite(g).all()]
-    if bad:
-        more = f" (also {', '.join(repr(b) for b in bad[1:])})" if len(bad) > 1 else ""
-        raise StepDiverged(f"the gradient of parameter {bad[0]!r} is not finite{more}", name=bad[0])
-    if problem is not None:
-        raise StepDiverged(f"a gradient inside the model is not finite ({problem})")
-    if clip_value is not None:
-        clip_grad_value(model, clip_value)
-    grad_norm = None if clip_norm is None else clip_grad_norm(model, clip_norm)
+    grad_norm = None
+    if clip_norm is not None and clip_value is None and problem is None:
+        # one pass: the global norm is finite only when every gradient is, and it raises before changing any
+        try:
+            grad_norm = clip_grad_norm(model, clip_norm)
+        except NonFiniteError:
+            _raise_if_not_finite(model)
+            raise
+    else:
+        if not all(all_finite(g) for _, g in model.named_grads()):
+            _raise_if_not_finite(model)
+        if problem is not None:
+            raise StepDiverged(f"a gradient inside the model is not finite ({problem})")
+        if clip_value is not None:
+            clip_grad_value(model, clip_value)
+        grad_norm = None if clip_norm is None else clip_grad_norm(model, clip_norm)
     optimizer.step(model)
     return StepResult(value, y_out, out_mask, final, grad_norm)

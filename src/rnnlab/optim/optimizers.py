@@ -15,7 +15,8 @@ place*, so layers keep computing with the very arrays they own. The base class k
 
 Each algorithm is a short ``_update`` that follows PyTorch's single-tensor implementation (the
 formulas in ``torch/optim/*.py`` and the docs pages cited in each class), including where weight
-decay enters and where ``eps`` is added, so trajectories agree to rounding.
+decay enters and where ``eps`` is added, so trajectories agree to rounding. With numba installed, ``SGD`` and ``Adam``/``AdamW`` run that same
+update as one compiled pass per parameter (:mod:`rnnlab.optim._fused`), giving the same bits.
 
 ``clip_grad_norm`` and ``clip_grad_value`` act on the gradients in place before ``step``.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab._validation import check_bool, check_number, check_rate, registry_entry
+from rnnlab.optim import _fused
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES"]
 
@@ -271,6 +273,13 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if self.momentum else ()
 
     def _update(self, p, g, state, a, b):
+        if _fused.usable(p, g):
+            dt = p.dtype.type
+            buf = state["momentum_buffer"].reshape(-1) if self.momentum else p.reshape(-1)[:0]
+            _fused.kernels().sgd(p.reshape(-1), g.reshape(-1), buf, dt(self.lr), dt(self.weight_decay),
+                                 dt(self.momentum), dt(1.0 - self.dampening), dt(self.dampening), state["step"] == 1,
+                                 self.nesterov)
+            return
         if self.weight_decay:
             g = _add_scaled(g, p, self.weight_decay, out=a)
         if self.momentum:
@@ -338,6 +347,16 @@ class Adam(Optimizer):
 
     def _update(self, p, g, state, a, b):
         beta1, beta2 = self.betas
+        if _fused.usable(p, g):
+            dt, t, w = p.dtype.type, state["step"], 1.0 - beta1
+            vmax = state["max_exp_avg_sq"].reshape(-1) if self.amsgrad else p.reshape(-1)[:0]
+            decay = 1.0 - self.lr * self.weight_decay if self._decoupled and self.weight_decay else 1.0
+            coupled = 0.0 if self._decoupled else self.weight_decay
+            _fused.kernels().adam(p.reshape(-1), g.reshape(-1), state["exp_avg"].reshape(-1),
+                                  state["exp_avg_sq"].reshape(-1), vmax, dt(coupled),
+                                  dt(decay), dt(w), dt(1.0 - w), abs(w) < 0.5, dt(beta2), dt(1.0 - beta2),
+                                  dt((1.0 - beta2**t) ** 0.5), dt(self.eps), dt(self.lr / (1.0 - beta1**t)))
+            return
         if self.weight_decay:
             if self._decoupled:
                 p *= 1.0 - self.lr * self.weight_decay
