@@ -190,11 +190,12 @@ class GRUCell(Cell[GRUScratch]):
         dG = tape.dgates.reshape(T * B, 3 * H)
         h_prev = tape.states[0][:-1].reshape(T * B, H)
         g["U"] += dG.T @ tape.X.reshape(T * B, D)
-        g["b"] += dG.sum(axis=0)
+        ones = np.ones(T * B, dG.dtype)  # column sums as GEMVs: one BLAS pass each
+        g["b"] += np.matmul(ones, dG)
         if self.reset_after:
             dgh = s.dgh.reshape(T * B, 3 * H)
             g["W"] += dgh.T @ h_prev
-            g["b_hn"] += dgh[:, 2 * H:].sum(axis=0)
+            g["b_hn"] += np.matmul(ones, dgh[:, 2 * H:])
         else:
             g["W"][:2 * H] += dG[:, :2 * H].T @ h_prev
             g["W"][2 * H:] += dG[:, 2 * H:].T @ s.rh.reshape(T * B, H)
