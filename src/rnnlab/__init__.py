@@ -10,7 +10,7 @@ from rnnlab import _startup
 
 try:  # the `rnnlab` command imports all this before it runs: a Ctrl-C here is one line and 130 there
     from rnnlab import _moved, data, generate, io, optim
-    from rnnlab._errors import TrainingDiverged
+    from rnnlab._errors import RnnlabWarning, TrainingDiverged
     from rnnlab._version import __version__
     from rnnlab.io import ModelFileError, interop, load, save
     from rnnlab.nn import (
@@ -63,6 +63,7 @@ __all__ = [
     "OneHot",
     "OneToMany",
     "Recurrent",
+    "RnnlabWarning",
     "Seq2Seq",
     "Sequential",
     "SimpleRNN",

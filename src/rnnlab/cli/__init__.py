@@ -47,7 +47,7 @@ import os
 import sys
 
 try:  # a Ctrl-C while the commands load ends the program like one while they run: a line and 130, no traceback
-    from rnnlab._errors import TrainingDiverged
+    from rnnlab._errors import RnnlabWarning, TrainingDiverged
     from rnnlab.cli._registry import COMMANDS, Command, Interrupted, command
     from rnnlab.data.datasets import DatasetError
     from rnnlab.io.files import ModelFileError
@@ -160,6 +160,7 @@ def _run(args: argparse.Namespace, *, debug: bool) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning(args.command)
+            warnings.simplefilter("always", RnnlabWarning)  # shown as lines, even under -W error
             if kernels.environment_error() is not None:
                 raise ConfigError(kernels.environment_error())
             code = args.run(args)
