@@ -42,11 +42,12 @@ import the module below. Commands raise for failures; :func:`main` maps the exce
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 try:  # a Ctrl-C while the commands load ends the program like one while they run: a line and 130, no traceback
+    import argparse
+
     from rnnlab._errors import RnnlabWarning, TrainingDiverged
     from rnnlab.cli._registry import COMMANDS, Command, Interrupted, command
     from rnnlab.data.datasets import DatasetError
@@ -106,10 +107,17 @@ def _show_warning(command_name: str):
     return show
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a usage error as one line (``rnnlab CMD: error: ...; see 'rnnlab CMD --help'``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rnnlab._version import __version__
 
-    parser = argparse.ArgumentParser(prog="rnnlab",
+    parser = _Parser(prog="rnnlab",
                                      description="Recurrent neural networks in NumPy with hand-written BPTT.")
     parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     debug = (f"on an error, print the traceback too, for a bug report (also: {DEBUG_ENV}=1)")
@@ -146,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
     if args.command is None:
-        parser.print_usage(sys.stderr)
-        print("rnnlab: error: a command is required: " + ", ".join(COMMANDS), file=sys.stderr)
+        print("rnnlab: error: a command is required: " + ", ".join(COMMANDS) + "; see 'rnnlab --help'",
+              file=sys.stderr)
         return 2
     return _run(args, debug=args.debug or _debug_env())
 

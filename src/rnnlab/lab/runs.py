@@ -210,7 +210,7 @@ def load_run(run_dir) -> LoadedRun:
         raise RunError(f"'{run_dir}' is a {config.data.cv_folds}-fold cross-validation run: use one of its folds, "
                        f"e.g. '{run_dir / 'fold-01'}'")
     source = run_dir / MODEL_DIR
-    if not (source / model_io.CONFIG_FILE).is_file():
+    if not (source / model_io.CONFIG_FILE).exists():  # not there yet: the run is still training
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
             raise RunError(f"'{run_dir}' holds no model yet: no '{source}' and no checkpoint")
