@@ -6,37 +6,43 @@ layers below it (``docs/architecture.md``)::
     cli  ->  lab  ->  training  ->  generate  ->  data  ->  io  ->  nn  ->  optim  ->  (_validation, _files, _errors)
 """
 
-from rnnlab import _moved, data, generate, io, optim
-from rnnlab._errors import TrainingDiverged
-from rnnlab._version import __version__
-from rnnlab.io import ModelFileError, interop, load, save
-from rnnlab.nn import (
-                       GRU,
-                       LSTM,
-                       Bidirectional,
-                       Dense,
-                       Dropout,
-                       Embedding,
-                       GradcheckReport,
-                       Module,
-                       OneHot,
-                       OneToMany,
-                       Recurrent,
-                       Seq2Seq,
-                       Sequential,
-                       SimpleRNN,
-                       gradcheck,
-                       initializers,
-                       kernels,
-                       losses,
-                       one_hot,
-                       stack,
-)
-from rnnlab.optim import schedules
-from rnnlab.training import TrainConfig, Trainer, callbacks, metrics
+from rnnlab import _startup
 
-_moved.install()
-from rnnlab import datasets, synthetic, text, timeseries, train  # noqa: E402  (the 0.1.0 paths, registered above)
+try:  # the `rnnlab` command imports all this before it runs: a Ctrl-C here is one line and 130 there
+    from rnnlab import _moved, data, generate, io, optim
+    from rnnlab._errors import RnnlabWarning, TrainingDiverged
+    from rnnlab._version import __version__
+    from rnnlab.io import ModelFileError, interop, load, save
+    from rnnlab.nn import (
+                           GRU,
+                           LSTM,
+                           Bidirectional,
+                           Dense,
+                           Dropout,
+                           Embedding,
+                           GradcheckReport,
+                           Module,
+                           OneHot,
+                           OneToMany,
+                           Recurrent,
+                           Seq2Seq,
+                           Sequential,
+                           SimpleRNN,
+                           gradcheck,
+                           initializers,
+                           kernels,
+                           losses,
+                           one_hot,
+                           stack,
+    )
+    from rnnlab.optim import schedules
+    from rnnlab.training import TrainConfig, Trainer, callbacks, metrics
+
+    _moved.install()
+    from rnnlab import datasets, synthetic, text, timeseries, train  # noqa: E402  (the 0.1.0 paths, registered above)
+except KeyboardInterrupt:
+    _startup.interrupted_while_starting()
+    raise
 
 
 def __getattr__(name: str):
@@ -57,6 +63,7 @@ __all__ = [
     "OneHot",
     "OneToMany",
     "Recurrent",
+    "RnnlabWarning",
     "Seq2Seq",
     "Sequential",
     "SimpleRNN",

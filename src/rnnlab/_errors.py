@@ -18,3 +18,8 @@ class NonFiniteError(ValueError):
 
 class TrainingDiverged(RuntimeError):
     """Raised when a loss or a gradient stops being finite; the weights are left at their last good values."""
+
+
+class RnnlabWarning(UserWarning):
+    """Something rnnlab did that the caller may not expect, without failing: tokens read as ``<unk>``, a model
+    whose weights have exploded. The command line prints each as one line on stderr."""

@@ -55,6 +55,16 @@ def check_rate(name: str, value, *, high_inclusive: bool = False) -> float:
     return float(value)
 
 
+def check_features(owner: str, input_shape) -> int:
+    """The number of features (the last entry) of ``input_shape``, which must be a positive int; the error
+    names the input's shape (what the caller passed), not an argument it never gave."""
+    D = input_shape[-1] if len(input_shape) else None
+    if isinstance(D, bool) or not isinstance(D, (int, np.integer)) or D < 1:
+        raise ValueError(f"{owner} needs inputs with at least one feature on their last axis; got input shape "
+                         f"{tuple(input_shape)}")
+    return int(D)
+
+
 def as_float_array(name: str, x, dtype: np.dtype, ndim: int | None = None) -> np.ndarray:
     """Validate a floating input and cast it to ``dtype`` (a copy only when the dtype differs).
 
@@ -71,11 +81,33 @@ def as_float_array(name: str, x, dtype: np.dtype, ndim: int | None = None) -> np
         raise TypeError(f"{name} must be a float array, got dtype {x.dtype}{hint}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
-    x = np.asarray(x, dtype=dtype)
+    x = cast_float(name, x, dtype)
     if not all_finite(x):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise NonFiniteError(f"{name} contains NaN or inf (first at index {bad})", name=name, index=bad)
     return x
+
+
+def cast_float(name: str, x: np.ndarray, dtype, *, shown: np.ndarray | None = None) -> np.ndarray:
+    """The float array ``x`` cast to ``dtype``; a finite value the cast would make infinite is a ``ValueError``
+    naming it, its index and the dtype's range (instead of NumPy's overflow warning and an ``inf``).
+
+    ``shown``, of ``x``'s shape, holds the values to name in the message (e.g. before a scaling).
+    """
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = x.astype(dtype)
+    if x.dtype.itemsize > dtype.itemsize and not all_finite(y):
+        overflow = np.isinf(y) & np.isfinite(x)
+        if overflow.any():
+            bad = tuple(int(i) for i in np.argwhere(overflow)[0])
+            value = (x if shown is None else shown)[bad]
+            raise ValueError(f"{name} holds {value:.6g} at index {bad}, out of {dtype.name}'s range (magnitudes up "
+                             f"to {np.finfo(dtype).max:.4g}), so it cannot be computed in {dtype.name}; scale the "
+                             f"data down or use a float64 model")
+    return y
 
 
 _FINITE_BY_DOT = 1 << 14  # from this size on, a dot product beats np.isfinite(x).all() (no bool temporary)

@@ -103,7 +103,9 @@ def test_zero_batch(make):
 
 @params_of(SEQUENCE_MODELS)
 def test_zero_features(make):
-    with pytest.raises(ValueError, match=r"input_size must be a positive int, got 0"):
+    # the input's shape, not an argument the caller never passed (input_size)
+    with pytest.raises(ValueError, match=rf"needs inputs with at least one feature on their last axis; got input "
+                                         rf"shape \({B}, {T}, 0\)"):
         make()(np.zeros((B, T, 0), np.float32))
 
 

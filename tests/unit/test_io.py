@@ -544,9 +544,9 @@ def test_weight_of_the_wrong_dtype(model_dir):
 
 
 def test_listing_that_does_not_match_the_rebuilt_model(model_dir):
-    _edit_config(model_dir, lambda d: d["config"].update(hidden_size=5))  # weights are for H = 4
+    _edit_config(model_dir, lambda d: d["config"].update(hidden_size=3))  # weights are for H = 4
     with pytest.raises(ModelFileError, match=re.escape("weight 'U' is listed as float32 (4, 3), but the SimpleRNN "
-                                                       "its config builds has float32 (5, 3)")):
+                                                       "its config builds has float32 (3, 3)")):
         load(model_dir)
 
 

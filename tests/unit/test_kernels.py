@@ -34,9 +34,33 @@ def test_the_environment_variable_sets_the_backend_and_a_bad_value_is_named():
     code = "from rnnlab import kernels; print(kernels.backend())"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numpy"
-    env["RNNLAB_KERNELS"] = "fortran"
+    env["RNNLAB_KERNELS"] = "fortran"  # the import works; the first layer call names the variable
+    code = ("import numpy as np, rnnlab; from rnnlab import kernels; print(kernels.environment_error()); "
+            "rnnlab.LSTM(2)(np.zeros((1, 2, 3), np.float32))")
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert bad.returncode != 0 and "RNNLAB_KERNELS='fortran': kernel backend must be one of" in bad.stderr
+    assert "RNNLAB_KERNELS='fortran': kernel backend must be one of" in bad.stdout
+    assert bad.returncode != 0 and "ValueError: environment variable RNNLAB_KERNELS='fortran'" in bad.stderr
+    code = "import numpy as np, rnnlab; rnnlab.kernels.use('numpy'); print(rnnlab.LSTM(2)(np.ones((1, 2, 3))).shape)"
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip() == "(1, 2)"  # a backend chosen in code replaces the refused one
+
+
+def test_use_called_plainly_switches_the_backend_and_checks_the_name():
+    before = kernels.backend()
+    try:
+        kernels.use("numpy")  # as the README writes it: no `with`
+        assert kernels.backend() == "numpy" and kernels.fused(np.float32) is None
+        with pytest.raises(ValueError, match=r"got 'cuda'"):
+            kernels.use("cuda")
+        with pytest.raises(ValueError, match=r"got 'cuda'"):
+            with kernels.use("cuda"):
+                pass
+        assert kernels.backend() == "numpy"
+        with kernels.use("auto"):
+            assert kernels.backend() == "auto"
+        assert kernels.backend() == "numpy"  # the block restores what was in force
+    finally:
+        kernels.set_backend(before)
 
 
 @needs_numba

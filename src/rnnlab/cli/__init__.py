@@ -4,10 +4,17 @@ Thin by design: each command parses its options, calls the library, prints, and 
 code. ``main(argv)`` never calls ``sys.exit`` itself, so tests run it in-process.
 
 Exit codes: 0 success; 1 the command failed (bad or missing data, a diverged run, an unusable run
-directory, a failed check), with the reason on stderr; 2 usage or configuration error (argparse's
-convention: bad options, an invalid config file or ``--set`` override); 130 interrupted (Ctrl-C; a
-training run continues with ``--resume``); 141 the reader of the output went away (``| head``), quietly.
+directory, a file that cannot be read or written, a failed check), with the reason on stderr; 2 usage
+or configuration error (argparse's convention: bad options, an invalid config file or ``--set``
+override, an input the library refuses with a ``ValueError``/``TypeError``, an invalid
+``RNNLAB_KERNELS``); 130 interrupted (Ctrl-C, also while the program starts; a training run continues
+with ``--resume``); 141 the reader of the output went away (``| head``), quietly.
 :func:`main` is the one place that turns exceptions into these codes, by the exception's type.
+
+An expected failure is one line on stderr, ``rnnlab COMMAND: error: ...``, never a traceback; a
+warning of the library (e.g. unknown characters in a prompt) is one line ``rnnlab COMMAND: warning:
+...``. ``--debug`` (before or after the command) or the environment variable ``RNNLAB_DEBUG=1`` adds
+the traceback, for a bug report. An unexpected exception (a bug) keeps its traceback.
 
 Commands around a run configuration (:mod:`rnnlab.cli.run`; see :mod:`rnnlab.lab.config` and
 :mod:`rnnlab.lab.tasks`)::
@@ -35,19 +42,30 @@ import the module below. Commands raise for failures; :func:`main` maps the exce
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 
-from rnnlab._errors import TrainingDiverged
-from rnnlab.cli._registry import COMMANDS, Command, Interrupted, command
-from rnnlab.data.datasets import DatasetError
-from rnnlab.io.files import ModelFileError
-from rnnlab.lab.config import ConfigError
+try:  # a Ctrl-C while the commands load ends the program like one while they run: a line and 130, no traceback
+    import argparse
 
-# Each command module registers its commands on import; `rnnlab --help` lists them in this order.
-# isort: off
-from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect  # noqa: F401
-# isort: on
+    from rnnlab._errors import RnnlabWarning, TrainingDiverged
+    from rnnlab.cli._registry import COMMANDS, Command, Interrupted, command
+    from rnnlab.data.datasets import DatasetError
+    from rnnlab.io.files import ModelFileError
+    from rnnlab.lab.config import ConfigError
+    from rnnlab.nn import kernels
+
+    # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
+    # isort: off
+    from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect  # noqa: F401
+    # isort: on
+except KeyboardInterrupt:
+    from rnnlab._startup import interrupted_while_starting
+
+    interrupted_while_starting()
+    raise
+
+DEBUG_ENV = "RNNLAB_DEBUG"
 
 __all__ = ["main", "build_parser", "command", "COMMANDS", "Command"]
 
@@ -60,21 +78,55 @@ def _exit_code(exc: BaseException) -> int | None:
     if isinstance(exc, ConfigError):
         return 2
     if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError, PlotDependencyError,
-                        FileExistsError)):
+                        OSError, MemoryError)):
         return 1
+    if isinstance(exc, (ValueError, TypeError)):  # an argument the library refuses, with its reason
+        return 2
     return None
+
+
+def _message(exc: BaseException) -> str:
+    """The exception as one line: its message, or its type when it has none."""
+    text = " ".join(str(exc).split()) if str(exc).strip() else ""
+    if isinstance(exc, OSError) and exc.strerror:
+        names = " -> ".join(f"'{f}'" for f in (exc.filename, exc.filename2) if f is not None)
+        text = f"{exc.strerror}: {names}" if names else exc.strerror
+    if isinstance(exc, MemoryError):
+        text = "out of memory" + (f" ({text})" if text else "")
+    return text or type(exc).__name__
+
+
+def _debug_env() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _show_warning(command_name: str):
+    """A ``warnings.showwarning`` printing ``rnnlab COMMAND: warning: MESSAGE`` (one line) to stderr."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"rnnlab {command_name}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    return show
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a usage error as one line (``rnnlab CMD: error: ...; see 'rnnlab CMD --help'``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from rnnlab._version import __version__
 
-    parser = argparse.ArgumentParser(prog="rnnlab",
+    parser = _Parser(prog="rnnlab",
                                      description="Recurrent neural networks in NumPy with hand-written BPTT.")
     parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    debug = (f"on an error, print the traceback too, for a bug report (also: {DEBUG_ENV}=1)")
+    parser.add_argument("--debug", action="store_true", help=debug)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.configure(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug)
         p.set_defaults(run=cmd.run)
     return parser
 
@@ -91,23 +143,43 @@ def _silence_stdout() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``rnnlab`` with ``argv`` (``sys.argv[1:]`` when None) and return the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
-        return exc.code if isinstance(exc.code, int) else 2
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+            return exc.code if isinstance(exc.code, int) else 2
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted", file=sys.stderr)
+        return 130
     if args.command is None:
-        parser.print_usage(sys.stderr)
-        print("rnnlab: error: a command is required: " + ", ".join(COMMANDS), file=sys.stderr)
+        print("rnnlab: error: a command is required: " + ", ".join(COMMANDS) + "; see 'rnnlab --help'",
+              file=sys.stderr)
         return 2
+    return _run(args, debug=args.debug or _debug_env())
+
+
+def _run(args: argparse.Namespace, *, debug: bool) -> int:
+    """Run the parsed command; every expected failure becomes one line on stderr and its exit code."""
+    import traceback
+    import warnings
+
     try:
-        code = args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(args.command)
+            warnings.simplefilter("always", RnnlabWarning)  # shown as lines, even under -W error
+            if kernels.environment_error() is not None:
+                raise ConfigError(kernels.environment_error())
+            code = args.run(args)
         sys.stdout.flush()  # a reader that went away (`rnnlab predict ... | head`) shows up here, not at exit
         return code
     except BrokenPipeError:
         _silence_stdout()
         return 141  # 128 + SIGPIPE, as a shell reports a command whose reader closed the pipe
     except KeyboardInterrupt as exc:
+        if debug:
+            traceback.print_exc()
         hint = f"; {exc}" if isinstance(exc, Interrupted) else ""
         print(f"rnnlab {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
@@ -115,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         code = _exit_code(exc)
         if code is None:
             raise
-        print(f"rnnlab {args.command}: error: {exc}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"rnnlab {args.command}: error: {_message(exc)}", file=sys.stderr)
         return code
 
 

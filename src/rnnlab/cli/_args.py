@@ -1,5 +1,5 @@
-"""Option helpers shared by the commands: argparse types (:func:`int_at_least`, :func:`positive_float`,
-:func:`unit_float`) and :func:`add_data_dir`."""
+"""Option helpers shared by the commands: argparse types (:func:`int_at_least`, :func:`int_between`,
+:func:`positive_float`, :func:`unit_float`) and :func:`add_data_dir`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from rnnlab.data.datasets import DATA_ENV
 
-__all__ = ["int_at_least", "positive_float", "unit_float", "add_data_dir"]
+__all__ = ["int_at_least", "int_between", "positive_float", "unit_float", "add_data_dir"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -22,6 +22,21 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+def int_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[minimum, maximum]``."""
+    what = f"an integer from {minimum} to {maximum:,}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value:,}")
         return value
     return parse
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from rnnlab.cli._args import add_data_dir, int_at_least, positive_float, unit_float
+from rnnlab.cli._args import add_data_dir, int_at_least, int_between, positive_float, unit_float
 from rnnlab.cli._registry import Interrupted, command
 from rnnlab.lab.config import ConfigError
+
+#: the most tokens ``rnnlab generate --length`` asks for (a typo of a few zeros should not run for hours)
+MAX_LENGTH = 100_000
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +101,9 @@ def _unescape(option: str, text: str) -> str:
 def _configure_generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="a language-model run directory")
     parser.add_argument("--prime", required=True, metavar="TEXT", help="the text to start from")
-    parser.add_argument("--length", type=int_at_least(1), default=200,
-                        help="most tokens to generate (default: %(default)s)")
+    parser.add_argument("--length", type=int_between(1, MAX_LENGTH), default=200,
+                        help=f"most tokens to generate, at most {MAX_LENGTH:,} (default: %(default)s); the text is "
+                             "printed as it is generated")
     parser.add_argument("--temperature", type=positive_float, default=1.0,
                         help="sampling temperature (default: %(default)s)")
     parser.add_argument("--top-k", type=int_at_least(1), default=None, metavar="K",
@@ -116,12 +120,26 @@ def _configure_generate(parser: argparse.ArgumentParser) -> None:
 
 @command("generate", "generate text from a trained language model", _configure_generate)
 def _run_generate(args: argparse.Namespace) -> int:
+    import sys
+
     from rnnlab.lab import runs
 
     stop = None if args.stop is None else [_unescape("--stop", s) for s in args.stop]
-    print(runs.generate(args.run_dir, args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
-                         top_p=args.top_p, greedy=args.greedy, seed=args.seed, stop=stop,
-                         include_stop=not args.drop_stop))
+    started = False
+
+    def show(piece: str) -> None:  # streamed: a long generation shows progress, and Ctrl-C keeps what was made
+        nonlocal started
+        started = True
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    try:
+        runs.generate(args.run_dir, args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
+                      top_p=args.top_p, greedy=args.greedy, seed=args.seed, stop=stop,
+                      include_stop=not args.drop_stop, on_text=show)
+    finally:
+        if started:  # end the line, also when interrupted, so the shell prompt starts on its own line
+            sys.stdout.write("\n")
     return 0
 
 

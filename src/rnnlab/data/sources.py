@@ -50,7 +50,17 @@ class DatasetError(Exception):
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A data directory, data set folder or file is missing."""
+    """A data directory, data set folder or file is missing.
+
+    ``reason`` is the message without ``download_hint``, the advice for a caller of the loader
+    itself (``download=True``): callers that cannot pass that option (the run configurations and the
+    command line) show ``reason`` alone.
+    """
+
+    def __init__(self, reason: str, *, download_hint: str | None = None):
+        super().__init__(reason if download_hint is None else f"{reason}; or {download_hint}")
+        self.reason = reason
+        self.download_hint = download_hint
 
 
 class ChecksumError(DatasetError):
@@ -382,6 +392,7 @@ def _read(dataset: str, filename: str, data_dir, *, verify: bool, download: bool
         if not (folder / filename).is_file():
             raise DatasetNotFoundError(f"data file {str(folder / filename)!r} not found; {_HOW}")
     except DatasetNotFoundError as exc:
-        raise DatasetNotFoundError(f"{exc}; or pass download=True to download it from {REMOTES[dataset][filename].url} "
-                                   f"into the cache {str(_cache_root(cache_dir) / dataset)!r}") from None
+        raise DatasetNotFoundError(str(exc), download_hint=f"pass download=True to download it from "
+                                   f"{REMOTES[dataset][filename].url} into the cache "
+                                   f"{str(_cache_root(cache_dir) / dataset)!r}") from None
     return verified_bytes(folder, filename, verify=verify), folder / filename

@@ -17,7 +17,7 @@ dropout); the layers' tapes then hold the last step, so call ``forward`` again b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -231,8 +231,19 @@ def generate_ids(model: Module, prime_ids, *, length: int, temperature: float = 
 def _generate(model, prime_ids, config: SamplingConfig, length: int, stop, include_stop: bool, banned,
               rng: np.random.Generator, vocab: Vocabulary | None = None) -> list[int]:
     """The loop of :func:`generate_ids` on validated options; ``vocab`` checks the model's output size."""
+    return list(_iterate(model, prime_ids, config, length, stop, include_stop, banned, rng, vocab))
+
+
+def _iterate(model, prime_ids, config: SamplingConfig, length: int, stop, include_stop: bool, banned,
+             rng: np.random.Generator, vocab: Vocabulary | None = None) -> Iterator[int]:
+    """The ids of :func:`_generate`, each yielded as soon as it is final (for streaming the text).
+
+    Without ``include_stop``, an id that could still begin a stop sequence to be dropped is held
+    back until it cannot (at most the longest stop sequence's length minus one ids).
+    """
     out: list[int] = []
     hit: tuple[int, ...] | None = None
+    emitted = 0
     with Generator(model) as gen:
         z = gen.prime(prime_ids)  # (V,)
         V = z.shape[0]
@@ -240,12 +251,16 @@ def _generate(model, prime_ids, config: SamplingConfig, length: int, stop, inclu
             _check_output_size(V, vocab)
         stops = _check_stop_ids(stop, V)
         banned = _check_banned(banned, V)
+        held = 0 if include_stop or not stops else max(len(s) for s in stops) - 1
         while True:
             out.append(_choose(z, config, banned, rng))
             hit = next((s for s in stops if len(out) >= len(s) and tuple(out[-len(s):]) == s), None)
             if hit is not None or len(out) == length:
                 break
+            while emitted < len(out) - held:
+                yield out[emitted]
+                emitted += 1
             z = gen.step(out[-1])
     if hit is not None and not include_stop:
         del out[-len(hit):]
-    return out
+    yield from out[emitted:]

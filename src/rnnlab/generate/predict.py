@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rnnlab._validation import check_positive_int
+from rnnlab._validation import cast_float, check_positive_int
 from rnnlab.data.text import Vocabulary
 from rnnlab.generate.generator import _check_model
 from rnnlab.generate.text import encode_texts
@@ -101,12 +101,19 @@ def predict_values(model: Module, x, *, scaler=None, mask=None, batch_size: int 
         x = x[:, :, None]  # (B, T, 1)
     if x.ndim != 3 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"x must have shape (batch, timesteps, features) or (batch, timesteps), got {np.shape(x)}")
-    x = x.astype(np.float64)
+    x = raw = x.astype(np.float64)
     if scaler is not None:
-        x = np.asarray(scaler.transform(x))
+        with np.errstate(over="ignore", invalid="ignore"):  # a value beyond any float is named below
+            x = np.asarray(scaler.transform(x))
+        if x.shape == raw.shape and not np.isfinite(x[np.isfinite(raw)]).all():
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x) & np.isfinite(raw))[0])
+            raise ValueError(f"x holds {raw[bad]:.6g} at index {bad}, which the scaler maps beyond the range of "
+                             f"{x.dtype.name}")
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != x.shape[:2]:
             raise ValueError(f"mask must have shape (batch, timesteps) = {x.shape[:2]}, got {mask.shape}")
-    y = _predict_batches(model, x.astype(model.dtype), mask, batch_size)
+    x = cast_float("x" if scaler is None else "x (scaled by the scaler)", x, model.dtype,
+                   shown=raw if x.shape == raw.shape else None)
+    y = _predict_batches(model, x, mask, batch_size)
     return y if scaler is None else np.asarray(scaler.inverse_transform(y))

@@ -11,7 +11,7 @@ import numpy as np
 
 from rnnlab._validation import as_generator, check_positive_int
 from rnnlab.data.text import Vocabulary, char_tokenize, pad_sequences, word_tokenize
-from rnnlab.generate.generator import Generator, _check_output_size, _generate
+from rnnlab.generate.generator import Generator, _check_output_size, _iterate
 from rnnlab.generate.sampling import SamplingConfig
 from rnnlab.nn.functional import log_softmax
 from rnnlab.nn.module import Module
@@ -57,7 +57,8 @@ def _tokens(tokenize, text, argument: str) -> list[str]:
 
 def sample(model: Module, vocab: Vocabulary, prime: str, *, length: int, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, greedy: bool = False, stop=None,
-           include_stop: bool = True, seed=None, tokenizer=None, joiner: str | None = None) -> str:
+           include_stop: bool = True, seed=None, tokenizer=None, joiner: str | None = None,
+           on_text: Callable[[str], object] | None = None) -> str:
     """Generate text after ``prime`` from a language model: tokenize, encode, :func:`generate_ids`, decode.
 
     Parameters
@@ -87,6 +88,11 @@ def sample(model: Module, vocab: Vocabulary, prime: str, *, length: int, tempera
         infers it: "char" when every non-special token of ``vocab`` is a single character.
     joiner : str, optional
         Put between the generated tokens: "" for "char", " " otherwise.
+    on_text : callable, optional
+        Called with each piece of the continuation as soon as it is final (a token, preceded by
+        ``joiner`` after the first), so a long generation can be shown as it goes; the pieces
+        concatenated are the returned text. Without ``include_stop`` a piece that may begin the
+        stop string is held back until it cannot.
 
     Returns
     -------
@@ -123,9 +129,15 @@ def sample(model: Module, vocab: Vocabulary, prime: str, *, length: int, tempera
                                  + (f"; not in it: {missing!r}" if missing else ""))
             stop_ids.append(vocab.encode(tokens))
     banned = None if vocab.pad_id is None else [vocab.pad_id]  # <pad> is never a real next token
-    ids = _generate(model, vocab.encode(prime_tokens), config, length, stop_ids, include_stop, banned,
-                    as_generator(seed), vocab)
-    return joiner.join(vocab.decode(np.asarray(ids, dtype=np.int64)))
+    if on_text is not None and not callable(on_text):
+        raise TypeError(f"on_text must be a callable or None, got {type(on_text).__name__}")
+    pieces = []
+    for i in _iterate(model, vocab.encode(prime_tokens), config, length, stop_ids, include_stop, banned,
+                      as_generator(seed), vocab):
+        pieces.append((joiner if pieces else "") + vocab.decode([i])[0])
+        if on_text is not None:
+            on_text(pieces[-1])
+    return "".join(pieces)
 
 
 def rank_next(model: Module, vocab: Vocabulary, prefix: str, k: int = 10, *, tokenizer=None) -> list[tuple[str, float]]:

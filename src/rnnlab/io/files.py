@@ -189,16 +189,20 @@ def load(path: str | os.PathLike) -> Module:
         (``format``), written by a newer format (``format_version``), or malformed; if
         ``weights.npz`` does not match its SHA-256, cannot be read, holds an object (pickled)
         array, or a weight is missing, unexpected, or of another shape or dtype than the listing;
-        if the config does not rebuild a module whose parameters match the listing.
+        if the config asks for larger layers than the listing holds (checked before building anything),
+        or does not rebuild a module whose parameters match the listing.
     """
     directory = _as_path(path)
     document = read_config(directory)
+    _check_sizes(directory / CONFIG_FILE, document)  # before anything is read or built from the config
     weights_path = directory / WEIGHTS_FILE
     try:
         data = weights_path.read_bytes()
     except FileNotFoundError:
         raise ModelFileError(f"no {WEIGHTS_FILE} in the model directory '{directory}' "
                              f"(looked for '{weights_path}')") from None
+    except OSError as exc:  # a directory under the file's name, no permission, an I/O error
+        raise ModelFileError(_unreadable(weights_path, exc)) from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != document["weights_sha256"]:
         raise ModelFileError(f"'{weights_path}' is corrupt, truncated or from another save: its SHA-256 is {actual}, "
@@ -236,6 +240,8 @@ def read_config(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise ModelFileError(f"'{directory}' is not an rnnlab model directory: no {CONFIG_FILE} "
                              f"(looked for '{config_path}')") from None
+    except OSError as exc:
+        raise ModelFileError(_unreadable(config_path, exc)) from None
     try:
         document = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -330,6 +336,54 @@ def _check_weights(weights_path: Path, weights: dict[str, np.ndarray], listing: 
                                  f"{CONFIG_FILE} lists {entry['dtype']}")
 
 
+#: config keys holding a size that allocates weights: a recurrent layer's hidden and input sizes, a dense
+#: layer's units, an embedding's vocabulary and dimension
+_SIZE_KEYS = ("hidden_size", "input_size", "units", "vocab_size", "dim")
+
+
+def _size_entries(config, where: str = "config") -> Iterator[tuple[str, dict[str, int]]]:
+    """``(where, {size key: value})`` for every dict of a nested module config holding integer sizes."""
+    if isinstance(config, dict):
+        sizes = {k: config[k] for k in _SIZE_KEYS
+                 if isinstance(config.get(k), int) and not isinstance(config.get(k), bool)}
+        if sizes:
+            yield where, sizes
+        for key, value in config.items():
+            yield from _size_entries(value, f"{where}.{key}")
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            yield from _size_entries(value, f"{where}[{i}]")
+
+
+def _check_sizes(config_path: Path, document: dict) -> None:
+    """The sizes in the module config must fit the weight listing, checked before building the module.
+
+    A config edited to ask for far larger layers than the listed weights would otherwise allocate
+    (and initialise) them before the comparison with the listing refused the file. Each size must be
+    at most the largest listed dimension, and the parameters the sizes imply at the least (H·max(H, D)
+    for a recurrent layer's ``W``, units·inputs for a dense one, V·dim for an embedding) must not
+    exceed the listed ones in number.
+    """
+    listing = document["weights"]
+    largest = max((d for entry in listing.values() for d in entry["shape"]), default=0)
+    listed = sum(int(np.prod(entry["shape"], dtype=np.int64)) for entry in listing.values())
+    implied = 0
+    for where, sizes in _size_entries(document["config"]):
+        for key, value in sizes.items():
+            if value > largest:
+                raise ModelFileError(f"'{config_path}': {where}.{key} = {value} does not match the listed weights, "
+                                     f"whose largest dimension is {largest}")
+        if "hidden_size" in sizes:
+            implied += sizes["hidden_size"] * max(sizes["hidden_size"], sizes.get("input_size", 0))
+        elif "units" in sizes:
+            implied += sizes["units"] * sizes.get("input_size", 1)
+        elif "vocab_size" in sizes:
+            implied += sizes["vocab_size"] * sizes.get("dim", 1)
+    if implied > listed:
+        raise ModelFileError(f"'{config_path}': its 'config' describes a {document['class_name']} of at least "
+                             f"{implied:,} parameters, but the weight listing holds {listed:,}")
+
+
 def _rebuild(config_path: Path, document: dict) -> Module:
     """``registered(class_name).from_config(config)``, then ``build(input_shape)``; every sub-module built."""
     class_name = document["class_name"]
@@ -352,6 +406,11 @@ def _rebuild(config_path: Path, document: dict) -> Module:
 
 
 # ---------------------------------------------------------------------- helpers
+def _unreadable(path: Path, exc: OSError) -> str:
+    what = "it is a directory, not a file" if path.is_dir() else (exc.strerror or str(exc))
+    return f"cannot read '{path}': {what}"
+
+
 def _unbuilt(model: Module) -> Iterator[tuple[str, Module]]:
     """The modules without parameters yet: unbuilt leaves (a container is built when its layers are)."""
     for name, module in model.named_modules():

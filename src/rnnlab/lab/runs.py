@@ -19,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rnnlab._errors import RnnlabWarning
 from rnnlab._files import write_atomic
 from rnnlab.data.text import (
     Vocabulary,
@@ -208,14 +210,47 @@ def load_run(run_dir) -> LoadedRun:
         raise RunError(f"'{run_dir}' is a {config.data.cv_folds}-fold cross-validation run: use one of its folds, "
                        f"e.g. '{run_dir / 'fold-01'}'")
     source = run_dir / MODEL_DIR
-    if not (source / model_io.CONFIG_FILE).is_file():
+    if not (source / model_io.CONFIG_FILE).exists():  # not there yet: the run is still training
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
             raise RunError(f"'{run_dir}' holds no model yet: no '{source}' and no checkpoint")
         source = checkpoint / "model"
-    model = model_io.load(source)
     vocab, scaler = _load_artefacts(run_dir)
+    _check_artefacts(run_dir, config, vocab, scaler)
+    model = model_io.load(source)
+    _warn_if_exploded(model, source)
     return LoadedRun(run_dir, config, model, vocab, scaler, source)
+
+
+#: a weight of larger magnitude marks a model whose training blew up (trained recurrent weights stay within tens)
+EXPLODED_WEIGHT = 1e6
+
+
+def _warn_if_exploded(model: Module, source: Path) -> None:
+    """Warn (:class:`~rnnlab.RnnlabWarning`) when a weight is not finite or beyond :data:`EXPLODED_WEIGHT`:
+    whatever is computed from such a model (a loss, a forecast, a gradient report) is meaningless."""
+    for name, w in model.named_parameters():
+        largest = float(np.max(np.abs(w), initial=0.0)) if np.isfinite(w).all() else math.inf
+        if largest > EXPLODED_WEIGHT:
+            bad = "NaN or inf" if largest == math.inf else f"|w| up to {largest:.3g}"
+            warnings.warn(f"the weights of the model '{source}' have exploded (weight {name!r} holds {bad}, beyond "
+                          f"{EXPLODED_WEIGHT:g}): its results are meaningless. Train it again with a lower learning "
+                          "rate or gradient clipping", RnnlabWarning, stacklevel=3)
+            return
+
+
+def _check_artefacts(run_dir: Path, config: RunConfig, vocab, scaler) -> None:
+    """A text run needs its vocabulary, a scaled forecasting run its scaler: name the missing file."""
+    d = config.data
+    if d.task in ("sentiment", "language_model") and vocab is None:
+        missing = VOCAB_FILE
+    elif d.task == "forecasting" and d.scaler != "none" and scaler is None:
+        missing = SCALER_FILE
+    else:
+        return
+    raise RunError(f"the {d.task} run '{run_dir}' lacks its {missing} (looked for '{run_dir / missing}'), which "
+                   "rnnlab train writes beside the model; without it the model's inputs cannot be encoded as in "
+                   "training. Restore the file or train the run again")
 
 
 def evaluate(run_dir, split: str | None = None, *, data_dir=None) -> dict:
@@ -227,7 +262,26 @@ def evaluate(run_dir, split: str | None = None, *, data_dir=None) -> dict:
     split = split or ("test" if "test" in parts else "val")
     trainer = task.trainer(run.run_dir)
     return {"run": str(run.run_dir), "model": str(run.model_source), "split": split,
-            **_finite(task.evaluate(split, trainer))}
+            **task.evaluate(split, trainer)}  # NaN and inf kept: they are printed, not written as JSON
+
+
+#: how many unknown tokens a warning shows
+_SHOWN_UNKNOWN = 5
+
+
+def _warn_unknown(vocab: Vocabulary, token_lists: Sequence[Sequence[str]], what: str) -> None:
+    """Warn (:class:`~rnnlab.RnnlabWarning`) when tokens of the input are not in the run's vocabulary and will be
+    read as ``<unk>``: how many, and the first few distinct ones."""
+    if vocab is None or vocab.unk_id is None:  # without <unk>, encoding names the token and fails
+        return
+    unknown = [t for tokens in token_lists for t in tokens if t not in vocab]
+    if not unknown:
+        return
+    distinct = list(dict.fromkeys(unknown))
+    shown = ", ".join(repr(t) for t in distinct[:_SHOWN_UNKNOWN]) + (", ..." if len(distinct) > _SHOWN_UNKNOWN else "")
+    total = sum(len(tokens) for tokens in token_lists)
+    warnings.warn(f"{what}: {len(unknown)} of {total} tokens are not in the run's vocabulary and are read as "
+                  f"{vocab.tokens[vocab.unk_id]!r}: {shown}", RnnlabWarning, stacklevel=3)
 
 
 def _library_call(function, *args, **kwargs):
@@ -240,17 +294,37 @@ def _library_call(function, *args, **kwargs):
 
 def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, greedy: bool = False, seed: int | None = None, stop=None,
-             include_stop: bool = True) -> str:
+             include_stop: bool = True, on_text=None) -> str:
     """``prime`` followed by up to ``length`` tokens sampled from a language-model run, ending early
-    after any of the ``stop`` strings (see :func:`rnnlab.generate.sample`)."""
+    after any of the ``stop`` strings (see :func:`rnnlab.generate.sample`).
+
+    ``on_text``, when given, is called with the prime and then with each piece of the continuation as
+    it is generated (the pieces concatenated are the returned text), for showing it as it goes; the
+    prime comes with the first piece, once the options have been checked.
+    Tokens of the prime outside the vocabulary are read as ``<unk>``, with a warning."""
     run = load_run(run_dir)
     if run.config.data.task != "language_model":
         raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; "
                        "generate needs a language_model run")
     tokenize, joiner = tokenizer_of(run.config.data)
+    if isinstance(prime, str):
+        _warn_unknown(run.vocab, [tokenize(prime)], "the prime")
+    pieces = 0
+
+    def show(piece: str) -> None:
+        nonlocal pieces
+        if not pieces:
+            on_text(prime)
+        on_text(piece if pieces else joiner + piece)  # the first piece follows the prime
+        pieces += 1
+
+    if on_text is not None and not callable(on_text):
+        raise TypeError(f"on_text must be a callable or None, got {type(on_text).__name__}")
     text = _library_call(sample, run.model, run.vocab, prime, length=length, temperature=temperature, top_k=top_k,
                          top_p=top_p, greedy=greedy, seed=seed, stop=stop, include_stop=include_stop,
-                         tokenizer=tokenize, joiner=joiner)
+                         tokenizer=tokenize, joiner=joiner, on_text=None if on_text is None else show)
+    if on_text is not None and not pieces:
+        on_text(prime)
     return prime + (joiner if text else "") + text
 
 
@@ -267,6 +341,7 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
     d = run.config.data
     if d.task == "sentiment":
         tokenize, _ = tokenizer_of(d)
+        _warn_unknown(run.vocab, [tokenize(t) for t in inputs if isinstance(t, str)], "the input")
         proba = _library_call(predict_proba, run.model, run.vocab, list(inputs), tokenizer=tokenize, maxlen=d.maxlen)
         labels = proba.argmax(axis=1)
         return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text)
@@ -276,14 +351,19 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
             values = np.array([float(v) for v in inputs])
         except ValueError:
             raise ConfigError(f"a forecasting run predicts from numbers; got {list(inputs)!r:.120}") from None
-        if len(values) < d.lookback or not np.isfinite(values).all():
+        if len(values) < d.lookback:
             raise ConfigError(f"a forecasting run needs the latest lookback = {d.lookback} finite values, "
                               f"oldest first; got {len(values)}")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise ConfigError(f"a forecasting run needs finite values; input {bad[0] + 1} of {len(values)} is "
+                              f"{inputs[bad[0]]!r}" + (f" ({len(bad)} such values)" if len(bad) > 1 else ""))
         window = values[-d.lookback:][None, :, None]  # (1, L, 1)
         forecast = _last_step(_library_call(predict_values, run.model, window, scaler=run.scaler))[0]  # (H,)
         return ["step", "value"], [(f"t+{h + 1}", float(v)) for h, v in enumerate(forecast)]
     if d.task == "language_model":
         tokenize, joiner = tokenizer_of(d)
+        _warn_unknown(run.vocab, [tokenize(joiner.join(inputs))], "the prefix")
         ranked = _library_call(rank_next, run.model, run.vocab, joiner.join(inputs), k, tokenizer=tokenize)
         return ["token", "probability"], [(token, p) for token, p in ranked]
     raise RunError(f"predict reads raw text or numbers; a run of task {d.task!r} takes generated sequences "

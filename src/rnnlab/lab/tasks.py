@@ -48,6 +48,7 @@ import numpy as np
 from rnnlab._files import write_atomic
 from rnnlab.data.batches import ArrayBatches, LMStream, kfold_indices, train_val_split
 from rnnlab.data.datasets import (
+    DatasetNotFoundError,
     movie_reviews,
     ptb,
     time_series,
@@ -487,7 +488,12 @@ def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = N
     Task
         Its ``config`` has ``train.metrics`` set to the task's metrics when the file gave none.
     """
-    data = _BUILDERS[config.data.task](config, data_dir, vocab, scaler)
+    try:
+        data = _BUILDERS[config.data.task](config, data_dir, vocab, scaler)
+    except DatasetNotFoundError as exc:
+        if exc.download_hint is None:
+            raise
+        raise DatasetNotFoundError(exc.reason) from None  # a run configuration has no download option
     if not config.train.metrics:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, metrics=data.metrics))
     model = build_model(config.model, inputs=data.inputs, n_inputs=data.n_inputs, n_outputs=data.n_outputs,

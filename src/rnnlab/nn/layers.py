@@ -11,6 +11,7 @@ import numpy as np
 from rnnlab._validation import (
     as_float_array,
     as_generator,
+    check_features,
     check_positive_int,
     check_rate,
     seed_config,
@@ -196,7 +197,7 @@ class Dense(Module):
             self.build((check_positive_int("input_size", input_size),))
 
     def build(self, input_shape):
-        D = check_positive_int("input_size", input_shape[-1])
+        D = check_features("Dense", input_shape)
         if self.built:
             if D != self.input_size:
                 raise ValueError(f"Dense was built for input_size={self.input_size}, got input with {D} features")

@@ -22,6 +22,7 @@ from rnnlab._validation import (
     as_float_array,
     as_generator,
     check_choice,
+    check_features,
     check_mask,
     check_positive_int,
     check_sequence_input,
@@ -119,7 +120,7 @@ class Recurrent(Module):
 
     # ------------------------------------------------------------------ building
     def build(self, input_shape) -> None:
-        D = check_positive_int("input_size", input_shape[-1])
+        D = check_features(type(self).__name__, input_shape)
         if self.built:
             if D != self.input_size:
                 raise ValueError(f"{type(self).__name__} was built for input_size={self.input_size}, "

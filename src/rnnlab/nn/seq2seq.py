@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab._validation import as_float_array, check_choice, check_positive_int
+from rnnlab._validation import as_float_array, check_choice, check_features, check_positive_int
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.layers import Dense, Embedding, OneHot
 from rnnlab.nn.module import Module, registered
@@ -148,7 +148,7 @@ class OneToMany(Module):
         return (D if self.input_mode != "state" else 0) + (self.num_classes if self.feedback else 0)
 
     def build(self, input_shape):
-        D = check_positive_int("input_size", input_shape[-1])
+        D = check_features(type(self).__name__, input_shape)
         if self.input_size is not None and D != self.input_size:
             raise ValueError(f"OneToMany was built for inputs of {self.input_size} features, got {D}")
         self.input_size = D

@@ -100,6 +100,9 @@ def inspect(run_dir, text: str, *, out=None, layer: int | None = None, quantity:
     out = Path(run.run_dir) / DEFAULT_FILE if out is None else Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"inspect: the folder of the output file '{out}' does not exist")
+    if out.is_dir():
+        raise ConfigError(f"inspect: the output '{out}' is a directory; name the page file to write, "
+                          f"e.g. '{out / DEFAULT_FILE}'")
     tokenize, joiner = tokenizer_of(run.config.data)
     tokens = tokenize(text)
     if not tokens:

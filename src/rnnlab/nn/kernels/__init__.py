@@ -21,17 +21,19 @@ Backends
 ``"numpy"``
     The ufunc sequence everywhere.
 
-The environment variable ``RNNLAB_KERNELS`` sets the backend at import; :func:`set_backend` and
-:func:`use` change it at run time. Both implementations compute the same equations from the same
-buffers (a tape written by one can be differentiated by the other), and the gradient-check and
-PyTorch reference suites run on each.
+The environment variable ``RNNLAB_KERNELS`` sets the backend at import; :func:`use` (or
+:func:`set_backend`) changes it at run time: ``kernels.use("numpy")`` switches for the rest of the
+process, ``with kernels.use("numpy"): ...`` for a block. An invalid ``RNNLAB_KERNELS`` does not stop
+the import: the first layer call raises the ``ValueError`` naming it (:func:`environment_error`; the
+command line reports it before doing anything), unless a backend is chosen in code first.
+Both implementations compute the same equations from the same buffers (a tape written by one can
+be differentiated by the other), and the gradient-check and PyTorch reference suites run on each.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
@@ -42,6 +44,7 @@ ENV = "RNNLAB_KERNELS"
 _backend = "auto"
 _module: StepKernels | None = None  # rnnlab.nn.kernels.numba_kernels once imported
 _available: bool | None = None  # whether numba is installed, looked up once (the lookup takes ~50 us)
+_env_error: str | None = None  # why RNNLAB_KERNELS was refused, until a backend is chosen in code
 
 
 def available() -> bool:
@@ -67,19 +70,36 @@ def backend() -> str:
 
 def set_backend(name: str) -> None:
     """Choose the backend for every later forward and backward call (see the module docstring)."""
-    global _backend
+    global _backend, _env_error
     _backend = _check(name)
+    _env_error = None
 
 
-@contextmanager
-def use(name: str):
-    """``with kernels.use("numpy"): ...`` runs the block on one backend, then restores the previous one."""
-    previous = backend()
-    set_backend(name)
-    try:
-        yield
-    finally:
-        set_backend(previous)
+def environment_error() -> str | None:
+    """Why the ``RNNLAB_KERNELS`` of this process was refused (None when it was not, or a backend was set since)."""
+    return _env_error
+
+
+class use:
+    """Switch the backend: ``kernels.use("numpy")`` from now on, ``with kernels.use("numpy"): ...`` for a block.
+
+    The name is checked at the call either way (a ``ValueError`` for an unknown one). As a context
+    manager the backend in force before the call comes back when the block ends.
+    """
+
+    def __init__(self, name: str):
+        self.previous = backend()
+        set_backend(name)
+        self.name = name
+
+    def __enter__(self) -> use:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        set_backend(self.previous)
+
+    def __repr__(self) -> str:
+        return f"kernels.use({self.name!r})"
 
 
 class StepKernels(Protocol):
@@ -127,6 +147,8 @@ def module() -> StepKernels:
 
 def fused(dtype) -> StepKernels | None:
     """The fused kernels to use for arrays of ``dtype`` under the backend in force, or None for NumPy."""
+    if _env_error is not None:
+        raise ValueError(_env_error)
     if _backend == "numpy" or (_backend == "auto" and (dtype != np.float32 or not available())):
         return None
     return module()
@@ -136,5 +158,5 @@ _env = os.environ.get(ENV)
 if _env:
     try:
         set_backend(_env)
-    except ValueError as exc:
-        raise ValueError(f"{ENV}={_env!r}: {exc}") from None
+    except ValueError as exc:  # not raised here: an import that fails is a traceback in every program using rnnlab
+        _env_error = f"environment variable {ENV}={_env!r}: {exc}"
