@@ -36,7 +36,7 @@ import numpy as np
 from rnnlab.data.readers import read_lines, split_suffix
 from rnnlab.data.sources import DatasetFormatError
 
-__all__ = ["SeriesTable", "read_series_csv", "parse_date", "MISSING_POLICIES", "MISSING_MARKERS"]
+__all__ = ["SeriesTable", "read_series_csv", "parse_date", "format_date", "MISSING_POLICIES", "MISSING_MARKERS"]
 
 #: What to do with missing values.
 MISSING_POLICIES = ("error", "drop", "interpolate")
@@ -85,6 +85,12 @@ def parse_date(text: str) -> datetime:
         except ValueError:
             pass
     raise ValueError(f"cannot read {text!r} as a date (expected ISO 8601 such as 2024-01-31, or 2024-01, or 2024)")
+
+
+def format_date(date: datetime) -> str:
+    """ISO 8601, the date alone when the time is midnight: ``2024-01-31`` or ``2024-01-31T12:00:00``."""
+    midnight = date.hour == date.minute == date.second == date.microsecond == 0 and date.tzinfo is None
+    return date.date().isoformat() if midnight else date.isoformat()
 
 
 def _delimiter(path: Path, delimiter: str | None) -> str:

@@ -158,6 +158,7 @@ def bio_chunks(tags: Sequence[str]) -> list[tuple[str, int, int]]:
 
     Examples
     --------
+    >>> from rnnlab.data.tagging import bio_chunks
     >>> bio_chunks(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG"])
     [('PER', 0, 2), ('LOC', 3, 4), ('LOC', 4, 5), ('ORG', 5, 6)]
     """

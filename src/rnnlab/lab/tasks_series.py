@@ -26,7 +26,7 @@ import numpy as np
 
 from rnnlab.data.batches import ArrayBatches
 from rnnlab.data.readers import detect_format, resolve_paths
-from rnnlab.data.series_csv import SeriesTable, read_series_csv
+from rnnlab.data.series_csv import SeriesTable, format_date, read_series_csv
 from rnnlab.data.sources import DatasetError
 from rnnlab.data.timeseries import (
     MinMaxScaler,
@@ -163,7 +163,7 @@ def build(config: RunConfig) -> dict:
         return _original_units(model, x, x_t_raw, y_raw, t_scaler, d, targets)
 
     def when(i: int) -> str:
-        return table.dates[i].isoformat() if table.dates is not None else f"row {i + 1}"
+        return format_date(table.dates[i]) if table.dates is not None else f"row {i + 1}"
 
     spans = "; ".join(f"{name} {sl.stop - sl.start} rows ({when(sl.start)} .. {when(sl.stop - 1)})"
                       for name, sl in cut.items() if sl.stop > sl.start)
@@ -231,5 +231,5 @@ def predict_file(config: RunConfig, model, scalers, path) -> tuple[list, list]:
     header = ["date" if table.dates is not None else "line"] + [f"{t} t+{h + 1}" for h in range(d.horizon)
                                                                 for t in d.target]
     ends = range(d.lookback - 1, len(raw_in))
-    labels = [table.dates[i].isoformat() if table.dates is not None else int(table.lines[i]) for i in ends]
+    labels = [format_date(table.dates[i]) if table.dates is not None else int(table.lines[i]) for i in ends]
     return header, [(label, *map(float, row)) for label, row in zip(labels, forecast)]
