@@ -323,8 +323,9 @@ class DataConfig(_Section):
         return [k for k in self.keys() if k in keys]
 
     def own_files(self) -> bool:
-        """Whether the data come from the user's files (``path`` or ``train_path``), not a built-in data set."""
-        return self.path is not None or self.train_path is not None
+        """Whether the data come from the user's files (any of ``path``, ``train_path``, ``val_path``,
+        ``test_path``), not a built-in data set."""
+        return any(getattr(self, key) is not None for key in ("path", "train_path", "val_path", "test_path"))
 
     def _validate(self) -> None:
         datasets = DATASETS[self.task]
@@ -332,7 +333,7 @@ class DataConfig(_Section):
             self._validate_own_files()
         elif datasets == ():
             raise ConfigError(f"config [data]: task {self.task!r} reads your own files; set path = \"...\" "
-                              "(or train_path, val_path, test_path)")
+                              "(or train_path, with val_path and test_path)")
         elif datasets is None:
             if self.dataset is not None:
                 raise ConfigError(f"config [data] dataset: task {self.task!r} generates its data and reads no "
