@@ -10,6 +10,7 @@ import bz2
 import csv
 import datetime
 import gzip
+import importlib.util
 import json
 import lzma
 import math
@@ -200,6 +201,8 @@ def test_forecasting_multivariate_compressed_csv_trains_evaluates_and_predicts(c
     assert set(units) == {"model", "naive", "seasonal_naive"}
     assert set(units["model"]["per_target"]) == {"demand", "temp"}
     assert all(math.isfinite(units[k]["rmse"]) for k in units)
+    if importlib.util.find_spec("matplotlib") is not None:  # the test extra has it
+        assert Path("run/forecast.png").read_bytes().startswith(b"\x89PNG")
     info = json.loads(Path("run/series.json").read_text())
     assert info["inputs"] == ["temp", "wind", "demand"] and info["targets"] == ["demand", "temp"]
 

@@ -151,6 +151,8 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
     model_io.save(task.model, run_dir / MODEL_DIR)
     metrics = _finite(task.final_metrics(trainer))
     _write_json(run_dir / METRICS_FILE, metrics)
+    if task.finish is not None:
+        task.finish(task.model, run_dir, trainer.log)
     return metrics
 
 

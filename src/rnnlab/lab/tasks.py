@@ -162,6 +162,8 @@ class Task:
         a CSV forecaster's errors in original units), added by :meth:`evaluate`.
     artefacts : dict
         File name -> bytes, written into the run directory by :meth:`save_artefacts` (``tags.json`` ...).
+    finish : callable, optional
+        ``finish(model, run_dir, log)``, run once training is done (a CSV forecaster's ``forecast.png``).
     """
 
     config: RunConfig
@@ -178,6 +180,7 @@ class Task:
     description: list[str] = field(default_factory=list)
     report: Callable[[Module, str], dict] | None = None
     artefacts: dict[str, bytes] = field(default_factory=dict)
+    finish: Callable[[Module, Path, Callable[[str], None]], None] | None = None
 
     def splits(self) -> dict:
         """``{"train": ..., "val": ..., "test": ...}`` for the parts that exist."""
@@ -274,6 +277,7 @@ class _Data:
     description: list[str] = field(default_factory=list)
     report: Callable[[Module, str], dict] | None = None
     artefacts: dict[str, bytes] = field(default_factory=dict)
+    finish: Callable[[Module, Path, Callable[[str], None]], None] | None = None
 
 
 def _config_error(what: str, exc: Exception) -> ConfigError:
@@ -517,7 +521,7 @@ def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = N
     model.build(input_shape)
     return Task(config, model, data.loss, data.train, data.val, data.test, input_shape, vocab=data.vocab,
                 scaler=data.scaler, labels=data.labels, raw=data.raw, description=data.description,
-                report=data.report, artefacts=data.artefacts)
+                report=data.report, artefacts=data.artefacts, finish=data.finish)
 
 
 def describe(config: RunConfig, data_dir=None) -> str:

@@ -14,16 +14,20 @@ targets' units next to the naive forecast (each target's last value in the windo
 ``season``, the seasonal-naive one.
 
 The run directory also holds ``series.json``: the input and target columns, the date column and
-both fitted scalers (what ``rnnlab predict --file`` and ``rnnlab evaluate --path`` need).
+both fitted scalers (what ``rnnlab predict --file`` and ``rnnlab evaluate --path`` need), and, with
+matplotlib installed, ``forecast.png``: each target over the test part against its date (or line)
+with the model's forecast one step ahead.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
+from rnnlab._files import write_atomic
 from rnnlab.data.batches import ArrayBatches
 from rnnlab.data.readers import detect_format, resolve_paths
 from rnnlab.data.series_csv import SeriesTable, format_date, read_series_csv
@@ -40,9 +44,10 @@ from rnnlab.lab.config import ConfigError, DataConfig, RunConfig
 from rnnlab.nn.grad_mode import no_grad
 from rnnlab.nn.state import forward_with_states
 
-__all__ = ["SERIES_FILE", "build", "read_series_info", "evaluate_file", "predict_file"]
+__all__ = ["SERIES_FILE", "PLOT_FILE", "build", "draw_forecast", "read_series_info", "evaluate_file", "predict_file"]
 
 SERIES_FILE = "series.json"
+PLOT_FILE = "forecast.png"
 _SCALERS = {"minmax": MinMaxScaler, "standard": StandardScaler}
 
 
@@ -174,11 +179,48 @@ def build(config: RunConfig) -> dict:
     info = {"inputs": list(inputs), "targets": list(targets), "date_column": d.date_column,
             "input_scaler": None if in_scaler is None else json.loads(in_scaler.to_json()),
             "target_scaler": None if t_scaler is None else json.loads(t_scaler.to_json())}
+    def finish(model, run_dir: Path, log) -> None:
+        x, _, _, y_raw = parts["test"]
+        K, start = len(targets), cut["test"].start
+        where = (table.dates[start:start + len(x)] if table.dates is not None
+                 else table.lines[start:start + len(x)].tolist())
+        draw_forecast(Path(run_dir) / PLOT_FILE, where, _last_step(y_raw)[:, :K], _predict(model, x, t_scaler)[:, :K],
+                      targets, "date" if table.dates is not None else "line", log)
+
     x_train = parts["train"][0]
     return {"train": batches["train"], "val": batches.get("val"), "test": batches.get("test"), "inputs": "values",
             "n_inputs": x_train.shape[2], "n_outputs": parts["train"][1].shape[-1], "sequence_output": d.many_to_many,
             "loss": "mse", "metrics": ("mse", "mae"), "timesteps": d.lookback, "description": [line],
-            "report": report, "artefacts": {SERIES_FILE: (json.dumps(info, indent=1) + "\n").encode("utf-8")}}
+            "report": report, "finish": finish,
+            "artefacts": {SERIES_FILE: (json.dumps(info, indent=1) + "\n").encode("utf-8")}}
+
+
+def draw_forecast(path: Path, where, truth: np.ndarray, forecast: np.ndarray, names, xlabel: str, log=print) -> bool:
+    """Draw each target's ``truth`` (N, K) and one-step ``forecast`` (N, K) against ``where`` (N dates or
+    line numbers) into the PNG ``path``, one panel per target. Needs matplotlib: without it, logs and returns
+    False."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        log(f"matplotlib is not installed: no {path.name} is drawn (pip install matplotlib to get it)")
+        return False
+    fig = Figure(figsize=(7, 2.6 * len(names)), dpi=100)
+    FigureCanvasAgg(fig)
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(len(names), 1, k + 1)
+        ax.plot(where, truth[:, k], label="actual")
+        ax.plot(where, forecast[:, k], label="forecast t+1")
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    ax.set_xlabel(f"{xlabel} (test part)")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    write_atomic(path, buffer.getvalue())
+    return True
 
 
 # =========================================================================== a trained run on other files
