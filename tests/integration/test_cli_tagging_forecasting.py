@@ -148,6 +148,11 @@ def test_tagging_file_errors_exit_2(capsys):
     failed_with_one_line(run(capsys, "train", "t.toml"), "CoNLL")
     Path("t.toml").write_text(TAGGER.format(data=""))
     failed_with_one_line(run(capsys, "train", "t.toml"), "set path")
+    Path("mixed").mkdir()
+    write_conll("mixed/a.conll", sentences(3, 0))
+    Path("mixed/b.txt").write_text("Anna went\n")
+    Path("t.toml").write_text(TAGGER.format(data='path = "mixed"'))
+    failed_with_one_line(run(capsys, "train", "t.toml"), "mixes formats")
 
 
 # --------------------------------------------------------------------------- forecasting from a CSV

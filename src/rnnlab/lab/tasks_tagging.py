@@ -30,12 +30,12 @@ from rnnlab.lab.config import ConfigError, DataConfig, RunConfig
 from rnnlab.nn.grad_mode import no_grad
 from rnnlab.nn.state import forward_with_states
 
-__all__ = ["TAGS_FILE", "build", "read_tags", "evaluate_file", "predict_file", "data_error"]
+__all__ = ["TAGS_FILE", "build", "read_tags", "evaluate_file", "predict_file"]
 
 TAGS_FILE = "tags.json"
 
 
-def data_error(exc: Exception) -> ConfigError:
+def _data_error(exc: Exception) -> ConfigError:
     """A data file error as a usage error: one line, exit code 2."""
     return ConfigError(str(exc))
 
@@ -56,7 +56,7 @@ def _read(path_text: str, d: DataConfig, *, tags: bool = True) -> list[Sentence]
                               f"{path_text!r} is {fmt!r}")
         return read_conll(paths, d.token_column, d.tag_column if tags else None)
     except DatasetError as exc:
-        raise data_error(exc) from None
+        raise _data_error(exc) from None
 
 
 def _check_known_tags(part: str, sentences: list[Sentence], known: set[str]) -> None:
