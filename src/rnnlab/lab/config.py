@@ -4,7 +4,7 @@
 ``--set section.key=value`` overrides, and validates everything before any data is read::
 
     [data]                      # DataConfig: what to learn from
-    task = "language_model"     # sentiment | language_model | forecasting | adding | copy
+    task = "language_model"     # sentiment | language_model | forecasting | tagging | adding | copy
     dataset = "ptb"
     batch_size = 20
     bptt = 20
@@ -48,6 +48,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnlab.data.readers import FORMATS, resolve_path
+from rnnlab.data.series_csv import MISSING_POLICIES
 from rnnlab.nn import initializers
 from rnnlab.nn.recurrent import RECURRENT
 from rnnlab.training import metrics as metrics_module
@@ -61,6 +63,7 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
     "sentiment": ("mr", "uci_sentiment"),
     "language_model": ("ptb", "tiny_shakespeare"),
     "forecasting": ("airline-passengers", "monthly-sunspots", "daily-min-temperatures"),
+    "tagging": (),  # the user's own files only ([data] path or train_path)
     "adding": None,
     "copy": None,
 }
@@ -84,7 +87,7 @@ class ConfigError(ValueError):
 class _Check:
     """How one field is validated: its kind, bounds or choices, and whether None is allowed."""
 
-    kind: str                      # "int", "float", "bool", "choice", "str"
+    kind: str                      # "int", "float", "bool", "choice", "str", "names" (a str or a list of str)
     low: float | None = None
     high: float | None = None
     high_open: bool = False
@@ -103,6 +106,8 @@ class _Check:
             text = "true or false"
         elif self.kind == "choice":
             text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.kind == "names":
+            text = "a column name or a non-empty array of column names"
         else:
             text = "a string"
         return text + (f' or "{NONE}"' if self.optional else "")
@@ -119,6 +124,12 @@ class _Check:
             if not isinstance(value, bool):
                 raise fail()
             return value
+        if self.kind == "names":
+            names = [value] if isinstance(value, str) else value
+            if (not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names)
+                    or len(set(names)) != len(names)):
+                raise fail()
+            return tuple(names)
         if self.kind in ("choice", "str"):
             if not isinstance(value, str) or (self.kind == "choice" and value not in self.choices):
                 raise fail()
@@ -217,7 +228,9 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "sentiment": _COMMON_DATA + _TEXT + ("maxlen", "padding", "bucket", "val_frac", "test_frac", "cv_folds", "fold"),
     "language_model": _COMMON_DATA + _TEXT + ("bptt", "eval_bptt"),
     "forecasting": _COMMON_DATA + ("lookback", "horizon", "many_to_many", "season", "scaler", "val_frac", "test_frac",
-                                   "limit"),
+                                   "limit") + ("path", "format", "columns", "target", "date_column", "missing"),
+    "tagging": ("task", "batch_size", "seed", "path", "format", "train_path", "val_path", "test_path", "token_column",
+                "tag_column", "min_freq", "max_size", "limit", "maxlen", "bucket", "val_frac", "test_frac"),
     "adding": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
     "copy": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
 }
@@ -273,6 +286,25 @@ class DataConfig(_Section):
     season: int | None = _f(None, _OPT_INT1, "period of the seasonal-naive baseline (default 12 for monthly, "
                                              "365 for daily series); at most lookback")
     scaler: str = _f("minmax", _Check("choice", choices=("minmax", "standard", NONE)), "fitted on the training part")
+    # the user's own files (issue 15): relative paths are relative to the config file's folder
+    path: str | None = _f(None, _Check("str", optional=True), "a data file, directory or glob (instead of dataset)")
+    format: str | None = _f(None, _Check("choice", choices=FORMATS, optional=True),
+                            "the files' format (default: from the suffix)")
+    train_path: str | None = _f(None, _Check("str", optional=True), "the training part's file(s), instead of path")
+    val_path: str | None = _f(None, _Check("str", optional=True), "with train_path: the validation part's file(s)")
+    test_path: str | None = _f(None, _Check("str", optional=True), "with train_path: the test part's file(s)")
+    # tagging
+    token_column: int = _f(0, _Check("int"), "tagging: the column of the tokens (0-based, negative from the end)")
+    tag_column: int = _f(-1, _Check("int"), "tagging: the column of the tags (0-based, negative from the end)")
+    # forecasting from a CSV file
+    columns: tuple[str, ...] | None = _f(None, _Check("names", optional=True),
+                                         "the input columns of the CSV (default: the target columns)")
+    target: tuple[str, ...] | None = _f(None, _Check("names", optional=True),
+                                        "the column(s) to forecast, horizon steps after each window")
+    date_column: str | None = _f(None, _Check("str", optional=True), "a column of dates: rows sorted by it, "
+                                                                     "shown in predictions")
+    missing: str = _f("error", _Check("choice", choices=MISSING_POLICIES),
+                      "missing values in the CSV: an error naming the row, or 'interpolate' or 'drop'")
     # synthetic
     seq_len: int = _f(100, _Check("int", low=2), "T, the sequence length (adding) or delay (copy)")
     n_train: int = _f(10_000, _INT1, "generated training sequences")
@@ -286,11 +318,23 @@ class DataConfig(_Section):
         keys = set(TASK_KEYS[self.task])
         if self.level == "char":
             keys.discard("tokenizer")
+        if self.task == "forecasting" and self.path is None:
+            keys -= {"format", "columns", "target", "date_column", "missing"}
         return [k for k in self.keys() if k in keys]
+
+    def own_files(self) -> bool:
+        """Whether the data come from the user's files (any of ``path``, ``train_path``, ``val_path``,
+        ``test_path``), not a built-in data set."""
+        return any(getattr(self, key) is not None for key in ("path", "train_path", "val_path", "test_path"))
 
     def _validate(self) -> None:
         datasets = DATASETS[self.task]
-        if datasets is None:
+        if self.own_files():
+            self._validate_own_files()
+        elif datasets == ():
+            raise ConfigError(f"config [data]: task {self.task!r} reads your own files; set path = \"...\" "
+                              "(or train_path, with val_path and test_path)")
+        elif datasets is None:
             if self.dataset is not None:
                 raise ConfigError(f"config [data] dataset: task {self.task!r} generates its data and reads no "
                                   f"data set; got {self.dataset!r}")
@@ -317,6 +361,19 @@ class DataConfig(_Section):
                               f"{self.val_frac} + {self.test_frac}")
         if self.task == "forecasting" and self.test_frac == 0:
             raise ConfigError("config [data] test_frac: forecasting needs a test part, got 0")
+
+    def _validate_own_files(self) -> None:
+        if self.dataset is not None:
+            raise ConfigError(f"config [data] dataset: the data come from path/train_path; leave dataset out "
+                              f"(got {self.dataset!r})")
+        if self.path is not None and self.train_path is not None:
+            raise ConfigError("config [data] train_path: give either path (split by val_frac/test_frac) or "
+                              "train_path (with val_path, test_path), not both")
+        if self.train_path is None and (self.val_path is not None or self.test_path is not None):
+            raise ConfigError("config [data] val_path/test_path: need train_path too")
+        if self.task == "forecasting" and self.target is None:
+            raise ConfigError("config [data]: forecasting from a file needs target = \"column\" (or an array of "
+                              "columns), the value(s) to forecast")
 
 
 # =========================================================================== [model]
@@ -426,8 +483,11 @@ class RunConfig:
         if "data" not in document:
             raise ConfigError(f"config: missing section [data] "
                               f"(with at least task = one of {', '.join(map(repr, TASKS))})")
-        return cls(DataConfig.from_dict(document["data"]), ModelConfig.from_dict(document.get("model", {})),
-                   _train_from_dict(document.get("train", {})))
+        data = DataConfig.from_dict(document["data"])
+        model = document.get("model", {})
+        if data.task == "tagging" and isinstance(model, Mapping) and "bidirectional" not in model:
+            model = {**model, "bidirectional": True}  # a tagger reads the whole sentence: bidirectional by default
+        return cls(data, ModelConfig.from_dict(model), _train_from_dict(document.get("train", {})))
 
 
 # =========================================================================== reading, overriding, writing
@@ -485,7 +545,21 @@ def load_config(path, overrides: Sequence[str] = ()) -> RunConfig:
         raise ConfigError(f"config file '{path}' not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file '{path}': {exc}") from None
-    return parse_config(text, overrides, source=f"config file '{path}'")
+    return _anchor_paths(parse_config(text, overrides, source=f"config file '{path}'"), path.parent)
+
+
+#: [data] keys naming files, relative to the config file's folder
+_PATH_KEYS = ("path", "train_path", "val_path", "test_path")
+
+
+def _anchor_paths(config: RunConfig, folder: Path) -> RunConfig:
+    """``config`` with its relative ``[data]`` paths made absolute against ``folder`` (the config file's), so a
+    run directory's copy of the configuration reads the same files from anywhere."""
+    anchored = {key: str(resolve_path(value, folder.absolute())) for key in _PATH_KEYS
+                if isinstance(value := getattr(config.data, key), str)}
+    if not anchored:
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **anchored))
 
 
 def _toml_value(value) -> str:

@@ -36,6 +36,7 @@ from rnnlab.data.timeseries import (
 )
 from rnnlab.generate import predict_proba, predict_values, rank_next, sample
 from rnnlab.io import files as model_io
+from rnnlab.lab import tasks_series, tasks_tagging
 from rnnlab.lab.config import (
     ConfigError,
     RunConfig,
@@ -55,9 +56,10 @@ from rnnlab.lab.tasks import (
     tokenizer_of,
 )
 from rnnlab.nn.module import Module
-from rnnlab.training.trainer import latest_checkpoint
+from rnnlab.training.config import TrainConfig
+from rnnlab.training.trainer import Trainer, latest_checkpoint
 
-__all__ = ["train", "evaluate", "generate", "predict", "load_run", "LoadedRun"]
+__all__ = ["train", "evaluate", "generate", "predict", "predict_file", "load_run", "LoadedRun"]
 
 
 # =========================================================================== run directories
@@ -151,6 +153,8 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
     model_io.save(task.model, run_dir / MODEL_DIR)
     metrics = _finite(task.final_metrics(trainer))
     _write_json(run_dir / METRICS_FILE, metrics)
+    if task.finish is not None:
+        task.finish(task.model, run_dir, trainer.log)
     return metrics
 
 
@@ -253,9 +257,13 @@ def _check_artefacts(run_dir: Path, config: RunConfig, vocab, scaler) -> None:
                    "training. Restore the file or train the run again")
 
 
-def evaluate(run_dir, split: str | None = None, *, data_dir=None) -> dict:
-    """Loss, metrics and the task's report of a run's model on ``split`` (default: test, else val)."""
+def evaluate(run_dir, split: str | None = None, *, data_dir=None, path=None) -> dict:
+    """Loss, metrics and the task's report of a run's model on ``split`` (default: test, else val), or on
+    the file(s) ``path`` in the training data's format (``rnnlab evaluate RUN --path FILE``)."""
     run = load_run(run_dir)
+    if path is not None:
+        return {"run": str(run.run_dir), "model": str(run.model_source), "path": str(path),
+                **_finite(_evaluate_path(run, path))}
     task = build_task(run.config, data_dir, vocab=run.vocab, scaler=run.scaler)
     task.model = run.model
     parts = task.splits()
@@ -282,6 +290,47 @@ def _warn_unknown(vocab: Vocabulary, token_lists: Sequence[Sequence[str]], what:
     total = sum(len(tokens) for tokens in token_lists)
     warnings.warn(f"{what}: {len(unknown)} of {total} tokens are not in the run's vocabulary and are read as "
                   f"{vocab.tokens[vocab.unk_id]!r}: {shown}", RnnlabWarning, stacklevel=3)
+
+
+#: the loss of the tasks that evaluate other files
+_FILE_LOSSES = {"tagging": "cross_entropy", "forecasting": "mse"}
+
+
+def _evaluate_path(run: LoadedRun, path) -> dict:
+    """A run's model on another file of the training data's format (tagging; forecasting from a CSV)."""
+    d = run.config.data
+
+    def evaluate(batches) -> dict:
+        trainer = Trainer(run.model, _FILE_LOSSES[d.task], TrainConfig(metrics=run.config.train.metrics), batches,
+                          None, run.run_dir)
+        return trainer.evaluate(batches)
+
+    if d.task == "tagging":
+        return tasks_tagging.evaluate_file(run.config, run.model, run.vocab, tasks_tagging.read_tags(run.run_dir),
+                                           path, evaluate)
+    if d.task == "forecasting" and d.own_files():
+        return tasks_series.evaluate_file(run.config, run.model, tasks_series.read_series_info(run.run_dir), path,
+                                          evaluate)
+    raise ConfigError(f"evaluate --path: a {d.task} run trained on {d.dataset or 'its files'} cannot read "
+                      "other files; use --split")
+
+
+def predict_file(run_dir, path) -> tuple[list[str], list[tuple]]:
+    """Batched predictions of a run's model over a file: ``(header, rows)``.
+
+    * tagging: a ``.conll`` file (its token column) or a ``.txt`` file (one sentence per line); one
+      row per token, ``(sentence, token, tag, probability)``;
+    * forecasting from a CSV: a CSV with the input columns; one row per window of ``lookback`` rows,
+      its last row's date (or line) and the forecast of each target for each step ahead.
+    """
+    run = load_run(run_dir)
+    d = run.config.data
+    if d.task == "tagging":
+        return tasks_tagging.predict_file(run.config, run.model, run.vocab, tasks_tagging.read_tags(run.run_dir), path)
+    if d.task == "forecasting" and d.own_files():
+        return tasks_series.predict_file(run.config, run.model, tasks_series.read_series_info(run.run_dir), path)
+    raise ConfigError(f"predict --file: not available for a {d.task} run trained on {d.dataset or 'its files'}; "
+                      "pass the inputs on the command line")
 
 
 def _library_call(function, *args, **kwargs):
@@ -346,6 +395,8 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
         labels = proba.argmax(axis=1)
         return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text)
                                                   for c, p, text in zip(labels, proba, inputs)]
+    if d.task == "tagging" or (d.task == "forecasting" and d.own_files()):
+        raise ConfigError(f"a {d.task} run trained on files predicts from a file: rnnlab predict {run_dir} --file FILE")
     if d.task == "forecasting":
         try:
             values = np.array([float(v) for v in inputs])

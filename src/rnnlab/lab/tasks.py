@@ -13,7 +13,11 @@ task                batches                                      loss           
                                                                                  units next to naive baselines
 ``adding``          generated (n, T, 2) sequences                MSE             MSE against 1/6
 ``copy``            generated (n, T + 20) symbol ids             cross-entropy   accuracy; loss against 10 ln 8/(T+20)
+``tagging``         padded ids + per-step tags + mask            cross-entropy   token accuracy; entity P/R/F1 (BIO)
 ==================  ==========================================  ==============  ===============================
+
+The user's own files: ``tagging`` (CoNLL files, :mod:`rnnlab.lab.tasks_tagging`) and ``forecasting``
+with ``[data] path`` (a CSV, :mod:`rnnlab.lab.tasks_series`) are built in their own modules.
 
 The model is ``Embedding`` (or one-hot vectors) -> ``num_layers`` recurrent layers
 (``rnnlab.stack``, optionally bidirectional) -> ``Dense``, with dropout on the non-recurrent
@@ -76,6 +80,7 @@ from rnnlab.data.timeseries import (
     seasonal_naive_forecast,
 )
 from rnnlab.generate import predict_values
+from rnnlab.lab import tasks_series, tasks_tagging
 from rnnlab.lab.config import (
     ConfigError,
     DataConfig,
@@ -153,6 +158,13 @@ class Task:
         Forecasting: ``split -> (x, y)`` windows and targets in original units, for the final report.
     description : list of str
         One line per part: sizes and shapes.
+    report : callable, optional
+        ``report(model, split) -> dict``: the task's extra results on a part (tagging's entity scores,
+        a CSV forecaster's errors in original units), added by :meth:`evaluate`.
+    artefacts : dict
+        File name -> bytes, written into the run directory by :meth:`save_artefacts` (``tags.json`` ...).
+    finish : callable, optional
+        ``finish(model, run_dir, log)``, run once training is done (a CSV forecaster's ``forecast.png``).
     """
 
     config: RunConfig
@@ -167,6 +179,9 @@ class Task:
     labels: tuple[str, ...] | None = None
     raw: dict = field(default_factory=dict)
     description: list[str] = field(default_factory=list)
+    report: Callable[[Module, str], dict] | None = None
+    artefacts: dict[str, bytes] = field(default_factory=dict)
+    finish: Callable[[Module, Path, Callable[[str], None]], None] | None = None
 
     def splits(self) -> dict:
         """``{"train": ..., "val": ..., "test": ...}`` for the parts that exist."""
@@ -205,6 +220,8 @@ class Task:
             results["baseline_mse"] = ADDING_BASELINE_MSE
         elif task == "copy":
             results["baseline_loss"] = copy_memory_baseline(self.config.data.seq_len)
+        if self.report is not None:
+            results.update(self.report(self.model, split))
         return results
 
     def final_metrics(self, trainer: Trainer) -> dict:
@@ -235,6 +252,8 @@ class Task:
             write_atomic(run_dir / VOCAB_FILE, self.vocab.to_json().encode("utf-8"))
         if self.scaler is not None:
             write_atomic(run_dir / SCALER_FILE, self.scaler.to_json().encode("utf-8"))
+        for name, content in self.artefacts.items():
+            write_atomic(run_dir / name, content)
 
 
 @dataclass
@@ -257,6 +276,9 @@ class _Data:
     labels: tuple[str, ...] | None = None
     raw: dict = field(default_factory=dict)
     description: list[str] = field(default_factory=list)
+    report: Callable[[Module, str], dict] | None = None
+    artefacts: dict[str, bytes] = field(default_factory=dict)
+    finish: Callable[[Module, Path, Callable[[str], None]], None] | None = None
 
 
 def _config_error(what: str, exc: Exception) -> ConfigError:
@@ -351,6 +373,8 @@ def _season(d: DataConfig) -> int:
 
 def _forecasting(config: RunConfig, data_dir, vocab, scaler: Scaler | None) -> _Data:
     d = config.data
+    if d.own_files():
+        return _Data(**tasks_series.build(config))
     dtype = np.dtype(config.model.dtype)
     _, values = time_series(d.dataset, data_dir)
     if d.limit is not None:
@@ -415,7 +439,8 @@ def _synthetic(config: RunConfig, data_dir, vocab, scaler) -> _Data:
 
 
 _BUILDERS = {"sentiment": _sentiment, "language_model": _language_model, "forecasting": _forecasting,
-             "adding": _synthetic, "copy": _synthetic}
+             "adding": _synthetic, "copy": _synthetic,
+             "tagging": lambda config, data_dir, vocab, scaler: _Data(**tasks_tagging.build(config, vocab))}
 
 
 # =========================================================================== the model
@@ -501,7 +526,8 @@ def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = N
     input_shape = (None, data.timesteps) if data.inputs == "ids" else (None, data.timesteps, data.n_inputs)
     model.build(input_shape)
     return Task(config, model, data.loss, data.train, data.val, data.test, input_shape, vocab=data.vocab,
-                scaler=data.scaler, labels=data.labels, raw=data.raw, description=data.description)
+                scaler=data.scaler, labels=data.labels, raw=data.raw, description=data.description,
+                report=data.report, artefacts=data.artefacts, finish=data.finish)
 
 
 def describe(config: RunConfig, data_dir=None) -> str:
