@@ -246,9 +246,10 @@ def _warn_if_exploded(model: Module, source: Path) -> None:
 def _check_artefacts(run_dir: Path, config: RunConfig, vocab, scaler) -> None:
     """A text run needs its vocabulary, a scaled forecasting run its scaler: name the missing file."""
     d = config.data
-    if d.task in ("sentiment", "language_model") and vocab is None:
+    if d.task in ("sentiment", "language_model", "tagging") and vocab is None:
         missing = VOCAB_FILE
-    elif d.task == "forecasting" and d.scaler != "none" and scaler is None:
+    elif d.task == "forecasting" and not d.own_files() and d.scaler != "none" and scaler is None:
+        # (a forecaster of the user's own CSV keeps its input and target scalers in its own file)
         missing = SCALER_FILE
     else:
         return

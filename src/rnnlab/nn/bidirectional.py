@@ -42,6 +42,8 @@ class Bidirectional(Module):
     merge_mode : "concat" (default), "sum", "mul", "ave" or None
         How the two outputs are combined per step; None returns them as a list ``[y_f, y_b]``.
 
+    Notes
+    -----
     With ``return_state`` the call returns ``y, *states_f, *states_b``; ``initial_state`` takes the
     forward states then the backward ones, or a state map with entries ``"forward"`` and ``"backward"``
     (:mod:`rnnlab.nn.state`). Parameters are named ``forward.*`` and ``backward.*``.

@@ -127,10 +127,9 @@ def render_html(tokens: Sequence[str], traced: Trace, *, title: str = "rnnlab in
         probabilities); None takes the last recurrent layer (its forward direction). ``unit``
         None takes the unit whose values vary most over the text.
     description : str
-        A line shown under the title (e.g. the model's prediction).
-
-    The unit is chosen with a number field (the arrow keys step through the units) or from the
-    list of the units that vary most.
+        A line shown under the title (e.g. the model's prediction). On the page, the unit is chosen
+        with a number field (the arrow keys step through the units) or from the list of the units
+        that vary most.
 
     Returns
     -------

@@ -1,0 +1,111 @@
+"""MkDocs hooks of rnnlab's documentation site (``mkdocs.yml`` names this file under ``hooks``).
+
+Three things the site needs that MkDocs does not do by itself:
+
+- **Tutorials that run.** Each ``docs/tutorials/NN_name.py`` is a notebook kept as a plain-text
+  script (jupytext's percent format). Every build executes it from top to bottom in a fresh kernel
+  (nbclient; a failing cell fails the build), converts it to Markdown with its outputs (nbconvert)
+  and adds the page and its figures to the site. ``RNNLAB_DOCS_EXECUTE=0`` skips the execution for a
+  quick look at the text (outputs are then missing; CI always executes).
+- **The command-line reference**, written from the parser the ``rnnlab`` command itself builds
+  (:func:`rnnlab.cli.build_parser`), so it cannot drift from the code.
+- **Maths without JavaScript.** ``$...$`` (inline) and ``$$...$$`` (display) in Markdown, outside
+  code, become MathML at build time (latex2mathml), which browsers render natively: no script, no
+  network, and nothing left for the reader's browser to typeset.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import re
+import tempfile
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+TUTORIALS = "tutorials"
+_MATH = re.compile(r"(?<![\\$])\$\$(.+?)\$\$|(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<!\s)\$(?![\w$])", re.S)
+_CODE = re.compile(r"(^```.*?^```[ \t]*$|^~~~.*?^~~~[ \t]*$|`[^`\n]+`)", re.S | re.M)
+_TOKEN = "RNNLABMATH{}X"
+
+
+# ----------------------------------------------------------------------------------------- tutorials
+def _execute(script: Path) -> tuple[str, dict[str, bytes]]:
+    """The tutorial's Markdown (with outputs) and its figures ``{relative path: bytes}``."""
+    import jupytext
+    from nbconvert import MarkdownExporter
+
+    notebook = jupytext.read(script)
+    if os.environ.get("RNNLAB_DOCS_EXECUTE", "1") != "0":
+        from nbclient import NotebookClient
+
+        with tempfile.TemporaryDirectory() as work:  # the tutorial's own files land here, not in docs/
+            NotebookClient(notebook, timeout=900, kernel_name="python3",
+                           resources={"metadata": {"path": work}}).execute()
+    stem = script.stem
+    body, resources = MarkdownExporter().from_notebook_node(
+        notebook, resources={"output_files_dir": f"{stem}_files", "unique_key": stem})
+    return body, dict(resources.get("outputs", {}))
+
+
+def _cli_reference() -> str:
+    from rnnlab.cli import build_parser
+
+    parser = build_parser()
+    lines = ["# Command line reference", "",
+             "Written from the parser of the `rnnlab` command itself when the site is built, so it is "
+             "always the installed version's. `rnnlab COMMAND --help` prints the same text.", "",
+             "```text", parser.format_help().rstrip(), "```", ""]
+    for action in parser._subparsers._group_actions:  # the sub-commands, in registration order
+        for name, sub in action.choices.items():
+            lines += [f"## `rnnlab {name}`", "", "```text", sub.format_help().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def on_files(files, config):
+    docs = Path(config["docs_dir"])
+    for script in sorted((docs / TUTORIALS).glob("[0-9]*.py")):
+        body, figures = _execute(script)
+        files.append(File.generated(config, f"{TUTORIALS}/{script.stem}.md", content=body))
+        for name, data in figures.items():
+            files.append(File.generated(config, f"{TUTORIALS}/{name}", content=data))
+    with redirect_stdout(io.StringIO()):
+        reference = _cli_reference()
+    files.append(File.generated(config, "howto/cli.md", content=reference))
+    return files
+
+
+# ----------------------------------------------------------------------------------------- maths
+def _mathml(latex: str, display: bool) -> str:
+    from latex2mathml.converter import convert
+
+    return convert(latex.strip(), display="block" if display else "inline")
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Replace the maths by placeholders (Markdown would read ``_`` and ``*`` inside it), kept on the page."""
+    stash: list[str] = []
+
+    def replace_math(text: str) -> str:
+        def one(match):
+            display = match.group(1) is not None
+            stash.append(_mathml(match.group(1) if display else match.group(2), display))
+            return _TOKEN.format(len(stash) - 1)
+        return _MATH.sub(one, text)
+
+    pieces = _CODE.split(markdown)  # odd pieces are code: left alone
+    markdown = "".join(piece if i % 2 else replace_math(piece) for i, piece in enumerate(pieces))
+    page.meta["_rnnlab_math"] = stash
+    return markdown
+
+
+def on_page_content(content, page, config, files):
+    stash = page.meta.get("_rnnlab_math", [])
+    for i, mathml in enumerate(stash):
+        content = content.replace(_TOKEN.format(i), mathml)
+    if re.search(r"RNNLABMATH\d+X", content):
+        raise ValueError(f"{page.file.src_uri}: a formula was not placed ({html.escape(content[:80])}...)")
+    return content
