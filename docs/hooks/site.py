@@ -65,8 +65,24 @@ def _cli_reference() -> str:
     return "\n".join(lines)
 
 
+_REPO_LINK = re.compile(r"\]\(\.\./((?:benchmarks|examples)/[^)#\s]+)\)")
+REPO = "repo"  # where files of the repository that pages link to (figures, results) land in the site
+
+
+def _repo_files(docs: Path) -> set[str]:
+    """Files outside ``docs/`` that the pages link to as ``../benchmarks/...`` or ``../examples/...``."""
+    found = set()
+    for page in docs.rglob("*.md"):
+        found.update(m.group(1) for m in _REPO_LINK.finditer(page.read_text(encoding="utf-8")))
+    return found
+
+
 def on_files(files, config):
     docs = Path(config["docs_dir"])
+    for relative in sorted(_repo_files(docs)):
+        source = docs.parent / relative
+        if source.is_file():  # a missing one stays a broken link, which the strict build reports
+            files.append(File.generated(config, f"{REPO}/{relative}", abs_src_path=str(source)))
     for script in sorted((docs / TUTORIALS).glob("[0-9]*.py")):
         body, figures = _execute(script)
         files.append(File.generated(config, f"{TUTORIALS}/{script.stem}.md", content=body))
@@ -96,6 +112,9 @@ def on_page_markdown(markdown, page, config, files):
             return _TOKEN.format(len(stash) - 1)
         return _MATH.sub(one, text)
 
+    # links into the repository (../benchmarks/..., ../examples/...) point at the copies under repo/
+    depth = page.file.src_uri.count("/")
+    markdown = _REPO_LINK.sub(lambda m: "](" + "../" * depth + f"{REPO}/{m.group(1)})", markdown)
     pieces = _CODE.split(markdown)  # odd pieces are code: left alone
     markdown = "".join(piece if i % 2 else replace_math(piece) for i, piece in enumerate(pieces))
     page.meta["_rnnlab_math"] = stash
