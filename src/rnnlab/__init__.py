@@ -6,7 +6,7 @@ layers below it (``docs/architecture.md``)::
     cli  ->  lab  ->  training  ->  generate  ->  data  ->  io  ->  nn  ->  optim  ->  (_validation, _files, _errors)
 """
 
-from rnnlab import _moved, data, generate, io, optim
+from rnnlab import _moved, data, generate, io, onnx, optim
 from rnnlab._errors import TrainingDiverged
 from rnnlab._version import __version__
 from rnnlab.io import ModelFileError, interop, load, save
@@ -78,6 +78,7 @@ __all__ = [
     "losses",
     "metrics",
     "one_hot",
+    "onnx",
     "optim",
     "save",
     "schedules",
