@@ -25,6 +25,10 @@ Gradient flow (:mod:`rnnlab.cli.diagnose`, :mod:`rnnlab.cli.experiment`, :mod:`r
     rnnlab experiment NAME [--full] [--out DIR] [--seed S];  rnnlab experiment --list
     rnnlab inspect RUN --text TEXT [--layer N --quantity h|c|i|f|g|o|r|z|n --unit N --out PAGE.html]
 
+Deployment (:mod:`rnnlab.cli.export`; see :mod:`rnnlab.onnx`)::
+
+    rnnlab export RUN [--out model.onnx] [--opset N] [--head auto|none|softmax|sigmoid] [--lengths] [--force]
+
 Also ``rnnlab demo`` (:mod:`rnnlab.cli.demo`) and ``rnnlab gradcheck`` (:mod:`rnnlab.cli.gradcheck`).
 
 Adding a command: in a module of this package, write ``configure(parser)`` (adds the options, with
@@ -46,7 +50,7 @@ from rnnlab.lab.config import ConfigError
 
 # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
 # isort: off
-from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect  # noqa: F401
+from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect, export  # noqa: F401
 # isort: on
 
 __all__ = ["main", "build_parser", "command", "COMMANDS", "Command"]

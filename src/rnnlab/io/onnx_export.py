@@ -77,7 +77,8 @@ def _layers_of(model: Module) -> list[Module]:
     elif isinstance(model, Module):
         layers = [model]
     else:
-        raise TypeError(f"export expects an rnnlab module (a Sequential or one layer), got {type(model).__name__}")
+        raise TypeError(f"export expects an rnnlab module (a Sequential or one layer), got {type(model).__name__} "
+                        f"{model!r:.80}")
     if not layers:
         raise ValueError("export got an empty Sequential")
     for i, layer in enumerate(layers):
