@@ -266,7 +266,9 @@ class _Exporter:
         if ids:
             g.inputs.append(helper.make_tensor_value_info("x", self.tp.INT64, ["batch", "time"]))
         else:
-            D = first.forward_layer.input_size if isinstance(first, Bidirectional) else first.input_size
+            sized = next((m for m in layers if not isinstance(m, Dropout)), first)  # a Dropout has no size
+            sized = sized.forward_layer if isinstance(sized, Bidirectional) else sized
+            D = getattr(sized, "input_size", None) or "features"
             g.inputs.append(helper.make_tensor_value_info("x", self.tp.FLOAT, ["batch", "time", D]))
         x_tm = g.one("Transpose", ["x"], "x_tm", perm=[1, 0] if ids else [1, 0, 2])  # (T, B[, D])
         self.batch(x_tm)
