@@ -14,6 +14,8 @@ from rnnlab.generate.text import encode_texts
 from rnnlab.lab.runs import load_run
 from rnnlab.lab.tasks import tokenizer_of
 
+pytestmark = pytest.mark.onnx
+
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 

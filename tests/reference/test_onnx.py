@@ -19,6 +19,8 @@ import rnnlab
 from rnnlab import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, OneHot, Sequential, SimpleRNN
 from rnnlab.nn.state import forward_with_states, recurrent_layers
 
+pytestmark = pytest.mark.onnx
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx.reference import ReferenceEvaluator  # noqa: E402
