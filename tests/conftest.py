@@ -1,5 +1,5 @@
-"""Shared fixtures, and the CI guard: under CI the PyTorch reference tests and the headless-browser tests must
-run, not skip."""
+"""Shared fixtures, and the CI guard: under CI the PyTorch reference tests, the ONNX tests and the
+headless-browser tests must run, not skip."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ _GUARDED = {
     "reference": ("the PyTorch reference tests",
                   "install the test extra: pip install -e '.[test]', which pins torch==2.13.0"),
     "browser": ("the headless-browser tests", "install Debian's chromium package: apt-get install -y chromium"),
+    "onnx": ("the ONNX export and import tests",
+             "install the test extra: pip install -e '.[test]', which pins onnx and onnxruntime"),
 }
 _COUNTS = {marker: {"passed": 0, "skipped": 0, "failed": 0} for marker in _GUARDED}
 
@@ -74,7 +76,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Under CI, a run in which the reference or browser tests were skipped or absent fails."""
+    """Under CI, a run in which the reference, ONNX or browser tests were skipped or absent fails."""
     if not _ci() or session.config.option.collectonly or session.config.getoption("markexpr", ""):
         return
     for marker, (what, fix) in _GUARDED.items():

@@ -9,7 +9,7 @@ layers below it (``docs/architecture.md``)::
 from rnnlab import _startup
 
 try:  # the `rnnlab` command imports all this before it runs: a Ctrl-C here is one line and 130 there
-    from rnnlab import _moved, data, generate, io, optim
+    from rnnlab import _moved, data, generate, io, onnx, optim
     from rnnlab._errors import RnnlabWarning, TrainingDiverged
     from rnnlab._version import __version__
     from rnnlab.io import ModelFileError, interop, load, save
@@ -85,6 +85,7 @@ __all__ = [
     "losses",
     "metrics",
     "one_hot",
+    "onnx",
     "optim",
     "save",
     "schedules",

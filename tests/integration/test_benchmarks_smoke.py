@@ -89,3 +89,16 @@ def test_e2e_tiny_writes_the_tables(tmp_path, data_dir):
     for label in ("PTB small", "MR BiLSTM sentiment", "sunspots forecasting"):
         assert sum(line.startswith(f"| {label} |") for line in table) == 3, label
     assert "Machine:" in markdown
+
+
+def test_the_onnx_benchmark_writes_both_libraries_times(tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx_inference = pytest.importorskip("benchmarks.onnx_inference")
+    assert onnx_inference.main(["--preset", "tiny", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert [row["case"] for row in result["summary"]] == ["batch", "step"]
+    for lib in ("rnnlab", "onnxruntime"):
+        for case in ("batch", "step"):
+            (t,) = result["per_round"][lib][case]
+            assert math.isfinite(t) and t > 0, (lib, case, t)
+    assert result["meta"]["machine"]["logical_cpus"] >= 1 and "| step |" in (tmp_path / "results.md").read_text()

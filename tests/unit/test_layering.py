@@ -24,7 +24,7 @@ LAYERS = [
     ("training", ("rnnlab.training",)),
     ("lab", ("rnnlab.lab",)),
     ("cli", ("rnnlab.cli",)),
-    ("api", ("rnnlab", "rnnlab._moved", "rnnlab.__main__")),
+    ("api", ("rnnlab", "rnnlab._moved", "rnnlab.__main__", "rnnlab.onnx")),
 ]
 
 

@@ -32,6 +32,10 @@ Gradient flow (:mod:`rnnlab.cli.diagnose`, :mod:`rnnlab.cli.experiment`, :mod:`r
     rnnlab experiment NAME [--full] [--out DIR] [--seed S];  rnnlab experiment --list
     rnnlab inspect RUN --text TEXT [--layer N --quantity h|c|i|f|g|o|r|z|n --unit N --out PAGE.html]
 
+Deployment (:mod:`rnnlab.cli.export`; see :mod:`rnnlab.onnx`)::
+
+    rnnlab export RUN [--out model.onnx] [--opset N] [--head auto|none|softmax|sigmoid] [--lengths] [--force]
+
 Also ``rnnlab demo`` (:mod:`rnnlab.cli.demo`) and ``rnnlab gradcheck`` (:mod:`rnnlab.cli.gradcheck`).
 
 Adding a command: in a module of this package, write ``configure(parser)`` (adds the options, with
@@ -57,7 +61,7 @@ try:  # a Ctrl-C while the commands load ends the program like one while they ru
 
     # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
     # isort: off
-    from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect  # noqa: F401
+    from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect, export  # noqa: F401
     # isort: on
 except KeyboardInterrupt:
     from rnnlab._startup import interrupted_while_starting
