@@ -18,7 +18,7 @@ import numpy as np
 import rnnlab
 
 model = rnnlab.Sequential([rnnlab.SimpleRNN(3, input_size=5, return_sequences=True, seed=0), rnnlab.Dense(1, seed=0)])
-model.summary(input_shape=(None, 4, 5))
+model.summary(input_shape=(None, 4, 5));
 
 # %% [markdown]
 # The count: $U$ has $3 \times 5 = 15$ entries, $W$ has $3 \times 3 = 9$, $b$ has 3, $V$ has
