@@ -287,6 +287,13 @@ def from_keras(layer_or_model) -> Module:
     return _from_spec(class_name, config, weights, f"the layer ({config.get('name', class_name)})")
 
 
+def _numpy(value) -> np.ndarray:
+    """A backend tensor as a NumPy array (torch's directly: NumPy 2's ``np.array(tensor)`` warns)."""
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy().copy()
+    return np.array(value)
+
+
 def _keras_spec(layer) -> tuple[str, dict, list[np.ndarray]]:
     """``(class_name, config, weights)`` of a live Keras layer: the trainable variables only (a stateful layer's
     carried state is not a weight), in the order a ``.keras`` file stores them."""
@@ -299,7 +306,7 @@ def _keras_spec(layer) -> tuple[str, dict, list[np.ndarray]]:
         owners = [layer.cell]
     else:
         owners = [layer]
-    weights = [np.asarray(v.numpy()) for owner in owners for v in owner.trainable_weights]
+    weights = [_numpy(v.value) for owner in owners for v in owner.trainable_weights]
     return class_name, layer.get_config(), weights
 
 
