@@ -46,12 +46,12 @@ def keras():
     agrees with rnnlab to 1e-8 only). The module lifts that mapping while it runs, and
     ``test_keras_really_computes_float64`` checks that it took.
     """
-    os.environ["KERAS_BACKEND"] = "torch"
-    keras = pytest.importorskip("keras")
-    assert keras.backend.backend() == "torch", "Keras was imported with another backend before this module"
-    from keras.src.backend.common import dtypes
-
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_BACKEND", "torch")  # read by Keras's first import
+        keras = pytest.importorskip("keras")
+        assert keras.backend.backend() == "torch", "Keras was imported with another backend before this module"
+        from keras.src.backend.common import dtypes
+
         patch.setitem(dtypes.BIT64_TO_BIT32_DTYPE, "float64", "float64")
         yield keras
 
@@ -225,6 +225,17 @@ def test_from_keras_reproduces_a_keras_layer(keras, torch, rng, make):
         if a.ndim == 2 and a.shape[0] == 2:
             a, b = a.sum(axis=0), b.sum(axis=0)  # (2, 3H): input + recurrent
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_lone_keras_layer_differs_only_on_masked_steps_where_keras_repeats_the_last_output(keras, torch, rng):
+    klayer = keras.layers.GRU(H, return_sequences=True, dtype="float64")  # zero_output_for_mask=False, Keras's default
+    x, mask = rng.standard_normal((B, T, D)), make_mask("right")
+    klayer(torch.tensor(x))
+    randomize(klayer, rng)
+    theirs = klayer(torch.tensor(x), mask=torch.tensor(mask)).detach().numpy()
+    ours = from_keras(klayer)(x, mask=mask)
+    np.testing.assert_allclose(ours[mask], theirs[mask], rtol=0, atol=1e-12)
+    assert np.all(ours[~mask] == 0) and np.all(np.abs(theirs[~mask]).max(axis=-1) > 0)
 
 
 def keras_text_model(keras, rng):
