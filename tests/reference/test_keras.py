@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab.io.interop import from_keras, load_keras, save_keras, to_keras
+from rnnlab.interop import from_keras, load_keras, save_keras, to_keras  # the 0.1.0 path, as users write it
 
 pytest.importorskip("torch")
 pytest.importorskip("h5py")
@@ -298,6 +298,13 @@ def test_save_keras_of_a_float64_layer_loads_in_keras_in_float64(keras, torch, r
     np.testing.assert_allclose(loaded(torch.tensor(x)).detach().numpy(), module(x), rtol=0, atol=1e-12)
 
 
+def test_the_converters_are_the_ones_of_rnnlab_io_keras():
+    from rnnlab.io import keras as keras_module
+
+    assert from_keras is rnnlab.io.interop.from_keras is keras_module.from_keras
+    assert {"from_keras", "to_keras", "load_keras", "save_keras"} <= set(rnnlab.interop.__all__)
+
+
 def test_load_and_save_keras_need_only_h5py(tmp_path):
     """In a fresh interpreter: a .keras file written and read back bitwise, Keras never imported."""
     script = (
@@ -378,3 +385,18 @@ def test_load_keras_names_a_file_that_is_not_a_keras_file(tmp_path):
         archive.writestr("config.json", "{}")
     with pytest.raises(ValueError, match="lacks model.weights.h5"):
         load_keras(tmp_path / "half.keras")
+
+
+def test_load_keras_names_a_layer_whose_weights_are_missing(tmp_path):
+    model = rnnlab.Sequential([rnnlab.GRU(H, input_size=D), rnnlab.Dense(2, input_size=H)])
+    path = save_keras(model, tmp_path / "m.keras")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"].append(config["config"]["layers"][2])  # a second Dense, with no weights stored
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "broken.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=r"layer 2 \(dense\): a Keras Dense has 1 or 2 weight arrays, got 0"):
+        load_keras(tmp_path / "broken.keras")

@@ -172,6 +172,11 @@ def _recurrent_from(kind: str, config: dict, weights: list[np.ndarray], where: s
 def _from_spec(class_name: str, config: dict, weights: list[np.ndarray], where: str) -> Module:
     """The rnnlab module of one Keras layer, from its class name, config and weights (Keras's order)."""
     weights = [np.asarray(w) for w in weights]
+    counts = {"Bidirectional": (4, 6), "Embedding": (1,), "Dense": (1, 2), "Dropout": (0,)}
+    expected = (2, 3) if class_name in _RECURRENT else counts.get(class_name)
+    if expected is not None and len(weights) not in expected:
+        raise ValueError(f"{where}: a Keras {class_name} has {' or '.join(map(str, expected))} weight arrays, "
+                         f"got {len(weights)}")
     if class_name in _RECURRENT:
         return _recurrent_from(class_name, config, weights, where)
     if class_name == "Bidirectional":
