@@ -343,6 +343,10 @@ def test_options_keras_cannot_express_are_named(keras):
         to_keras(rnnlab.GRU(H, input_size=D, stateful=True))
     with pytest.raises(ValueError, match="to_keras: the module is not built"):
         to_keras(rnnlab.GRU(H))
+    with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
+        save_keras(rnnlab.GRU(H, input_size=D), "unused.keras", batch_size=0)
+    with pytest.raises(TypeError, match="batch_size must be an int or None, got float 2.0"):
+        to_keras(rnnlab.GRU(H, input_size=D), batch_size=2.0)
 
 
 @pytest.mark.parametrize("make, error, match", [

@@ -382,8 +382,11 @@ def _input_size(layer: Module) -> int | None:
 def _model_spec(module: Module, batch_size: int | None):
     """The Keras ``Sequential`` config (as in a ``.keras`` file's ``config.json``) of an rnnlab module, and
     ``(class_name, config, weights)`` of each of its layers."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise TypeError(f"batch_size must be an int or None, got {type(batch_size).__name__} {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
     if isinstance(module, Sequential):
         if not module.layers:
             raise ValueError("to_keras got an empty Sequential")
@@ -391,10 +394,7 @@ def _model_spec(module: Module, batch_size: int | None):
         model_name = module.name or "sequential"
     else:
         layers, wheres, model_name = [module], ["the module"], "sequential"
-        kind = _kind(module.forward_layer if isinstance(module, Bidirectional) else module)
-        names = [module.name or _SNAKE.get(kind or type(module).__name__, "layer")]
-        if isinstance(module, Bidirectional):
-            names = [module.name or "bidirectional"]
+        names = [module.name or _SNAKE.get(type(module).__name__, "layer")]
     specs = [_spec_of(layer, name, where) for layer, name, where in zip(layers, names, wheres)]
     stateful = [where for (_, config, _), where in zip(specs, wheres)
                 if config.get("stateful") or config.get("layer", {}).get("config", {}).get("stateful")]
