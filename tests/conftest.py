@@ -13,6 +13,8 @@ import pytest
 _GUARDED = {
     "reference": ("the PyTorch reference tests",
                   "install the test extra: pip install -e '.[test]', which pins torch==2.13.0"),
+    "keras": ("the Keras 3 tests",
+              "install the test extra: pip install -e '.[test]', which pins keras==3.15.1 and h5py"),
     "browser": ("the headless-browser tests", "install Debian's chromium package: apt-get install -y chromium"),
     "onnx": ("the ONNX export and import tests",
              "install the test extra: pip install -e '.[test]', which pins onnx and onnxruntime"),
@@ -76,7 +78,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Under CI, a run in which the reference, ONNX or browser tests were skipped or absent fails."""
+    """Under CI, a run in which the reference, Keras, ONNX or browser tests were skipped or absent fails."""
     if not _ci() or session.config.option.collectonly or session.config.getoption("markexpr", ""):
         return
     for marker, (what, fix) in _GUARDED.items():

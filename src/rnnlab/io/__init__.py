@@ -1,4 +1,5 @@
-"""Model files (a JSON config and an ``.npz`` of weights, written atomically, never pickle) and PyTorch interop."""
+"""Model files (a JSON config and an ``.npz`` of weights, written atomically, never pickle); interop with PyTorch
+and Keras."""
 
 from rnnlab.io.files import (
     CONFIG_FILE,

@@ -1,4 +1,5 @@
-"""Weights in and out of PyTorch: ``from_torch`` and ``to_torch`` for ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU``.
+"""Weights in and out of PyTorch: ``from_torch`` and ``to_torch`` for ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU``;
+and, from :mod:`rnnlab.io.keras`, Keras 3: ``from_keras``, ``to_keras``, ``load_keras``, ``save_keras``.
 
 PyTorch is an optional dependency, imported only when one of these functions is called
 (``pip install torch==2.13.0``).
@@ -25,11 +26,15 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab._validation import as_generator
+from rnnlab.io.keras import H5PY_REQUIREMENT, KERAS_REQUIREMENT, from_keras, load_keras, save_keras, to_keras
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.layers import Dropout
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from rnnlab.nn.sequential import Sequential
+
+__all__ = ["H5PY_REQUIREMENT", "KERAS_REQUIREMENT", "TORCH_REQUIREMENT", "from_keras", "from_torch", "load_keras",
+           "save_keras", "to_keras", "to_torch"]
 
 TORCH_REQUIREMENT = "torch==2.13.0"
 
