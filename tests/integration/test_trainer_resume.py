@@ -29,6 +29,7 @@ from rnnlab.nn.layers import Dense, Dropout, Embedding
 from rnnlab.nn.recurrent import GRU, LSTM
 from rnnlab.nn.sequential import Sequential
 from rnnlab.training.callbacks import Callback
+from rnnlab.training.checkpoint import claim_run_dir
 from rnnlab.training.trainer import TrainConfig, Trainer, latest_checkpoint
 
 V, B, WINDOW = 7, 4, 6
@@ -147,12 +148,15 @@ def test_a_corrupt_checkpoint_file_is_detected(tmp_path):
         Trainer(model, "cross_entropy", config, train, val, tmp_path).run(resume=True)
 
 
-def test_only_the_latest_complete_checkpoint_is_kept(tmp_path):
+def test_only_the_latest_complete_checkpoint_is_kept_and_nothing_else_is_removed(tmp_path):
     model, config, train, val = build(epochs=1, checkpoint_every_steps=3)
+    claim_run_dir(tmp_path)
     (tmp_path / "checkpoints").mkdir(parents=True)
-    (tmp_path / "checkpoints" / ".tmp-half-written").mkdir()  # as a killed run leaves it
+    for name in (".tmp-epoch0000-batch000001-step000000001-abcdef",  # as a killed run leaves them
+                 "epoch0000-batch000002-step000000002-012345", "notes"):  # and one that is not rnnlab's
+        (tmp_path / "checkpoints" / name).mkdir()
     Trainer(model, "cross_entropy", config, train, val, tmp_path).run()
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [latest_checkpoint(tmp_path).name]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [latest_checkpoint(tmp_path).name, "notes"]
     assert sorted(p.name for p in latest_checkpoint(tmp_path).iterdir()) == ["model", "optimizer.npz", "state.json",
                                                                              "streams.npz"]
 

@@ -43,6 +43,7 @@ from rnnlab.cli._registry import COMMANDS, Command, Interrupted, command
 from rnnlab.data.datasets import DatasetError
 from rnnlab.io.files import ModelFileError
 from rnnlab.lab.config import ConfigError
+from rnnlab.training.checkpoint import CheckpointError, RunDirectoryError
 
 # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
 # isort: off
@@ -60,7 +61,7 @@ def _exit_code(exc: BaseException) -> int | None:
     if isinstance(exc, ConfigError):
         return 2
     if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError, PlotDependencyError,
-                        FileExistsError)):
+                        FileExistsError, CheckpointError, RunDirectoryError)):
         return 1
     return None
 

@@ -53,6 +53,7 @@ from rnnlab.lab.tasks import (
     tokenizer_of,
 )
 from rnnlab.nn.module import Module
+from rnnlab.training.checkpoint import claim_run_dir, writing
 from rnnlab.training.trainer import latest_checkpoint
 
 __all__ = ["train", "evaluate", "generate", "predict", "load_run", "LoadedRun"]
@@ -122,7 +123,9 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
 
     With ``resume``, continue the run from its latest checkpoint (the data and model sections must
     be unchanged; the training section may differ, e.g. more epochs or steps). Without it, a
-    ``run_dir`` that already holds a checkpoint is refused. A diverged run raises
+    ``run_dir`` that already holds a checkpoint is refused, and so is one that exists, is not empty
+    and is not an rnnlab run (``FileExistsError``; see
+    :func:`~rnnlab.training.checkpoint.claim_run_dir`). A diverged run raises
     :class:`~rnnlab.models.TrainingDiverged` and keeps its last good checkpoint.
     With ``data.cv_folds`` and no ``data.fold``, every fold is trained in ``run_dir/fold-NN``.
     """
@@ -140,15 +143,17 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
         raise RunError(f"'{run_dir}' already holds a training run; pass --resume to continue it, or choose another "
                        "--run-dir")
     task = build_task(config, data_dir, vocab=vocab, scaler=scaler)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
-    task.save_artefacts(run_dir)
-    trainer = task.trainer(run_dir)
-    trainer.log("data: " + " ".join(task.description))
+    claim_run_dir(run_dir)  # a directory of other files is refused: nothing of theirs is overwritten
+    with writing(run_dir, "the run's configuration"):
+        write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
+        task.save_artefacts(run_dir)
+        trainer = task.trainer(run_dir)
+        trainer.log("data: " + " ".join(task.description))
     trainer.run(resume=resume)
-    model_io.save(task.model, run_dir / MODEL_DIR)
-    metrics = _finite(task.final_metrics(trainer))
-    _write_json(run_dir / METRICS_FILE, metrics)
+    with writing(run_dir, "the final model and metrics", "the latest checkpoint is kept: free space, then resume"):
+        model_io.save(task.model, run_dir / MODEL_DIR)
+        metrics = _finite(task.final_metrics(trainer))
+        _write_json(run_dir / METRICS_FILE, metrics)
     return metrics
 
 
@@ -164,8 +169,9 @@ def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool)
     elif not resume and started:
         raise RunError(f"'{run_dir}' already holds a cross-validation run ({', '.join(d.name for d in started)} "
                        "started); pass --resume to continue it, or choose another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
+    claim_run_dir(run_dir)
+    with writing(run_dir, "the run's configuration"):
+        write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
     folds = []
     for fold in range(1, k + 1):
         fold_dir = run_dir / f"fold-{fold:02d}"
