@@ -86,8 +86,9 @@ def save(model: Module, path: str | os.PathLike) -> Path:
     process killed in the instant between the two renames leaves the new weights, the old
     ``config.json`` and the new one complete under its temporary name: :func:`load` finds that one by
     the weights' checksum and reads the new model. The temporary files (``.weights.npz.<pid>-<hex>.tmp``,
-    ``.config.json.<pid>-<hex>.tmp``) a killed save leaves are removed by the next save into the
-    directory, so repeated kills leave no growing litter.
+    ``.config.json.<pid>-<hex>.tmp``) a killed save leaves are removed when the next save into the
+    directory starts (after it has put in place a config that a kill between the renames left
+    staged), so repeated kills leave no growing litter.
 
     The carried state of a ``stateful`` layer is not part of the model file: it belongs to a stream
     of data, not to the model. A loaded model starts from zero state (call ``reset_state()`` on the
@@ -130,6 +131,7 @@ def save(model: Module, path: str | os.PathLike) -> Path:
     if directory.exists() and not directory.is_dir():
         raise ModelFileError(f"cannot save to '{directory}': it exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
+    _finish_interrupted_save(directory)
     staged: list[Path] = []
     try:
         weights_tmp = _stage(directory / WEIGHTS_FILE, lambda f: _write_npz(f, arrays), staged)
@@ -143,8 +145,6 @@ def save(model: Module, path: str | os.PathLike) -> Path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
     fsync_directory(directory)
-    for name in (WEIGHTS_FILE, CONFIG_FILE):  # what killed saves left: this save made the pair whole again
-        remove_stale_temps(directory / name)
     return directory
 
 
@@ -156,6 +156,19 @@ def _write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
         for key, value in arrays.items():
             with zf.open(key + ".npy", mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def _finish_interrupted_save(directory: Path) -> None:
+    """Before a save: complete a save killed between its two renames (its staged ``config.json`` is put in
+    place), then remove the temporary files killed saves left, so that kills never pile them up."""
+    stale_configs = temps_of(directory / CONFIG_FILE)
+    if stale_configs and (directory / WEIGHTS_FILE).is_file():
+        staged = _config_staged_for(directory, sha256_file(directory / WEIGHTS_FILE))
+        if staged in stale_configs:
+            os.replace(staged, directory / CONFIG_FILE)
+            fsync_directory(directory)
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        remove_stale_temps(directory / name)
 
 
 def _stage(target: Path, write: Callable[[BinaryIO], object], staged: list[Path]) -> Path:
