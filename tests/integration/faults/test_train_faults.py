@@ -221,3 +221,16 @@ def test_train_log_gets_each_line_before_it_is_printed(tmp_path):
         trainer.run()
     log = (tmp_path / "run" / "train.log").read_text().splitlines()
     assert log[0] == printed[0] and len(log) >= 2 and log[1].startswith("epoch 1/1 batch 1/2 step 1: loss")
+
+
+# --------------------------------------------------------------------------- 14: what killed writes leave
+def test_temporary_files_of_killed_writes_are_removed_and_those_of_running_writers_kept(rnnlab, trained):
+    dead = [".history.json.999999999-0badc0de.tmp", ".history.json.999999998.tmp",  # rnnlab's names, now and before
+            "model/.weights.npz.0123456789abcdef.tmp"]
+    running = [".history.json.1-0badc0de.tmp"]  # process 1 runs: its write may be in flight
+    mine = ["history.json.tmp", ".notes.tmp"]  # not rnnlab's naming
+    for name in dead + running + mine:
+        (trained / name).write_text("x")
+    code, _, err = rnnlab("train", "adding.toml", "--set", "train.epochs=3", "--run-dir", trained, "--resume")
+    assert code == 0, err
+    assert [name for name in dead + running + mine if (trained / name).exists()] == running + mine
