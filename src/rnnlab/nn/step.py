@@ -136,9 +136,8 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
         if not _finite(x):
             raise
         bad = [name for name, p in model.named_parameters() if not np.isfinite(p).all()]
-        where = f"parameter {bad[0]!r} is not finite" if bad else "a value inside the model is not finite"
-        raise StepDiverged(f"the forward pass went non-finite: {where} ({exc})",
-                           name=bad[0] if bad else None) from None
+        where = f"parameter {bad[0]!r} is not finite" if bad else f"a value inside the model is not finite ({exc})"
+        raise StepDiverged(f"the forward pass went non-finite: {where}", name=bad[0] if bad else None) from None
     y_out, out_mask = loss_outputs(model, y_pred, mask, n_out, None if n_out is None else np.shape(x)[1])
     if loss_mask is not None:
         out_mask = loss_mask

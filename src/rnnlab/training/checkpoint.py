@@ -266,6 +266,29 @@ class Checkpoint:
         model.set_weights(dict(saved.named_parameters()))
 
 
+    def restore_optimizer(self, optimizer, name: str, run_dir) -> str | None:
+        """Load the saved state into ``optimizer`` (the run's optimizer ``name``), unless it is another
+        optimizer's or does not fit this one's settings (``[train]`` may change on resume): then the
+        optimizer keeps its fresh state, and the returned line says so (None when the state was loaded)."""
+        saved = self.state.get("optimizer") or _configured_optimizer(Path(run_dir))  # rnnlab 0.1 did not record it
+        fresh = "which starts from a fresh state (no moments, step count 0)"
+        if saved not in (None, name):
+            return f"the checkpoint holds the state of optimizer {saved!r} and this run uses {name!r}, {fresh}"
+        try:
+            optimizer.load_state_dict(self.optimizer)
+        except (ValueError, TypeError) as exc:
+            return f"the checkpoint's optimizer state does not fit this run's {optimizer!r} ({exc}), {fresh}"
+        return None
+
+
+def _configured_optimizer(run_dir: Path) -> str | None:
+    """The optimizer of the run's ``train_config.json`` as it was before this resume."""
+    try:
+        return json.loads((run_dir / RUN_CONFIG).read_text("utf-8"))["config"]["optimizer"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def read_checkpoint(run_dir) -> Checkpoint:
     """The latest checkpoint of ``run_dir``.
 

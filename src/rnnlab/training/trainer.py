@@ -567,12 +567,9 @@ class Trainer:
             raise TrainingDiverged(f"the latest checkpoint, {ckpt.directory}, holds weights that diverged ({problem}): "
                                    "resuming from it would diverge again; start the run again with a lower learning "
                                    "rate or clip_norm")
-        saved_optimizer = state.get("optimizer") or self._previous_optimizer()
-        if saved_optimizer in (None, self.config.optimizer):
-            self.optimizer.load_state_dict(ckpt.optimizer)
-        else:  # [train] may change on resume, the optimizer too: its state does not carry over
-            self.log(f"the checkpoint holds the state of optimizer {saved_optimizer!r} and this run uses "
-                     f"{self.config.optimizer!r}, which starts from a fresh state (no moments, step count 0)")
+        note = ckpt.restore_optimizer(self.optimizer, self.config.optimizer, self.run_dir)
+        if note is not None:
+            self.log(note)
         restore_rng_states(self.rng, self.model, state["rng"])
         if "losses" in state:
             self._losses.load_state_dict(state["losses"])
@@ -592,13 +589,6 @@ class Trainer:
         self._restored = True
         self.log(f"resumed from {ckpt.directory} at epoch {self.epoch + 1}, batch {self.batch}, step {self.step}")
         return ckpt.directory
-
-    def _previous_optimizer(self) -> str | None:
-        """The optimizer of the run's ``train_config.json`` (the checkpoints of rnnlab 0.1 do not name theirs)."""
-        try:
-            return json.loads((self.run_dir / RUN_CONFIG).read_text("utf-8"))["config"]["optimizer"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
     @classmethod
     def resume(cls, run_dir, train, val=None, *, callbacks: Sequence[Callback] = (),

@@ -64,15 +64,20 @@ def test_a_run_directory_rnnlab_started_can_be_started_again(rnnlab):
 
 
 # --------------------------------------------------------------------------- 3: resume with another optimizer
-def test_resume_with_another_optimizer_starts_it_afresh_and_says_so(rnnlab, trained):
-    code, out, err = rnnlab("train", "adding.toml", "--set", "train.max_steps=4", "--set", "train.optimizer=sgd",
-                            "--run-dir", trained, "--resume")
+@pytest.mark.parametrize("change, line", [
+    (["train.optimizer=sgd"], "the checkpoint holds the state of optimizer 'adam' and this run uses 'sgd', which "
+                              "starts from a fresh state"),
+    (["train.optimizer_args={amsgrad=true}"], "the checkpoint's optimizer state does not fit this run's Adam("),
+], ids=["another optimizer", "other settings"])
+def test_resume_with_another_optimizer_starts_it_afresh_and_says_so(rnnlab, trained, change, line):
+    overrides = [a for o in ["train.max_steps=4", *change] for a in ("--set", o)]
+    code, out, err = rnnlab("train", "adding.toml", *overrides, "--run-dir", trained, "--resume")
     assert code == 0, err
-    line = "the checkpoint holds the state of optimizer 'adam' and this run uses 'sgd', which starts from a fresh state"
     assert line in out and line in (trained / "train.log").read_text()
+    assert "which starts from a fresh state (no moments, step count 0)" in out
     assert json.loads((trained / "metrics.json").read_text())["steps"] == 4
     state = json.loads((latest_checkpoint(trained) / "state.json").read_text())
-    assert state["optimizer"] == "sgd"
+    assert state["optimizer"] == ("sgd" if change == ["train.optimizer=sgd"] else "adam")
 
 
 # --------------------------------------------------------------------------- 4, 6, 17: checkpoints that cannot be used
