@@ -6,8 +6,8 @@ crash. A reader sees the old file or the new one, never a torn one.
 
 Temporary files are named ``.<target name>.<pid>-<random hex>.tmp`` (:func:`temp_path`). A process
 killed mid-write leaves one behind; :func:`remove_stale_temps` removes those of a target whose
-writing process is gone (:func:`temps_of`), and every atomic write of that target calls it, so killed writes never
-pile up.
+writing process is gone (:func:`temps_of`), and every atomic write of that target calls it, so
+killed writes never pile up.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def _print_results(results: dict, prefix: str = "") -> None:
 def _configure_train(parser: argparse.ArgumentParser) -> None:
     _add_config(parser)
     parser.add_argument("--run-dir", metavar="DIR", default=None,
-                        help="where the run is written (default: runs/<config file name without .toml>)")
+                        help="where the run is written: a new or empty directory, or one of rnnlab's runs "
+                             "(default: runs/<config file name without .toml>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its latest checkpoint "
                              "([train] may change, e.g. more epochs)")

@@ -164,12 +164,13 @@ _HEADER = ("The resolved configuration of this run, written by `rnnlab train`.\n
 def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool) -> dict:
     k = config.data.cv_folds
     started = [d for d in sorted(run_dir.glob("fold-*")) if latest_checkpoint(d) is not None]
-    if resume and (run_dir / CONFIG_FILE).is_file():
+    resuming = resume and (run_dir / CONFIG_FILE).is_file()
+    if resuming:
         _check_resumable(config, run_dir)
     elif not resume and started:
         raise RunError(f"'{run_dir}' already holds a cross-validation run ({', '.join(d.name for d in started)} "
                        "started); pass --resume to continue it, or choose another --run-dir")
-    claim_run_dir(run_dir)
+    claim_run_dir(run_dir, recognised=resuming)  # its config.toml read back: a run of rnnlab's
     with writing(run_dir, "the run's configuration"):
         write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
     folds = []

@@ -106,13 +106,14 @@ def writing(run_dir, what: str, after: str | Callable[[], str] = ""):
         raise error from None
 
 
-def claim_run_dir(run_dir) -> Path:
+def claim_run_dir(run_dir, *, recognised: bool = False) -> Path:
     """Make ``run_dir`` a run directory of rnnlab's, or refuse it; returns it as a Path.
 
     A directory that does not exist or is empty is created and marked (``rnnlab-run.json``); one that
-    is already marked, or holds the checkpoint manifest of an rnnlab run, is rnnlab's. Any other
-    existing directory raises ``FileExistsError``: a run never writes over files it did not make. A
-    directory that cannot be written raises :class:`RunDirectoryError`.
+    is already marked, holds the checkpoint manifest of an rnnlab run, or that the caller has
+    ``recognised`` as a run of an earlier rnnlab (by reading its configuration back) is rnnlab's. Any
+    other existing directory raises ``FileExistsError``: a run never writes over files it did not
+    make. A directory that cannot be written raises :class:`RunDirectoryError`.
     """
     run_dir = Path(run_dir)
     marker = run_dir / RUN_MARKER
@@ -122,7 +123,7 @@ def claim_run_dir(run_dir) -> Path:
         return run_dir
     if run_dir.is_dir():
         entries = sorted(p.name for p in run_dir.iterdir())
-        if entries and not _holds_manifest(run_dir):
+        if entries and not recognised and not _holds_manifest(run_dir):
             shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
             raise FileExistsError(f"'{run_dir}' is not empty ({shown}) and is not an rnnlab run directory (it has no "
                                   f"{RUN_MARKER}); rnnlab writes a run only into a new or empty directory or one of "
