@@ -7,8 +7,9 @@ states), the general k1/k2 truncated BPTT (kept anchor states and inputs reachin
 previous batch), dropout (a layer RNG), Adam (optimizer moments), a plateau schedule and early
 stopping (their counters), and a metric and the loss (epoch accumulators).
 
-Run as a script (``python test_trainer_resume.py RUN_DIR``) this file trains the same setup slowly,
-for the test that kills it with SIGKILL.
+Run as a script (``python test_trainer_resume.py RUN_DIR POINT HANGING``) this file trains the same setup,
+for the test that kills it with SIGKILL: slowly for POINT ``mid-epoch``, or stopping for good (after creating
+the file HANGING) at POINT of its second checkpoint write.
 """
 
 from __future__ import annotations

@@ -402,8 +402,9 @@ class Trainer:
 
     def _kept(self) -> str:
         ckpt = latest_checkpoint(self.run_dir)
-        return (f"the last good checkpoint, {ckpt}, is kept" if ckpt is not None
-                else "no checkpoint had been written yet")
+        if ckpt is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint, {ckpt}, is kept"
 
     def _advice(self) -> str:
         """What to do after a divergence: resume from the last good checkpoint with other settings, or restart."""
