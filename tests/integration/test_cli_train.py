@@ -235,14 +235,14 @@ def test_runtime_errors_exit_1(capsys, tmp_path, data_dir):
 def test_a_diverged_run_exits_1_and_keeps_its_last_good_checkpoint(capsys):
     config = write("boom.toml", ADDING + "optimizer = 'sgd'\ncheckpoint_every_steps = 1\n")
     code, _, err = run(capsys, "train", config, "--set", "model.cell=rnn", "--set", "model.activation=relu",
-                       "--set", "train.lr=1e30", "--run-dir", "boom")
+                       "--set", "train.lr=100", "--run-dir", "boom")
     assert code == 1
     assert re.search(r"rnnlab train: error: training diverged at epoch 1, step (\d+) "
                      r".*the last good checkpoint, .* is kept", err)
     step = int(re.search(r"step (\d+)", err).group(1))
     manifest = json.loads(Path("boom/checkpoint.json").read_text())
     assert manifest["step"] == step - 1
-    assert all(np.isfinite(w).all() for w in weights(Path("boom") / manifest["path"] / "model").values())
+    assert all(np.abs(w).max() < 1e6 for w in weights(Path("boom") / manifest["path"] / "model").values())
     assert not Path("boom/metrics.json").exists() and not Path("boom/model").exists()
 
 

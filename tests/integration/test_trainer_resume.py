@@ -7,8 +7,9 @@ states), the general k1/k2 truncated BPTT (kept anchor states and inputs reachin
 previous batch), dropout (a layer RNG), Adam (optimizer moments), a plateau schedule and early
 stopping (their counters), and a metric and the loss (epoch accumulators).
 
-Run as a script (``python test_trainer_resume.py RUN_DIR``) this file trains the same setup slowly,
-for the test that kills it with SIGKILL.
+Run as a script (``python test_trainer_resume.py RUN_DIR POINT HANGING``) this file trains the same setup,
+for the test that kills it with SIGKILL: slowly for POINT ``mid-epoch``, or stopping for good (after creating
+the file HANGING) at POINT of its second checkpoint write.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from rnnlab.data.batches import LMStream
 from rnnlab.nn.layers import Dense, Dropout, Embedding
 from rnnlab.nn.recurrent import GRU, LSTM
 from rnnlab.nn.sequential import Sequential
-from rnnlab.training.callbacks import Callback
+from rnnlab.training.callbacks import Callback, HistoryWriter
+from rnnlab.training.checkpoint import claim_run_dir
 from rnnlab.training.trainer import TrainConfig, Trainer, latest_checkpoint
 
 V, B, WINDOW = 7, 4, 6
@@ -147,27 +149,48 @@ def test_a_corrupt_checkpoint_file_is_detected(tmp_path):
         Trainer(model, "cross_entropy", config, train, val, tmp_path).run(resume=True)
 
 
-def test_only_the_latest_complete_checkpoint_is_kept(tmp_path):
+def test_only_the_latest_complete_checkpoint_is_kept_and_nothing_else_is_removed(tmp_path):
     model, config, train, val = build(epochs=1, checkpoint_every_steps=3)
+    claim_run_dir(tmp_path)
     (tmp_path / "checkpoints").mkdir(parents=True)
-    (tmp_path / "checkpoints" / ".tmp-half-written").mkdir()  # as a killed run leaves it
+    for name in (".tmp-epoch0000-batch000001-step000000001-abcdef",  # as a killed run leaves them
+                 "epoch0000-batch000002-step000000002-012345", "notes"):  # and one that is not rnnlab's
+        (tmp_path / "checkpoints" / name).mkdir()
     Trainer(model, "cross_entropy", config, train, val, tmp_path).run()
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [latest_checkpoint(tmp_path).name]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [latest_checkpoint(tmp_path).name, "notes"]
     assert sorted(p.name for p in latest_checkpoint(tmp_path).iterdir()) == ["model", "optimizer.npz", "state.json",
                                                                              "streams.npz"]
 
 
-def test_killed_with_sigkill_mid_epoch_then_resumed_matches_the_uninterrupted_run(tmp_path, uninterrupted):
+#: where the child is killed: after a step checkpoint inside epoch 2 (while it trains), or while it writes its second
+#: checkpoint: between the files of its temporary directory, after the rename before the manifest, and after the
+#: manifest before the older checkpoint is removed
+KILL_POINTS = ["mid-epoch", "in-checkpoint-files", "before-manifest", "before-cleanup"]
+
+
+def no_curves(*args, **kwargs):
+    """In place of HistoryWriter.plot where a test times a kill: matplotlib's import and drawing cost seconds."""
+    return []
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_with_sigkill_then_resumed_matches_the_uninterrupted_run(tmp_path, uninterrupted, point, monkeypatch):
     expected_weights, expected_history = uninterrupted
+    monkeypatch.setattr(HistoryWriter, "plot", no_curves)
     run_dir = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, __file__, str(run_dir)], stdout=subprocess.DEVNULL,
+    hanging = tmp_path / "hanging"  # the child creates it where it waits to be killed
+    child = subprocess.Popen([sys.executable, __file__, str(run_dir), point, str(hanging)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     manifest = run_dir / "checkpoint.json"
     deadline = time.monotonic() + 60
     killed_at = None
     try:
         while time.monotonic() < deadline and child.poll() is None:
-            if manifest.exists():
+            if point != "mid-epoch" and hanging.exists():
+                os.kill(child.pid, signal.SIGKILL)
+                killed_at = json.loads(manifest.read_text())
+                break
+            if point == "mid-epoch" and manifest.exists():
                 try:
                     position = json.loads(manifest.read_text())
                 except json.JSONDecodeError:  # never happens with an atomic rename; would be a bug
@@ -181,7 +204,7 @@ def test_killed_with_sigkill_mid_epoch_then_resumed_matches_the_uninterrupted_ru
         if child.poll() is None and killed_at is None:
             child.kill()
         stderr = child.communicate()[1].decode()
-    assert killed_at is not None, f"the child ended (code {child.returncode}) before a mid-epoch checkpoint: {stderr}"
+    assert killed_at is not None, f"the child ended (code {child.returncode}) before it was killed: {stderr}"
     assert child.returncode == -signal.SIGKILL
 
     model, config, train, val = build(model_seed=100)
@@ -190,6 +213,9 @@ def test_killed_with_sigkill_mid_epoch_then_resumed_matches_the_uninterrupted_ru
     history = trainer.run()
     assert_bitwise_equal(weights(trainer.model), expected_weights)
     assert without_time(history) == without_time(expected_history)
+    # what the killed write left is gone: one checkpoint, no temporary directory or file
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [latest_checkpoint(run_dir).name]
+    assert not [p for p in run_dir.rglob("*") if p.name.startswith(".")]
 
 
 # ---------------------------------------------------------------------- the child process
@@ -200,10 +226,33 @@ class Slow(Callback):
         time.sleep(0.03)
 
 
-def _child(run_dir: str) -> None:
+def _hang_at(point: str, hanging: str) -> None:
+    """Make this process stop for good at ``point`` of its second checkpoint, after creating ``hanging``."""
+    from rnnlab.training import checkpoint
+
+    name, nth = {"in-checkpoint-files": ("_save_npz", 4), "before-manifest": ("write_atomic", 2),
+                 "before-cleanup": ("_remove_own", 4)}[point]
+    original, calls = getattr(checkpoint, name), []
+
+    def hang(*args, **kwargs):
+        if name != "write_atomic" or args[0].name == "checkpoint.json":  # not the run directory's mark
+            calls.append(args)
+        if len(calls) == nth:
+            open(hanging, "w").close()
+            time.sleep(60)
+        return original(*args, **kwargs)
+
+    setattr(checkpoint, name, hang)
+
+
+def _child(run_dir: str, point: str, hanging: str) -> None:
+    HistoryWriter.plot = no_curves
+    if point != "mid-epoch":
+        _hang_at(point, hanging)
     model, config, train, val = build()
-    Trainer(model, "cross_entropy", config, train, val, run_dir, callbacks=[Slow()]).run()
+    slow = [Slow()] if point == "mid-epoch" else []
+    Trainer(model, "cross_entropy", config, train, val, run_dir, callbacks=slow).run()
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1])
+    _child(*sys.argv[1:])

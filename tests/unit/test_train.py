@@ -455,7 +455,7 @@ def test_early_stopping_min_delta_and_max_mode(tmp_path):
 # ---------------------------------------------------------------------- divergence
 def test_a_blow_up_stops_training_without_touching_the_weights_or_the_last_good_checkpoint(tmp_path):
     rec = Recording()
-    config = quiet(epochs=20, optimizer="sgd", lr=30.0, checkpoint_every_steps=4)
+    config = quiet(epochs=20, optimizer="sgd", lr=5.0, checkpoint_every_steps=4)
     trainer = Trainer(rnn(dtype="float32"), "mse", config, regression_batches(sizes=(4,) * 6, dtype=np.float32), None,
                       tmp_path, callbacks=[rec])
     with pytest.raises(TrainingDiverged,

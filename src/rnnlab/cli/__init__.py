@@ -57,6 +57,7 @@ try:  # a Ctrl-C while the commands load ends the program like one while they ru
     from rnnlab.data.datasets import DatasetError
     from rnnlab.io.files import ModelFileError
     from rnnlab.lab.config import ConfigError
+    from rnnlab.training.checkpoint import CheckpointError, RunDirectoryError
     from rnnlab.nn import kernels
 
     # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
@@ -82,7 +83,7 @@ def _exit_code(exc: BaseException) -> int | None:
     if isinstance(exc, ConfigError):
         return 2
     if isinstance(exc, (DatasetError, RunError, TrainingDiverged, ModelFileError, PlotDependencyError,
-                        OSError, MemoryError)):
+                        OSError, MemoryError, CheckpointError, RunDirectoryError)):
         return 1
     if isinstance(exc, (ValueError, TypeError)):  # an argument the library refuses, with its reason
         return 2

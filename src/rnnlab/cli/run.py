@@ -49,7 +49,8 @@ def _print_results(results: dict, prefix: str = "") -> None:
 def _configure_train(parser: argparse.ArgumentParser) -> None:
     _add_config(parser)
     parser.add_argument("--run-dir", metavar="DIR", default=None,
-                        help="where the run is written (default: runs/<config file name without .toml>)")
+                        help="where the run is written: a new or empty directory, or one of rnnlab's runs "
+                             "(default: runs/<config file name without .toml>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its latest checkpoint "
                              "([train] may change, e.g. more epochs)")
@@ -67,10 +68,27 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         metrics = runs.train(config, run_dir, data_dir=args.data_dir, resume=args.resume)
     except KeyboardInterrupt:
-        raise Interrupted(f"continue with: rnnlab train {args.config} --run-dir {run_dir} --resume") from None
+        raise Interrupted(_after_interrupt(args, run_dir)) from None
     print(f"run written to {run_dir}")
     _print_results(metrics)
     return 0
+
+
+def _after_interrupt(args: argparse.Namespace, run_dir) -> str:
+    """How to carry on after Ctrl-C: resume from the run's checkpoint, or start again when none was written."""
+    import shlex
+
+    from rnnlab.training.checkpoint import CheckpointError, latest_checkpoint
+
+    again = ["rnnlab", "train", args.config, *[a for o in args.overrides for a in ("--set", o)], "--run-dir",
+             str(run_dir)] + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+    try:
+        resumable = latest_checkpoint(run_dir) is not None
+    except CheckpointError:
+        resumable = False
+    if resumable:
+        return "continue with: " + shlex.join([*again, "--resume"])
+    return "no checkpoint was written yet, so there is nothing to resume; start again with: " + shlex.join(again)
 
 
 # --------------------------------------------------------------------------- evaluate

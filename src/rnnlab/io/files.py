@@ -28,7 +28,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rnnlab._files import fsync_directory, sha256_file
+from rnnlab._files import fsync_directory, remove_stale_temps, sha256_file, temp_path, temps_of
 from rnnlab.nn.module import Module, registered
 
 FORMAT = "rnnlab"
@@ -44,7 +43,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.npz"
 
-__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "ModelFileError", "load", "read_config", "save"]
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "ModelFileError", "load", "read_config", "read_npz", "save"]
 
 
 class ModelFileError(ValueError):
@@ -83,9 +82,13 @@ def save(model: Module, path: str | os.PathLike) -> Path:
     is fsynced: a save interrupted at any point never leaves a half-written file under a final name,
     and the temporary files are removed on every error. Both files are staged before either is
     renamed, the weights first and ``config.json`` last; ``config.json`` holds the SHA-256 of the
-    weights, so a crash in the instant between the two renames leaves a directory that :func:`load`
-    rejects with a checksum error, never a model that silently pairs one save's config with another
-    save's weights.
+    weights, so a model never silently pairs one save's config with another save's weights. A
+    process killed in the instant between the two renames leaves the new weights, the old
+    ``config.json`` and the new one complete under its temporary name: :func:`load` finds that one by
+    the weights' checksum and reads the new model. The temporary files (``.weights.npz.<pid>-<hex>.tmp``,
+    ``.config.json.<pid>-<hex>.tmp``) a killed save leaves are removed when the next save into the
+    directory starts (after it has put in place a config that a kill between the renames left
+    staged), so repeated kills leave no growing litter.
 
     The carried state of a ``stateful`` layer is not part of the model file: it belongs to a stream
     of data, not to the model. A loaded model starts from zero state (call ``reset_state()`` on the
@@ -128,12 +131,13 @@ def save(model: Module, path: str | os.PathLike) -> Path:
     if directory.exists() and not directory.is_dir():
         raise ModelFileError(f"cannot save to '{directory}': it exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
+    _finish_interrupted_save(directory)
     staged: list[Path] = []
     try:
-        weights_tmp = _stage(directory, WEIGHTS_FILE, lambda f: _write_npz(f, arrays), staged)
+        weights_tmp = _stage(directory / WEIGHTS_FILE, lambda f: _write_npz(f, arrays), staged)
         document["weights_sha256"] = sha256_file(weights_tmp)
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-        config_tmp = _stage(directory, CONFIG_FILE, lambda f: f.write(text.encode("utf-8")), staged)
+        config_tmp = _stage(directory / CONFIG_FILE, lambda f: f.write(text.encode("utf-8")), staged)
         os.replace(weights_tmp, directory / WEIGHTS_FILE)
         os.replace(config_tmp, directory / CONFIG_FILE)
     finally:
@@ -154,9 +158,22 @@ def _write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
-def _stage(directory: Path, name: str, write: Callable[[BinaryIO], object], staged: list[Path]) -> Path:
-    """Write a hidden temporary file next to ``directory/name``, fsync it, and return its path."""
-    tmp = directory / f".{name}.{secrets.token_hex(8)}.tmp"
+def _finish_interrupted_save(directory: Path) -> None:
+    """Before a save: complete a save killed between its two renames (its staged ``config.json`` is put in
+    place), then remove the temporary files killed saves left, so that kills never pile them up."""
+    stale_configs = temps_of(directory / CONFIG_FILE)
+    if stale_configs and (directory / WEIGHTS_FILE).is_file():
+        staged = _config_staged_for(directory, sha256_file(directory / WEIGHTS_FILE))
+        if staged in stale_configs:
+            os.replace(staged, directory / CONFIG_FILE)
+            fsync_directory(directory)
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        remove_stale_temps(directory / name)
+
+
+def _stage(target: Path, write: Callable[[BinaryIO], object], staged: list[Path]) -> Path:
+    """Write a hidden temporary file next to ``target``, fsync it, and return its path."""
+    tmp = temp_path(target)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
     staged.append(tmp)
     with os.fdopen(fd, "wb") as f:
@@ -205,6 +222,10 @@ def load(path: str | os.PathLike) -> Module:
         raise ModelFileError(_unreadable(weights_path, exc)) from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != document["weights_sha256"]:
+        staged = _config_staged_for(directory, actual)
+        if staged is not None:  # a save killed between its two renames: its config.json is complete, staged
+            document = _read_config_file(staged)
+    if actual != document["weights_sha256"]:
         raise ModelFileError(f"'{weights_path}' is corrupt, truncated or from another save: its SHA-256 is {actual}, "
                              f"{CONFIG_FILE} expects {document['weights_sha256']} ({len(data)} bytes on disk)")
     weights = _read_npz(weights_path, data)
@@ -242,6 +263,34 @@ def read_config(path: str | os.PathLike) -> dict:
                              f"(looked for '{config_path}')") from None
     except OSError as exc:
         raise ModelFileError(_unreadable(config_path, exc)) from None
+    return _parse_config(config_path, raw)
+
+
+def _read_config_file(config_path: Path) -> dict:
+    try:
+        raw = config_path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ModelFileError(_unreadable(config_path, exc)) from None
+    return _parse_config(config_path, raw)
+
+
+def _config_staged_for(directory: Path, weights_sha256: str) -> Path | None:
+    """The staged ``config.json`` of a save killed between its two renames, found by the checksum of the
+    weights it renamed into place; None if there is none."""
+    for tmp in temps_of(directory / CONFIG_FILE, stale=False):
+        try:
+            document = json.loads(tmp.read_bytes().decode("utf-8"))
+        except (OSError, ValueError):  # a config killed while being staged: not the one
+            continue
+        if isinstance(document, dict) and document.get("weights_sha256") == weights_sha256:
+            return tmp
+    return None
+
+
+def _parse_config(config_path: Path, raw: bytes) -> dict:
+    """``config.json``'s bytes, decoded and validated (see the module docstring)."""
     try:
         document = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -285,6 +334,20 @@ def read_config(path: str | os.PathLike) -> dict:
     return document
 
 
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path``, read with ``allow_pickle=False``.
+
+    Raises :class:`ModelFileError` naming the file when it cannot be read, is not an ``.npz``
+    archive, or holds an object array (what only pickle can read).
+    """
+    path = _as_path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    return _read_npz(path, data)
+
+
 def _read_npz(weights_path: Path, data: bytes) -> dict[str, np.ndarray]:
     """Every array of the npz bytes, read with ``allow_pickle=False``."""
     if not data.startswith(b"PK"):  # otherwise np.load would try it as .npy or pickle
@@ -296,7 +359,7 @@ def _read_npz(weights_path: Path, data: bytes) -> dict[str, np.ndarray]:
     except ValueError as exc:
         if _holds_object_array(data):
             raise ModelFileError(f"'{weights_path}' holds an object array, which only pickle can read; "
-                                 "model files hold numeric arrays only, and pickles are refused "
+                                 "rnnlab's files hold numeric arrays only, and pickles are refused "
                                  "(allow_pickle=False)") from None
         raise ModelFileError(f"cannot read '{weights_path}' as an .npz archive: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:

@@ -73,6 +73,7 @@ from rnnlab.nn.layers import Dense, Embedding
 from rnnlab.nn.recurrent import LSTM, RECURRENT, recurrent_class
 from rnnlab.nn.sequential import Sequential
 from rnnlab.training.callbacks import Callback
+from rnnlab.training.checkpoint import claim_run_dir
 from rnnlab.training.trainer import TrainConfig, Trainer, latest_checkpoint
 
 __all__ = [
@@ -397,7 +398,7 @@ def _run_charlm(config: CharLMConfig, print_fn, blas_note: str) -> CharLMResult:
     temporary = tempfile.TemporaryDirectory(prefix="rnnlab-demo-") if config.run_dir is None else None
     run_dir = Path(temporary.name if temporary is not None else config.run_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        claim_run_dir(run_dir)
         write_atomic(run_dir / "vocab.json", vocab.to_json().encode("utf-8"))
         corpus = {"root": str(config.stdlib or sysconfig.get_paths()["stdlib"]), "python": sys.version.split()[0],
                   "files": files, "characters": len(text), "train_characters": len(train_text),

@@ -58,6 +58,7 @@ from rnnlab.lab.tasks import (
 from rnnlab.nn.module import Module
 from rnnlab.training.config import TrainConfig
 from rnnlab.training.trainer import Trainer, latest_checkpoint
+from rnnlab.training.checkpoint import claim_run_dir, writing
 
 __all__ = ["train", "evaluate", "generate", "predict", "predict_file", "load_run", "LoadedRun"]
 
@@ -126,7 +127,9 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
 
     With ``resume``, continue the run from its latest checkpoint (the data and model sections must
     be unchanged; the training section may differ, e.g. more epochs or steps). Without it, a
-    ``run_dir`` that already holds a checkpoint is refused. A diverged run raises
+    ``run_dir`` that already holds a checkpoint is refused, and so is one that exists, is not empty
+    and is not an rnnlab run (``FileExistsError``; see
+    :func:`~rnnlab.training.checkpoint.claim_run_dir`). A diverged run raises
     :class:`~rnnlab.models.TrainingDiverged` and keeps its last good checkpoint.
     With ``data.cv_folds`` and no ``data.fold``, every fold is trained in ``run_dir/fold-NN``.
     """
@@ -144,17 +147,19 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
         raise RunError(f"'{run_dir}' already holds a training run; pass --resume to continue it, or choose another "
                        "--run-dir")
     task = build_task(config, data_dir, vocab=vocab, scaler=scaler)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
-    task.save_artefacts(run_dir)
-    trainer = task.trainer(run_dir)
-    trainer.log("data: " + " ".join(task.description))
+    claim_run_dir(run_dir)  # a directory of other files is refused: nothing of theirs is overwritten
+    with writing(run_dir, "the run's configuration"):
+        write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
+        task.save_artefacts(run_dir)
+        trainer = task.trainer(run_dir)
+        trainer.log("data: " + " ".join(task.description))
     trainer.run(resume=resume)
-    model_io.save(task.model, run_dir / MODEL_DIR)
-    metrics = _finite(task.final_metrics(trainer))
-    _write_json(run_dir / METRICS_FILE, metrics)
-    if task.finish is not None:
-        task.finish(task.model, run_dir, trainer.log)
+    with writing(run_dir, "the final model and metrics", "the latest checkpoint is kept: free space, then resume"):
+        model_io.save(task.model, run_dir / MODEL_DIR)
+        metrics = _finite(task.final_metrics(trainer))
+        _write_json(run_dir / METRICS_FILE, metrics)
+        if task.finish is not None:
+            task.finish(task.model, run_dir, trainer.log)
     return metrics
 
 
@@ -165,13 +170,15 @@ _HEADER = ("The resolved configuration of this run, written by `rnnlab train`.\n
 def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool) -> dict:
     k = config.data.cv_folds
     started = [d for d in sorted(run_dir.glob("fold-*")) if latest_checkpoint(d) is not None]
-    if resume and (run_dir / CONFIG_FILE).is_file():
+    resuming = resume and (run_dir / CONFIG_FILE).is_file()
+    if resuming:
         _check_resumable(config, run_dir)
     elif not resume and started:
         raise RunError(f"'{run_dir}' already holds a cross-validation run ({', '.join(d.name for d in started)} "
                        "started); pass --resume to continue it, or choose another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
+    claim_run_dir(run_dir, recognised=resuming)  # its config.toml read back: a run of rnnlab's
+    with writing(run_dir, "the run's configuration"):
+        write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
     folds = []
     for fold in range(1, k + 1):
         fold_dir = run_dir / f"fold-{fold:02d}"

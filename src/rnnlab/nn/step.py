@@ -5,7 +5,7 @@ For parameters ``θ``, inputs ``x`` (B, T, ...), targets ``t`` and a state map `
     y   = f(x; θ, s_0)                     forward, training=True
     L   = loss(y_[-n:], t)                 on the last n outputs (all of them by default), masked
     g   = dL/dθ                            backward into the zeroed model.grads
-    check y, L and every g finite          nothing has changed yet when one is not
+    check y, L and every g finite          nothing has changed yet when one is not (nor when L > max_loss)
     g  <- clip(g, -v, v)                   clip_value v, optional
     g  <- g * min(1, c / (||g|| + 1e-6))   clip_norm c, optional (rnnlab.optim.clip_grad_norm)
     θ  <- optimizer(θ, g)
@@ -16,7 +16,9 @@ divide="raise")``. An overflow, or an output, loss or gradient that is not finit
 message says what was not finite and its ``name`` is the parameter when a gradient was. Callers
 wrap it in :class:`~rnnlab._errors.TrainingDiverged` with their own position (epoch, step,
 batch). Inputs that are not finite are the caller's error: the model's own check raises
-``NonFiniteError`` naming them, which passes through.
+``NonFiniteError`` naming them, which passes through. When ``x`` is finite, the same check failing
+inside the model (a layer's input is another layer's output) means the weights are no longer
+finite, which is divergence: :class:`StepDiverged` naming the parameter.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _raise_if_not_finite(model: Module) -> None:
 
 def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=None, loss_mask=None,
                states: StateMap | None = None, n_out: int | None = None, clip_value: float | None = None,
-               clip_norm: float | None = None) -> StepResult:
+               clip_norm: float | None = None, max_loss: float | None = None) -> StepResult:
     """One update of ``model`` on ``(x, y)``: forward, loss, backward, finite checks, clipping, optimizer step.
 
     Parameters
@@ -121,13 +123,17 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
         the output gradient of the steps before is zero.
     clip_value, clip_norm : float, optional
         See :func:`rnnlab.optim.clip_grad_value` and :func:`rnnlab.optim.clip_grad_norm`.
+    max_loss : float, optional
+        A loss above it is divergence too (the trainer's limit on an exploding loss).
 
     Raises
     ------
     StepDiverged
-        When the forward pass overflows, or the output, the loss or a gradient is not finite; the
-        weights are unchanged. ``name`` is the first parameter (in ``named_grads`` order) whose
-        gradient is not finite, None when the output or the loss is not.
+        When the forward pass overflows, or the output, the loss or a gradient is not finite, or the
+        loss exceeds ``max_loss``; the weights are unchanged by this step. ``name`` is the first
+        parameter (in ``named_grads`` order) whose gradient (or, when the forward pass found a
+        non-finite value inside the model, whose value) is not finite, ``"loss"`` when the loss
+        exceeds ``max_loss``, None otherwise.
     """
     model.zero_grad()
     try:
@@ -135,6 +141,12 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
             y_pred, final = forward_with_states(model, x, states, mask=mask, training=True)
     except FloatingPointError as exc:
         raise StepDiverged(f"the forward pass overflowed ({exc})") from None
+    except NonFiniteError as exc:  # a layer's input check: the caller's x, or a value the model made
+        if not _finite(x):
+            raise
+        bad = [name for name, p in model.named_parameters() if not np.isfinite(p).all()]
+        where = f"parameter {bad[0]!r} is not finite" if bad else f"a value inside the model is not finite ({exc})"
+        raise StepDiverged(f"the forward pass went non-finite: {where}", name=bad[0] if bad else None) from None
     y_out, out_mask = loss_outputs(model, y_pred, mask, n_out, None if n_out is None else np.shape(x)[1])
     if loss_mask is not None:
         out_mask = loss_mask
@@ -151,6 +163,8 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
         raise StepDiverged("the model's output is not finite") from None
     if not math.isfinite(value):
         raise StepDiverged(f"the loss is {value}")
+    if max_loss is not None and value > max_loss:
+        raise StepDiverged(f"the loss exploded to {value:.6g}, above its limit {max_loss:.6g}", name="loss")
     dy = loss.backward()
     if n_out is not None:
         full = np.zeros_like(y_pred)
@@ -180,3 +194,11 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
         grad_norm = None if clip_norm is None else clip_grad_norm(model, clip_norm)
     optimizer.step(model)
     return StepResult(value, y_out, out_mask, final, grad_norm)
+
+
+def _finite(x) -> bool:
+    """Whether the model's input (an array, or a tuple of them for a multi-input model) is all finite."""
+    if isinstance(x, (tuple, list)):
+        return all(_finite(part) for part in x)
+    a = np.asarray(x)
+    return not np.issubdtype(a.dtype, np.inexact) or bool(np.isfinite(a).all())

@@ -24,17 +24,22 @@ trains on independent batches only.
 Divergence
 ----------
 The forward pass and the loss run under ``np.errstate(over="raise", invalid="raise",
-divide="raise")``; the loss and then every gradient are checked for NaN/inf before anything changes.
-A failure raises :class:`~rnnlab._errors.TrainingDiverged` naming the epoch, the step, the batch and
-the parameter whose gradient is not finite (the first in ``named_parameters`` order), with the
-weights as they were after the previous step; no checkpoint is written after it, so the last good
-one stays the latest.
+divide="raise")``; the loss and then every gradient are checked for NaN/inf before anything changes,
+and the loss against the limit of an exploding loss (:mod:`rnnlab.training.divergence`). A failure
+raises :class:`~rnnlab._errors.TrainingDiverged` naming the epoch, the step, the batch and the
+parameter whose gradient is not finite (the first in ``named_parameters`` order), with the weights
+as they were after the previous step, and saying whether the run can resume from its last good
+checkpoint (with a lower learning rate: the same settings repeat the same step) or must start again;
+no checkpoint is written after it, so the last good one stays the latest. A checkpoint is never
+written (nor resumed from) with weights that are not finite or have blown up beyond
+``divergence.MAX_WEIGHT``.
 
 Checkpoints and the run directory are described in :mod:`rnnlab.training.checkpoint`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -71,6 +76,7 @@ from rnnlab.training.checkpoint import (
     LOG_FILE,
     MANIFEST,
     RUN_CONFIG,
+    claim_run_dir,
     latest_checkpoint,
     loss_from_config,
     loss_to_config,
@@ -78,8 +84,10 @@ from rnnlab.training.checkpoint import (
     restore_rng_states,
     rng_states,
     write_checkpoint,
+    writing,
 )
 from rnnlab.training.config import TrainConfig
+from rnnlab.training.divergence import RULE, LossWatch, blown_up
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "latest_checkpoint"]
 
@@ -182,6 +190,7 @@ class Trainer:
         self.print_fn: Callable[[str], None] | None = None
         self._stream = Stream()
         self._acc: dict[str, list[float]] = {}
+        self._losses = LossWatch()
         self._restored = False
         self._evaluated: dict[tuple, tuple] = {}  # (id(data), backend, weights fingerprint) -> (data, results)
 
@@ -203,11 +212,14 @@ class Trainer:
         return out
 
     def log(self, message: str) -> None:
-        """Print ``message`` (through the progress bar when one is shown) and append it to ``train.log``."""
-        (self.print_fn or (lambda m: print(m, flush=True)))(message)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as f:
-            f.write(message + "\n")
+        """Append ``message`` to ``train.log``, then print it (through the progress bar when one is
+        shown): a run stopped by its output (``| head``) has the line in its log all the same."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as f:
+                f.write(message + "\n")
+        finally:
+            (self.print_fn or (lambda m: print(m, flush=True)))(message)
 
     @property
     def finished(self) -> bool:
@@ -238,20 +250,22 @@ class Trainer:
         elif not self._restored and latest_checkpoint(self.run_dir) is not None:
             raise FileExistsError(f"'{self.run_dir}' already holds a training checkpoint; pass resume=True to continue "
                                   "that run, or choose another run_dir")
+        claim_run_dir(self.run_dir)  # refuses a directory of someone else's files
         self._restored = True  # from here on run_dir's checkpoints are this trainer's own
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._write_run_config()
         self.error = None
         try:
-            self._emit("on_train_begin")
-            while not self.finished:
-                self._run_epoch()
+            with writing(self.run_dir, "the run's files", self._kept):
+                self._write_run_config()
+                self._emit("on_train_begin")
+                while not self.finished:
+                    self._run_epoch()
         except BaseException as exc:
             self.error = exc
             ckpt = latest_checkpoint(self.run_dir)
-            self.log(str(exc) if isinstance(exc, TrainingDiverged) else
-                     f"training stopped by {type(exc).__name__} at epoch {self.epoch + 1}, step {self.step}; "
-                     + (f"run(resume=True) continues from {ckpt}" if ckpt else "no checkpoint was written yet"))
+            with contextlib.suppress(OSError):  # a full disk must not hide the reason the run stopped
+                self.log(str(exc) if isinstance(exc, TrainingDiverged) else
+                         f"training stopped by {type(exc).__name__} at epoch {self.epoch + 1}, step {self.step}; "
+                         + (f"run(resume=True) continues from {ckpt}" if ckpt else "no checkpoint was written yet"))
             raise
         finally:
             self._emit("on_train_end")
@@ -361,12 +375,17 @@ class Trainer:
         """One :func:`~rnnlab.nn.step.train_step` from the states ``state0``, the loss on the last ``n_out``
         outputs (all if None); returns the final states and the statistics of the update."""
         step = self.step + 1
+        max_loss = self._losses.limit()
         try:
             result = train_step(self.model, self.loss, self.optimizer, x, y, mask=mask, states=self._state_map(state0),
-                                n_out=n_out, clip_value=self.config.clip_value, clip_norm=self.config.clip_norm)
+                                n_out=n_out, clip_value=self.config.clip_value, clip_norm=self.config.clip_norm,
+                                max_loss=max_loss)
         except StepDiverged as exc:
-            raise self._diverged(step, str(exc), parameter=exc.name) from None
+            exploded = exc.name == "loss"
+            raise self._diverged(step, f"{exc} ({RULE})" if exploded else str(exc),
+                                 parameter=None if exploded else exc.name) from None
         self.step = step
+        self._losses.record(result.loss)
         for m in self.metrics.values():  # train_step's one loss call was on result.outputs, y, result.mask
             if not m.update_from_loss(self.loss):
                 m.update(result.outputs, y, mask=result.mask)
@@ -381,13 +400,25 @@ class Trainer:
             _, final = forward_with_states(self.model, x, self._state_map(state0), mask=mask, training=True)
         return self._state_list(final)
 
-    def _diverged(self, step: int, what: str, parameter: str | None = None) -> TrainingDiverged:
+    def _kept(self) -> str:
         ckpt = latest_checkpoint(self.run_dir)
-        kept = (f"the last good checkpoint, {ckpt}, is kept" if ckpt is not None
-                else "no checkpoint had been written yet")
+        if ckpt is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint, {ckpt}, is kept"
+
+    def _advice(self) -> str:
+        """What to do after a divergence: resume from the last good checkpoint with other settings, or restart."""
+        if latest_checkpoint(self.run_dir) is not None:
+            return ("Resuming with the same settings repeats the divergence exactly: lower the learning rate or clip "
+                    "the gradients (clip_norm), then resume from that checkpoint.")
+        return ("Lower the learning rate or clip the gradients (clip_norm) and start the run again: there is no "
+                "checkpoint to resume from.")
+
+    def _diverged(self, step: int, what: str, parameter: str | None = None) -> TrainingDiverged:
+        """The error of a run that diverged at update ``step``, saying whether it can resume or must restart."""
         exc = TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, step {step} (batch {self.batch + 1} of "
                                f"{len(self.train)}): {what}. The weights are left as they were after step {step - 1}; "
-                               f"{kept}. Lower the learning rate or clip the gradients (clip_norm).")
+                               f"{self._kept()}. {self._advice()}")
         exc.epoch, exc.step, exc.parameter = self.epoch + 1, step, parameter
         return exc
 
@@ -498,13 +529,14 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write a complete checkpoint of the current state and make it the latest (atomically).
 
-        Returns its directory. Refuses (``TrainingDiverged``) if a weight is not finite, so a bad state
-        never replaces a good checkpoint.
+        Returns its directory. Refuses (``TrainingDiverged``) if a weight is not finite or has blown up
+        (:func:`rnnlab.training.divergence.blown_up`), so a bad state never replaces a good checkpoint.
+        A write that fails (a full disk, a read-only run directory) raises
+        :class:`~rnnlab.training.checkpoint.RunDirectoryError` and keeps the last good checkpoint too.
         """
-        bad = [name for name, p in self.model.named_parameters() if not np.isfinite(p).all()]
-        if bad:
-            raise TrainingDiverged(f"not checkpointing: parameter {bad[0]!r} holds NaN or inf; the last good "
-                                   f"checkpoint {latest_checkpoint(self.run_dir)} is kept")
+        problem = blown_up(self.model)
+        if problem is not None:
+            raise self._diverged(self.step + 1, f"not checkpointing: {problem} after step {self.step}")
         stream_meta, stream_arrays = self._stream.arrays("train")
         state = {
             "epoch": self.epoch,
@@ -517,6 +549,8 @@ class Trainer:
             "rng": rng_states(self.rng, self.model),
             "stream": stream_meta,
             "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()},
+            "optimizer": self.config.optimizer,
+            "losses": self._losses.state_dict(),
         }
         return write_checkpoint(self.run_dir, self.model, self.optimizer.state_dict(), stream_arrays, state)
 
@@ -529,8 +563,17 @@ class Trainer:
         ckpt = read_checkpoint(self.run_dir)
         state = ckpt.state
         ckpt.restore_weights(self.model)
-        self.optimizer.load_state_dict(ckpt.optimizer)
+        problem = blown_up(self.model)
+        if problem is not None:
+            raise TrainingDiverged(f"the latest checkpoint, {ckpt.directory}, holds weights that diverged ({problem}): "
+                                   "resuming from it would diverge again; start the run again with a lower learning "
+                                   "rate or clip_norm")
+        note = ckpt.restore_optimizer(self.optimizer, self.config.optimizer, self.run_dir)
+        if note is not None:
+            self.log(note)
         restore_rng_states(self.rng, self.model, state["rng"])
+        if "losses" in state:
+            self._losses.load_state_dict(state["losses"])
         callback_states = state["callbacks"]
         for key, cb in self._callback_keys():
             if key in callback_states:
