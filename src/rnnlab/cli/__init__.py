@@ -57,8 +57,8 @@ try:  # a Ctrl-C while the commands load ends the program like one while they ru
     from rnnlab.data.datasets import DatasetError
     from rnnlab.io.files import ModelFileError
     from rnnlab.lab.config import ConfigError
-    from rnnlab.training.checkpoint import CheckpointError, RunDirectoryError
     from rnnlab.nn import kernels
+    from rnnlab.training.checkpoint import CheckpointError, RunDirectoryError
 
     # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
     # isort: off

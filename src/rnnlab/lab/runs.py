@@ -56,9 +56,9 @@ from rnnlab.lab.tasks import (
     tokenizer_of,
 )
 from rnnlab.nn.module import Module
+from rnnlab.training.checkpoint import claim_run_dir, writing
 from rnnlab.training.config import TrainConfig
 from rnnlab.training.trainer import Trainer, latest_checkpoint
-from rnnlab.training.checkpoint import claim_run_dir, writing
 
 __all__ = ["train", "evaluate", "generate", "predict", "predict_file", "load_run", "LoadedRun"]
 
