@@ -281,8 +281,7 @@ class Dropout(Module):
         if not training or self.rate == 0.0:
             self._scale = 1.0
             return x.copy()
-        keep = self._rng.random(x.shape) >= self.rate
-        self._scale = keep.astype(self.dtype) / (1.0 - self.rate)
+        self._scale = self._dropout_mask("mask", x.shape, self.rate, self._rng, self.dtype)
         return x * self._scale
 
     def backward(self, dy, *d_states, input_grad: bool = True):

@@ -24,6 +24,7 @@ from rnnlab._validation import (
     check_choice,
     check_mask,
     check_positive_int,
+    check_rate,
     check_sequence_input,
     seed_config,
 )
@@ -59,8 +60,14 @@ class Recurrent(Module):
     kernel_initializer, recurrent_initializer, bias_initializer : str or callable
         For ``U``, ``W`` and ``b``; see :mod:`rnnlab.initializers`. ``"pytorch"`` for all three gives
         PyTorch's default ``U(-1/sqrt(H), 1/sqrt(H))``.
+    dropout : float in [0, 1)
+        Keras's ``dropout``: the fraction of the input features dropped in training, one mask per
+        sequence (variational dropout), the same at every step.
+    recurrent_dropout : float in [0, 1)
+        Keras's ``recurrent_dropout``: the fraction of the units of ``h_{t-1}`` dropped where the
+        recurrent kernel ``W`` reads it, one mask per sequence, the same at every step.
     seed : int or numpy.random.Generator, optional
-        Source of the initial weights.
+        Source of the initial weights, then of the dropout masks.
     dtype : "float32" (default) or "float64"
 
     Notes
@@ -79,6 +86,17 @@ class Recurrent(Module):
     :func:`rnnlab.nn.grad_mode.no_grad` the call keeps no tape: its outputs are the same, bit for bit,
     and :meth:`backward` and :meth:`activations` raise until a forward call outside it.
 
+    Dropout (Gal & Ghahramani 2016, as Keras 3 applies it) is active only in a call with
+    ``training=True``. Such a call draws, from the layer's generator, ``m_x`` (B, D) and ``m_h``
+    (B, H), entries ``Bernoulli(1 - rate) / (1 - rate)`` (inverted scaling), and every step reads
+    ``x_t * m_x`` in place of ``x_t`` and ``h_{t-1} * m_h`` in every product with ``W`` (one mask
+    for all gates); the state carried to the next step (``c_{t-1}``, and the GRU's ``z_t * h_{t-1}``)
+    is not masked. So the input projection stays one GEMM over the masked ``X``, and backward is
+    exact: ``dx_t = (dz_t U) * m_x``, ``dh_{t-1} += (dz_t W) * m_h``, ``dW = sum_t dz_t^T (h_{t-1} * m_h)``.
+    Each forward call draws new masks: one per sequence of the call, so a ``stateful`` layer under
+    truncated BPTT uses a fresh mask per window. The reversed layer of a ``Bidirectional`` draws its
+    own. With both rates 0 (the default) the layer does no extra work.
+
     After :meth:`backward`, ``initial_state_grad`` holds the gradient of the initial state(s), and, if
     ``record_grad_norms`` is True, ``grad_norms["h"]`` (and ``["c"]`` for the LSTM) holds
     ``||dL/dh_t||`` per sequence and step, shape (B, T), in processing order.
@@ -90,6 +108,7 @@ class Recurrent(Module):
     def __init__(self, hidden_size: int, *, input_size: int | None = None, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed=None, dtype="float32", name: str | None = None, **cell_kwargs):
         super().__init__(dtype=dtype, name=name)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
@@ -102,6 +121,8 @@ class Recurrent(Module):
         self.return_state = return_state
         self.go_backwards = go_backwards
         self.stateful = stateful
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
         self._init_specs = (kernel_initializer, recurrent_initializer, bias_initializer)
         self._inits = resolve_initializers(*self._init_specs)
         self.seed = seed
@@ -217,7 +238,17 @@ class Recurrent(Module):
             x_tm = x_tm[::-1]
         X = self._workspace.empty("X", (T, B, D), self.dtype)  # (T, B, D)
         np.copyto(X, x_tm)
+        m_x = m_h = None
+        if training and (self.dropout or self.recurrent_dropout):
+            self.dropout_masks = {}
+            if self.dropout:
+                m_x = self._dropout_mask("input", (B, D), self.dropout, self._rng, self.dtype)  # (B, D)
+                X *= m_x
+            if self.recurrent_dropout:
+                m_h = self._dropout_mask("recurrent", (B, self.hidden_size), self.recurrent_dropout, self._rng,
+                                         self.dtype)  # (B, H)
         tape = self.cell.allocate(T, B, X, states0, self._workspace)
+        tape.input_mask, tape.recurrent_mask = m_x, m_h
         if mask is not None:
             m = mask.T[::-1] if self.go_backwards else mask.T
             tape.mask = np.ascontiguousarray(m)[:, :, None]  # (T, B, 1)
@@ -369,6 +400,8 @@ class Recurrent(Module):
         if not input_grad:
             return None
         dx = self.cell.input_grad(p, tape)  # (T, B, D), processing order
+        if tape.input_mask is not None:
+            dx *= tape.input_mask
         if self.go_backwards:
             dx = dx[::-1]
         return np.ascontiguousarray(dx.transpose(1, 0, 2))
@@ -385,6 +418,8 @@ class Recurrent(Module):
             "kernel_initializer": init_to_config(self._init_specs[0]),
             "recurrent_initializer": init_to_config(self._init_specs[1]),
             "bias_initializer": init_to_config(self._init_specs[2]),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
             "seed": seed_config(self.seed),
         }
         config.update(self.cell.get_config())

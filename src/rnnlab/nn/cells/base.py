@@ -59,6 +59,7 @@ class Scratch:
     kernels : the step kernels while either path is ``KERNEL``, else None.
     W_T : (H, G*H) ``W^T`` for the forward products ``h_{t-1} W^T``, set by ``input_projection``.
     no_dy : (B, 1, H) zeros, the ``dy`` handed to a backward kernel when the loop has none (made on first use).
+    h_drop : (B, H) ``h_{t-1} * m_h``, the recurrent GEMM's input under recurrent dropout (made on first use).
     """
 
     path: Path
@@ -66,6 +67,7 @@ class Scratch:
     backward_path: Path = field(init=False, default=NUMPY)
     W_T: np.ndarray = field(init=False)
     no_dy: np.ndarray | None = field(init=False, default=None)
+    h_drop: np.ndarray | None = field(init=False, default=None)
 
 
 S = TypeVar("S", bound=Scratch)
@@ -84,6 +86,11 @@ class Tape(Generic[S]):
     gates : (T, B, G*H) the step's pre-activations until ``step`` turns them into activations.
     scratch : the cell's :class:`Scratch` (``LSTMScratch``, ``GRUScratch``, ``ElmanScratch``).
     mask : (T, B, 1) boolean, or None.
+    input_mask : (B, D) the input dropout mask ``m_x`` (scaled, the same at every step), or None; ``X``
+        then holds ``x_t * m_x``.
+    recurrent_mask : (B, H) the recurrent dropout mask ``m_h`` (scaled, the same at every step), or None:
+        every product with ``W`` reads ``h_{t-1} * m_h`` (:meth:`Cell.recurrent_input`); the carried
+        state itself is not masked.
     dgates : (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
     grad_norms : per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
     workspace : the :class:`Workspace` the tape's big buffers come from (the layer's, kept across calls).
@@ -94,6 +101,8 @@ class Tape(Generic[S]):
     gates: np.ndarray
     scratch: S
     mask: np.ndarray | None = None
+    recurrent_mask: np.ndarray | None = None
+    input_mask: np.ndarray | None = None
     dgates: np.ndarray | None = None
     grad_norms: dict[str, np.ndarray] | None = None
     workspace: Workspace = field(default_factory=lambda: Workspace())
@@ -231,6 +240,27 @@ class Cell(Generic[S]):
             np.copyto(W_T[:, r:r + _TRANSPOSE_BLOCK], W[r:r + _TRANSPOSE_BLOCK].T)
         return W_T
 
+    @staticmethod
+    def recurrent_input(tape: Tape[S], t: int) -> np.ndarray:
+        """``h_{t-1}`` as the products with ``W`` read it at step t (``t`` indexes the state tape):
+        the state itself, or ``h_{t-1} * m_h`` in a scratch buffer under recurrent dropout."""
+        h = tape.states[0][t]  # (B, H)
+        m = tape.recurrent_mask
+        if m is None:
+            return h
+        out = tape.scratch.h_drop
+        if out is None:
+            out = tape.scratch.h_drop = np.empty_like(h)
+        return np.multiply(h, m, out=out)
+
+    @staticmethod
+    def recurrent_inputs(tape: Tape[S]) -> np.ndarray:
+        """Every step's :meth:`recurrent_input` as one (T*B, H) matrix, for the ``dW`` GEMM."""
+        h = tape.states[0][:-1]  # (T, B, H)
+        if tape.recurrent_mask is not None:
+            h = h * tape.recurrent_mask
+        return h.reshape(-1, h.shape[-1])
+
     def step(self, p: dict, tape: Tape[S], t: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -275,7 +305,7 @@ class Cell(Generic[S]):
         T, B, D = tape.X.shape
         dG = tape.dgates.reshape(T * B, -1)  # (T*B, G*H)
         g["U"] += dG.T @ tape.X.reshape(T * B, D)
-        g["W"] += dG.T @ tape.states[0][:-1].reshape(T * B, self.hidden_size)
+        g["W"] += dG.T @ self.recurrent_inputs(tape)
         g["b"] += dG.sum(axis=0)
 
     def input_grad(self, p: dict, tape: Tape[S]) -> np.ndarray:

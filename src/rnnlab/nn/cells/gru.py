@@ -100,12 +100,13 @@ class GRUCell(Cell[GRUScratch]):
         rz, n = gates[:, :2 * H], gates[:, 2 * H:]
         W_T = s.W_T  # (H, 3H)
         gh = s.gh  # (B, 3H)
+        h_in = self.recurrent_input(tape, t)  # h_{t-1}, or h_{t-1} * m_h under recurrent dropout
         if s.path is KERNEL:  # everything after the GEMM in one kernel, the bias included
-            np.matmul(h_prev, W_T, out=gh)
+            np.matmul(h_in, W_T, out=gh)
             s.kernels.gru_forward(gates, gh, p["b"], p["b_hn"], h_prev, s.hn[t], h[t + 1])
             return
         if self.reset_after:
-            np.matmul(h_prev, W_T, out=gh)
+            np.matmul(h_in, W_T, out=gh)
             rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             hn = s.hn[t]
@@ -114,11 +115,11 @@ class GRUCell(Cell[GRUScratch]):
             np.multiply(rz[:, :H], hn, out=rhn)
             n += rhn
         else:
-            np.matmul(h_prev, W_T[:, :2 * H], out=gh[:, :2 * H])
+            np.matmul(h_in, W_T[:, :2 * H], out=gh[:, :2 * H])
             rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             rh = s.rh[t]
-            np.multiply(rz[:, :H], h_prev, out=rh)
+            np.multiply(rz[:, :H], h_in, out=rh)
             np.matmul(rh, W_T[:, 2 * H:], out=gh[:, 2 * H:])
             n += gh[:, 2 * H:]
         np.tanh(n, out=n)
@@ -139,11 +140,14 @@ class GRUCell(Cell[GRUScratch]):
         gh = s.gh  # (B, 3H), scratch here
         pair = s.dh_pair
         dh_prev = pair[1] if pair[0] is dh else pair[0]  # never the buffer dh came in
+        m = tape.recurrent_mask  # (B, H) or None: the products with W read h_{t-1} * m
         if s.backward_path is KERNEL:
             dgh = s.dgh[t]
             s.kernels.gru_backward(dh, *self.output_grad(tape, dy, t), gates, h_prev, s.hn[t], s.dh_total, dg, dgh,
                                    dh_prev)  # one pass
             np.matmul(dgh, W, out=gh[:, :H])
+            if m is not None:
+                gh[:, :H] *= m
             dh_prev += gh[:, :H]
             return [dh_prev]
 
@@ -170,16 +174,23 @@ class GRUCell(Cell[GRUScratch]):
             dgh[:, :2 * H] = dg[:, :2 * H]
             np.multiply(dn, r, out=dgh[:, 2 * H:])
             np.matmul(dgh, W, out=gh[:, :H])
+            if m is not None:
+                gh[:, :H] *= m
             dh_prev += gh[:, :H]
         else:
             drh = gh[:, :H]  # (B, H)
             np.matmul(dn, W[2 * H:], out=drh)
-            np.multiply(drh, h_prev, out=dr)
+            np.multiply(drh, h_prev if m is None else self.recurrent_input(tape, t), out=dr)
             dg[:, :2 * H] *= act_grad[:, :2 * H]
             drh *= r
-            dh_prev += drh
             np.matmul(dg[:, :2 * H], W[:2 * H], out=gh[:, H:2 * H])
-            dh_prev += gh[:, H:2 * H]
+            if m is None:
+                dh_prev += drh
+                dh_prev += gh[:, H:2 * H]
+            else:  # both paths back into h_{t-1} run through the mask
+                drh += gh[:, H:2 * H]
+                drh *= m
+                dh_prev += drh
         return [dh_prev]
 
     def accumulate_grads(self, p, g, tape: Tape[GRUScratch]) -> None:
@@ -188,7 +199,7 @@ class GRUCell(Cell[GRUScratch]):
         T, B, D = tape.X.shape
         s = tape.scratch
         dG = tape.dgates.reshape(T * B, 3 * H)
-        h_prev = tape.states[0][:-1].reshape(T * B, H)
+        h_prev = self.recurrent_inputs(tape)  # (T*B, H), h_{t-1} (* m_h under recurrent dropout)
         g["U"] += dG.T @ tape.X.reshape(T * B, D)
         g["b"] += dG.sum(axis=0)
         if self.reset_after:

@@ -124,7 +124,7 @@ class LSTMCell(Cell[LSTMScratch]):
         s = tape.scratch
         z = tape.gates[t]  # (B, 4H), holds U x_t (+ b on the NumPy paths; sigmoid rows halved on HALVED)
         zh = s.zh
-        np.matmul(h[t], s.W_T, out=zh)
+        np.matmul(self.recurrent_input(tape, t), s.W_T, out=zh)
         if s.path is KERNEL:  # the rest in one kernel: bias, gates, c_t, tanh(c_t), h_t
             s.kernels.lstm_forward(z, zh, p["b"], c[t], c[t + 1], h[t + 1])
             return
@@ -173,6 +173,8 @@ class LSTMCell(Cell[LSTMScratch]):
         if s.backward_path is KERNEL:  # dz and dc_{t-1} in one pass
             s.kernels.lstm_backward(dh, *self.output_grad(tape, dy, t), dc_next, z, c_t, c_prev, tanh_c, dz, dc)
             np.matmul(dz, p["W"], out=dh_prev)
+            if tape.recurrent_mask is not None:
+                dh_prev *= tape.recurrent_mask
             return [dh_prev, dc]
 
         if dy is not None:
@@ -200,6 +202,8 @@ class LSTMCell(Cell[LSTMScratch]):
         dz *= act_grad
         dc *= f  # dc_{t-1}
         np.matmul(dz, p["W"], out=dh_prev)
+        if tape.recurrent_mask is not None:
+            dh_prev *= tape.recurrent_mask
         return [dh_prev, dc]
 
     def get_config(self):

@@ -1,0 +1,82 @@
+"""Regularisation (issue 17) against central finite differences in float64, with the masks fixed.
+
+``gradcheck(..., training=True)`` draws every dropout mask in its first call and reuses them in every
+later one, so the function differentiated is the layer with those masks. Beside the gradients: the
+documented forward semantics (Keras 3's: ``x_t * m_x`` before ``U``, ``h_{t-1} * m_h`` before ``W``
+only), inference equal to the layer without dropout, and the masks' statistics.
+"""
+
+import numpy as np
+import pytest
+from test_layers_gradcheck import CELLS, F64, FAMILIES, TOL, B, D, H, make_layer, mask_of, random_states, randomize
+
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.gradcheck import gradcheck
+
+pytestmark = pytest.mark.usefixtures("poison_uninitialised_memory", "kernel_backend")
+
+DROPOUTS = {
+    "dropout": {"dropout": 0.4},
+    "recurrent_dropout": {"recurrent_dropout": 0.4},
+    "both": {"dropout": 0.4, "recurrent_dropout": 0.4},
+}
+
+
+def assert_training_gradcheck(module, x, *, mask=None, initial_state=None):
+    report = gradcheck(module, x, mask=mask, initial_state=initial_state, training=True)
+    expected = set(module.params) | {"x"} | {f"initial_state.{i}" for i in range(len(initial_state or ()))}
+    assert set(report.errors) == expected, f"checked {sorted(report.errors)}, expected {sorted(expected)}"
+    failed = {name: err for name, err in report.errors.items() if not err < TOL}
+    assert not failed, f"relative error >= {TOL} for {sorted(failed)}:\n{report}"
+    vacuous = [name for name, g in module.grads.items() if not np.any(g)]
+    assert not vacuous, f"parameters with an all-zero gradient (nothing was checked): {vacuous}"
+    return report
+
+
+@pytest.mark.parametrize("option, mask_kind", [(o, None) for o in DROPOUTS] + [(o, "mixed") for o in DROPOUTS]
+                         + [("both", "batch_gap")])
+@pytest.mark.parametrize("cell", FAMILIES)
+def test_dropout_gradients(cell, option, mask_kind, rng):
+    layer = make_layer(cell, return_sequences=True, return_state=True, **DROPOUTS[option])
+    x = rng.standard_normal((B, 5, D))
+    assert_training_gradcheck(layer, x, mask=None if mask_kind is None else mask_of(mask_kind),
+                              initial_state=random_states(layer, rng))
+    assert set(layer.dropout_masks) == {"dropout": {"input"}, "recurrent_dropout": {"recurrent"},
+                                        "both": {"input", "recurrent"}}[option]
+
+
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+@pytest.mark.parametrize("cell", FAMILIES)
+def test_dropout_gradients_go_backwards(cell, return_sequences, rng):
+    layer = make_layer(cell, return_sequences=return_sequences, go_backwards=True, **DROPOUTS["both"])
+    x = rng.standard_normal((B, 5, D))
+    assert_training_gradcheck(layer, x, mask=mask_of("mixed"))
+
+
+@pytest.mark.parametrize("cell", FAMILIES)
+def test_dropout_gradients_bidirectional(cell, rng):
+    cls, kwargs = CELLS[cell]
+    layer = Bidirectional(cls(H, input_size=D, dtype=F64, seed=3, return_sequences=True, **kwargs,
+                              **DROPOUTS["both"]))
+    randomize(layer)
+    x = rng.standard_normal((B, 5, D))
+    assert_training_gradcheck(layer, x, mask=mask_of("right"))
+    f, b = layer.forward_layer.dropout_masks, layer.backward_layer.dropout_masks
+    assert not np.array_equal(f["recurrent"], b["recurrent"]) or not np.array_equal(f["input"], b["input"])
+
+
+@pytest.mark.parametrize("cell", FAMILIES)
+def test_dropout_stateful_fresh_mask_per_window(cell, rng):
+    """Truncated BPTT: a stateful layer draws new masks in every call (one per window), and each call's
+    gradients are exact for its own masks."""
+    layer = make_layer(cell, return_sequences=True, stateful=True, **DROPOUTS["both"])
+    x = rng.standard_normal((B, 4, D))
+    layer(x, training=True)  # the first window: the state is now carried
+    first = {k: v.copy() for k, v in layer.dropout_masks.items()}
+    assert_training_gradcheck(layer, x)
+    assert any(not np.array_equal(first[k], layer.dropout_masks[k]) for k in first)
+
+
+def test_dropout_gradients_single_step(rng):
+    layer = make_layer("lstm-tanh", **DROPOUTS["both"])
+    assert_training_gradcheck(layer, rng.standard_normal((B, 1, D)), initial_state=random_states(layer, rng))

@@ -1,0 +1,144 @@
+"""Regularisation (issue 17): what the options compute, at training and at inference, their masks'
+statistics, their configs, and their errors. The gradients are in tests/gradcheck/.
+
+Expected values come from independent computations (a hand-written step, the layer without the option
+on the masked input), never from the code path under test alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnlab.io import load, save
+from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
+from rnnlab.nn.sequential import Sequential
+
+RECURRENT = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU,
+             "GRU-v1": lambda H, **kw: GRU(H, reset_after=False, **kw)}
+recurrent_classes = pytest.mark.parametrize("make", list(RECURRENT.values()), ids=list(RECURRENT))
+B, T, D, H = 4, 6, 3, 5
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# ------------------------------------------------------------------------ dropout, recurrent_dropout
+@recurrent_classes
+def test_inference_equals_the_layer_without_dropout(make):
+    x = np.random.default_rng(0).standard_normal((B, T, D))
+    plain = make(H, input_size=D, seed=7, return_sequences=True, dtype="float64")
+    dropped = make(H, input_size=D, seed=7, return_sequences=True, dtype="float64", dropout=0.5,
+                   recurrent_dropout=0.5)
+    np.testing.assert_array_equal(plain(x), dropped(x))  # the same seed draws the same weights
+    assert not np.allclose(plain(x), dropped(x, training=True))
+
+
+@recurrent_classes
+def test_no_masks_when_the_rates_are_zero(make):
+    layer = make(H, input_size=D, return_sequences=True)
+    layer(np.ones((B, T, D), dtype="float32"), training=True)
+    assert layer._tape.input_mask is None and layer._tape.recurrent_mask is None
+    assert layer.dropout_masks is None
+
+
+@recurrent_classes
+def test_input_dropout_is_the_layer_on_the_masked_input(make):
+    """One input mask per sequence, the same at every step: the layer without dropout on ``x * m_x``."""
+    x = np.random.default_rng(1).standard_normal((B, T, D))
+    plain = make(H, input_size=D, seed=2, return_sequences=True, dtype="float64")
+    dropped = make(H, input_size=D, seed=2, return_sequences=True, dtype="float64", dropout=0.5)
+    y = dropped(x, training=True)
+    m_x = dropped.dropout_masks["input"]  # (B, D)
+    assert m_x.shape == (B, D)
+    np.testing.assert_allclose(y, plain(x * m_x[:, None, :]), rtol=1e-12, atol=1e-12)
+
+
+def _step_reference(layer, x_t, h, c, m_h):
+    """One step by hand, with ``h_{t-1} * m_h`` in the products with W and the carried state unmasked."""
+    p, Hs = layer.params, layer.hidden_size
+    hm = h * m_h
+    if isinstance(layer, LSTM):
+        z = x_t @ p["U"].T + hm @ p["W"].T + p["b"]
+        i, f, g, o = sigmoid(z[:, :Hs]), sigmoid(z[:, Hs:2 * Hs]), np.tanh(z[:, 2 * Hs:3 * Hs]), sigmoid(z[:, 3 * Hs:])
+        c = f * c + i * g
+        return o * np.tanh(c), c
+    if isinstance(layer, GRU):
+        xp = x_t @ p["U"].T + p["b"]
+        W = p["W"]
+        rz = sigmoid(xp[:, :2 * Hs] + hm @ W[:2 * Hs].T)
+        r, z = rz[:, :Hs], rz[:, Hs:]
+        if layer.cell.reset_after:
+            n = np.tanh(xp[:, 2 * Hs:] + r * (hm @ W[2 * Hs:].T + p["b_hn"]))
+        else:
+            n = np.tanh(xp[:, 2 * Hs:] + (r * hm) @ W[2 * Hs:].T)
+        return (1 - z) * n + z * h, c
+    return np.tanh(x_t @ p["U"].T + hm @ p["W"].T + p["b"]), c
+
+
+@recurrent_classes
+def test_recurrent_dropout_masks_only_what_W_reads(make):
+    """Keras 3's form: ``h_{t-1} * m_h`` before the recurrent kernel, the same mask at every step."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((B, T, D))
+    layer = make(H, input_size=D, seed=4, return_sequences=True, dtype="float64", recurrent_dropout=0.5)
+    for _, p in layer.named_parameters():
+        p[...] = 0.5 * rng.standard_normal(p.shape)
+    y = layer(x, training=True)
+    m_h = layer.dropout_masks["recurrent"]
+    h, c = np.zeros((B, H)), np.zeros((B, H))
+    for t in range(T):
+        h, c = _step_reference(layer, x[:, t], h, c, m_h)
+        np.testing.assert_allclose(y[:, t], h, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_mask_statistics(rate):
+    """Over many masks the dropped fraction is the rate (within 5 standard deviations of a binomial) and
+    every kept entry is scaled by exactly 1 / (1 - rate)."""
+    layer = LSTM(50, input_size=40, seed=0, dropout=rate, recurrent_dropout=rate, dtype="float64")
+    x = np.ones((20, 2, 40))
+    dropped, total = {"input": 0, "recurrent": 0}, {"input": 0, "recurrent": 0}
+    for _ in range(50):
+        layer(x, training=True)
+        for name, m in layer.dropout_masks.items():
+            assert set(np.unique(m)) <= {0.0, 1.0 / (1.0 - rate)}
+            dropped[name] += int(np.sum(m == 0))
+            total[name] += m.size
+    for name in dropped:
+        n, frac = total[name], dropped[name] / total[name]
+        assert abs(frac - rate) < 5 * np.sqrt(rate * (1 - rate) / n), (name, frac)
+
+
+def test_masks_differ_between_calls_and_directions():
+    layer = Bidirectional(GRU(H, input_size=D, seed=0, dropout=0.5, recurrent_dropout=0.5))
+    x = np.ones((8, T, D), dtype="float32")
+    layer(x, training=True)
+    f1 = {k: v.copy() for k, v in layer.forward_layer.dropout_masks.items()}
+    b1 = layer.backward_layer.dropout_masks
+    assert any(not np.array_equal(f1[k], b1[k]) for k in f1)
+    layer(x, training=True)
+    assert any(not np.array_equal(f1[k], layer.forward_layer.dropout_masks[k]) for k in f1)
+
+
+def test_seeded_masks_are_reproducible():
+    x = np.ones((B, T, D), dtype="float32")
+    a, b = (LSTM(H, input_size=D, seed=11, dropout=0.3, recurrent_dropout=0.3) for _ in range(2))
+    np.testing.assert_array_equal(a(x, training=True), b(x, training=True))
+
+
+@recurrent_classes
+def test_dropout_config_round_trip(make, tmp_path):
+    model = Sequential([make(H, input_size=D, seed=1, dropout=0.25, recurrent_dropout=0.125)])
+    save(model, tmp_path / "m")
+    layer = load(tmp_path / "m").layers[0]
+    assert (layer.dropout, layer.recurrent_dropout) == (0.25, 0.125)
+
+
+@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("value, error", [(1.0, ValueError), (-0.1, ValueError), ("0.5", TypeError)])
+def test_dropout_rates_are_checked(argument, value, error):
+    with pytest.raises(error, match=argument):
+        LSTM(H, **{argument: value})
