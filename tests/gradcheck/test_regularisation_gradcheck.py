@@ -12,6 +12,8 @@ from test_layers_gradcheck import CELLS, F64, FAMILIES, TOL, B, D, H, make_layer
 
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.gradcheck import gradcheck
+from rnnlab.nn.layers import Dense, Embedding, LockedDropout
+from rnnlab.nn.sequential import Sequential
 
 pytestmark = pytest.mark.usefixtures("poison_uninitialised_memory", "kernel_backend")
 
@@ -80,3 +82,26 @@ def test_dropout_stateful_fresh_mask_per_window(cell, rng):
 def test_dropout_gradients_single_step(rng):
     layer = make_layer("lstm-tanh", **DROPOUTS["both"])
     assert_training_gradcheck(layer, rng.standard_normal((B, 1, D)), initial_state=random_states(layer, rng))
+
+
+@pytest.mark.parametrize("cell", FAMILIES)
+def test_model_with_every_dropout_gradients(cell, rng):
+    """Embedding dropout, variational dropout in and across a stack of two layers (locked dropout between
+    them) and before the output layer: every parameter's gradient with all the masks fixed."""
+    cls, kwargs = CELLS[cell]
+    model = Sequential([
+        Embedding(7, D, dropout=0.3, seed=0, dtype=F64),
+        cls(H, seed=1, dtype=F64, return_sequences=True, dropout=0.3, recurrent_dropout=0.3, **kwargs),
+        LockedDropout(0.3, seed=2, dtype=F64),
+        cls(H, seed=3, dtype=F64, return_sequences=True, dropout=0.3, recurrent_dropout=0.3, **kwargs),
+        LockedDropout(0.3, seed=4, dtype=F64),
+        Dense(4, seed=5, dtype=F64),
+    ])
+    ids = np.array([[1, 2, 3, 1, 4], [5, 6, 1, 2, 0], [3, 3, 4, 5, 6]])
+    model.build((None, 5))
+    randomize(model)
+    report = gradcheck(model, ids, training=True)
+    assert set(report.errors) == set(model.params)
+    failed = {name: err for name, err in report.errors.items() if not err < TOL}
+    assert not failed, f"relative error >= {TOL} for {sorted(failed)}:\n{report}"
+    assert all(m.dropout_masks for m in model.layers[:-1])

@@ -12,6 +12,7 @@ import pytest
 
 from rnnlab.io import load, save
 from rnnlab.nn.bidirectional import Bidirectional
+from rnnlab.nn.layers import Dense, Embedding, LockedDropout
 from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 from rnnlab.nn.sequential import Sequential
 
@@ -142,3 +143,68 @@ def test_dropout_config_round_trip(make, tmp_path):
 def test_dropout_rates_are_checked(argument, value, error):
     with pytest.raises(error, match=argument):
         LSTM(H, **{argument: value})
+
+
+# ------------------------------------------------------------------------ embedding and locked dropout
+def test_embedding_dropout_drops_whole_words():
+    """A dropped word is zero at every position of the batch; a kept one is its row scaled by 1/(1-p)."""
+    emb = Embedding(30, 4, dropout=0.5, seed=0, dtype="float64")
+    ids = np.random.default_rng(0).integers(0, 30, size=(6, 9))
+    y = emb(ids, training=True)
+    m = emb.dropout_masks["rows"]  # (V,)
+    np.testing.assert_array_equal(y, emb.params["E"][ids] * m[ids][..., None])
+    assert set(np.unique(m)) <= {0.0, 2.0} and 0 < np.count_nonzero(m) < 30
+    np.testing.assert_array_equal(emb(ids), emb.params["E"][ids])  # inference: no dropout
+
+
+def test_embedding_dropout_gradient_is_masked():
+    emb = Embedding(10, 3, dropout=0.5, seed=1, dtype="float64")
+    ids = np.array([[1, 2, 1], [3, 1, 2]])
+    dy = np.random.default_rng(2).standard_normal((2, 3, 3))
+    emb(ids, training=True)
+    emb.backward(dy)
+    m = emb.dropout_masks["rows"]
+    expected = np.zeros((10, 3))
+    for (b, t), k in np.ndenumerate(ids):
+        expected[k] += m[k] * dy[b, t]
+    np.testing.assert_allclose(emb.grads["E"], expected, rtol=1e-12)
+
+
+def test_locked_dropout_shares_one_mask_over_time():
+    layer = LockedDropout(0.5, seed=0, dtype="float64")
+    x = np.random.default_rng(0).standard_normal((5, 7, 6))
+    y = layer(x, training=True)
+    m = layer.dropout_masks["mask"]
+    assert m.shape == (5, 1, 6)
+    np.testing.assert_array_equal(y, x * m)
+    dx = layer.backward(np.ones_like(x))
+    np.testing.assert_array_equal(dx, np.broadcast_to(m, x.shape))
+    np.testing.assert_array_equal(layer(x), x)
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.6])
+def test_embedding_and_locked_mask_statistics(rate):
+    emb = Embedding(400, 2, dropout=rate, seed=3)
+    locked = LockedDropout(rate, seed=4)
+    dropped = {"rows": 0, "mask": 0}
+    total = {"rows": 0, "mask": 0}
+    for _ in range(30):
+        emb(np.zeros((2, 2), dtype=int), training=True)
+        locked(np.ones((20, 3, 20), dtype="float32"), training=True)
+        for layer, name in ((emb, "rows"), (locked, "mask")):
+            m = layer.dropout_masks[name]
+            np.testing.assert_allclose(np.unique(m[m != 0]), [1.0 / (1.0 - rate)], rtol=1e-6)
+            dropped[name] += int(np.sum(m == 0))
+            total[name] += m.size
+    for name in dropped:
+        frac, n = dropped[name] / total[name], total[name]
+        assert abs(frac - rate) < 5 * np.sqrt(rate * (1 - rate) / n), (name, frac)
+
+
+def test_embedding_and_locked_dropout_config_round_trip(tmp_path):
+    model = Sequential([Embedding(12, 4, dropout=0.3, seed=0), LockedDropout(0.4, seed=1), LSTM(5), Dense(12)])
+    model.build((None, 3))
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.layers[0].dropout == 0.3
+    assert isinstance(loaded.layers[1], LockedDropout) and loaded.layers[1].rate == 0.4

@@ -1,4 +1,4 @@
-"""Non-recurrent layers: Embedding, OneHot, Dense (``y_t = g(V a_t + c)``), Dropout.
+"""Non-recurrent layers: Embedding, OneHot, Dense (``y_t = g(V a_t + c)``), Dropout, LockedDropout.
 
 Dense and Dropout act on the last axis, so they apply per time step to a ``(B, T, H)`` sequence as
 well as to a ``(B, H)`` vector, and pass the mask through.
@@ -70,32 +70,49 @@ class Embedding(Module):
         Id 0 is padding: the output mask is ``ids != 0`` (the rows of id 0 still get gradients only
         from unmasked uses, since masked steps receive zero gradient downstream).
     embeddings_initializer : default ``"uniform:0.05"`` (Keras's).
+    dropout : float in [0, 1)
+        Embedding dropout (Gal & Ghahramani 2016; Merity et al. 2018): in a training call, each word
+        of the vocabulary is dropped with this probability, its whole vector at every position of
+        the batch, and the kept rows are scaled by ``1 / (1 - dropout)``.
+    seed : int or numpy.random.Generator, optional
+        Source of the initial table, then of the dropout masks.
 
     Notes
     -----
     Forward ``y[..., :] = E[ids[...]]``; backward ``dE[k] += sum over positions with id k of dy``
     (a scatter-add, in position order). Shapes: ids (B, T) int -> (B, T, dim); ``E`` (V, dim).
+    With embedding dropout, a (V,) mask ``m`` per call: ``y = m[ids] * E[ids]`` (the rows of
+    ``diag(m) E``), and ``dE[k] += m[k] * sum of dy over the positions of k``.
     """
 
     def __init__(self, vocab_size: int, dim: int, *, mask_zero: bool = False, embeddings_initializer="uniform:0.05",
-                 seed=None, dtype="float32", name: str | None = None):
+                 dropout: float = 0.0, seed=None, dtype="float32", name: str | None = None):
         super().__init__(dtype=dtype, name=name)
         self.vocab_size = check_positive_int("vocab_size", vocab_size)
         self.dim = check_positive_int("dim", dim)
         if not isinstance(mask_zero, bool):
             raise TypeError(f"mask_zero must be a bool, got {mask_zero!r}")
         self.mask_zero = mask_zero
+        self.dropout = check_rate("dropout", dropout)
         self._init_spec = embeddings_initializer
         init = initializers.get(embeddings_initializer, "embeddings_initializer")
         self.seed = seed
-        self.add_param("E", init((self.vocab_size, self.dim), as_generator(seed), self.dtype))
+        self._rng = as_generator(seed)
+        self.add_param("E", init((self.vocab_size, self.dim), self._rng, self.dtype))
         self.built = True
         self._ids = None
+        self._row_scale = None  # (..., 1) the kept rows' scale at each position under embedding dropout
 
     def forward(self, x, mask=None, initial_state=None, training: bool = False):
         ids = _check_ids("x", x, self.vocab_size)
         self._ids = ids
-        return self._params["E"][ids]
+        self._row_scale = None
+        y = self._params["E"][ids]  # (..., dim)
+        if training and self.dropout:
+            m = self._dropout_mask("rows", (self.vocab_size,), self.dropout, self._rng, self.dtype)  # (V,)
+            self._row_scale = m[ids][..., None]  # (..., 1)
+            y *= self._row_scale
+        return y
 
     def compute_mask(self, mask, x=None):
         if not self.mask_zero:
@@ -108,6 +125,8 @@ class Embedding(Module):
         dy = as_float_array("dy", dy, self.dtype)
         if dy.shape != ids.shape + (self.dim,):
             raise ValueError(f"dy must have shape {ids.shape + (self.dim,)}, got {dy.shape}")
+        if self._row_scale is not None:
+            dy = dy * self._row_scale
         _scatter_add_rows(self._grads["E"], ids.reshape(-1), dy)
         return None
 
@@ -116,7 +135,7 @@ class Embedding(Module):
 
     def get_config(self):
         return {"vocab_size": self.vocab_size, "dim": self.dim, "mask_zero": self.mask_zero,
-                "embeddings_initializer": initializers.to_config(self._init_spec),
+                "embeddings_initializer": initializers.to_config(self._init_spec), "dropout": self.dropout,
                 "seed": seed_config(self.seed), **super().get_config()}
 
 
@@ -293,3 +312,25 @@ class Dropout(Module):
 
     def get_config(self):
         return {"rate": self.rate, "seed": seed_config(self.seed), **super().get_config()}
+
+
+class LockedDropout(Dropout):
+    """Locked (variational) dropout between layers (Gal & Ghahramani 2016; Merity et al. 2018): one mask
+    per sequence, shared by every time step.
+
+    In training, ``y[b, t, :] = x[b, t, :] * m[b, :] / (1 - rate)`` with ``m ~ Bernoulli(1 - rate)`` of
+    shape (B, F), drawn once per call; at inference ``y = x``. Backward multiplies by the same scaled
+    mask. A (B, F) input (no time axis) gets a (B, F) mask, as :class:`Dropout`.
+    """
+
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        x = as_float_array("x", x, x.dtype if np.issubdtype(np.asarray(x).dtype, np.floating) else self.dtype)
+        if x.ndim < 2:
+            raise ValueError(f"x must have at least 2 dimensions (batch, ..., features), got shape {x.shape}")
+        self._shape = x.shape
+        if not training or self.rate == 0.0:
+            self._scale = 1.0
+            return x.copy()
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)  # (B, 1, F): the same at every step
+        self._scale = self._dropout_mask("mask", shape, self.rate, self._rng, self.dtype)
+        return x * self._scale
