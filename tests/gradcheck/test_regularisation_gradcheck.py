@@ -105,3 +105,22 @@ def test_model_with_every_dropout_gradients(cell, rng):
     failed = {name: err for name, err in report.errors.items() if not err < TOL}
     assert not failed, f"relative error >= {TOL} for {sorted(failed)}:\n{report}"
     assert all(m.dropout_masks for m in model.layers[:-1])
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("cell", FAMILIES)
+def test_tied_model_gradients(cell, training):
+    """Weight tying: one parameter E, its gradient the sum of the embedding's and the output layer's uses
+    (with every dropout of the model on, and its masks fixed, in training)."""
+    cls, kwargs = CELLS[cell]
+    rates = {"dropout": 0.3, "recurrent_dropout": 0.3} if training else {}
+    emb = Embedding(7, H, dropout=0.3 if training else 0.0, seed=0, dtype=F64)
+    model = Sequential([emb, cls(H, seed=1, dtype=F64, return_sequences=True, **kwargs, **rates),
+                        Dense(7, tie=emb, seed=2, dtype=F64)])
+    ids = np.array([[1, 2, 3, 1, 4], [5, 6, 1, 2, 0], [3, 3, 4, 5, 6]])
+    model.build((None, 5))
+    randomize(model)
+    report = gradcheck(model, ids, training=training)
+    assert set(report.errors) == set(model.params) and "0.E" in report.errors
+    failed = {name: err for name, err in report.errors.items() if not err < TOL}
+    assert not failed, f"relative error >= {TOL} for {sorted(failed)}:\n{report}"

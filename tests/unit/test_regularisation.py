@@ -208,3 +208,60 @@ def test_embedding_and_locked_dropout_config_round_trip(tmp_path):
     loaded = load(tmp_path / "m")
     assert loaded.layers[0].dropout == 0.3
     assert isinstance(loaded.layers[1], LockedDropout) and loaded.layers[1].rate == 0.4
+
+
+# ------------------------------------------------------------------------ weight tying
+def tied_model(seed=0, **recurrent):
+    emb = Embedding(20, 6, seed=seed, dtype="float64")
+    model = Sequential([emb, LSTM(6, seed=seed + 1, return_sequences=True, dtype="float64", **recurrent),
+                        Dense(20, tie=emb, seed=seed + 2, dtype="float64")])
+    model.build((None, 4))
+    return model
+
+
+def test_tied_weights_are_one_parameter():
+    model = tied_model()
+    emb, dense = model.layers[0], model.layers[2]
+    assert dense.weight is emb.params["E"]
+    assert sorted(model.params) == ["0.E", "1.U", "1.W", "1.b", "2.c"]
+    assert model.count_params() == 20 * 6 + (4 * 6 * 6) * 2 + 4 * 6 + 20
+
+
+def test_tied_gradient_is_the_sum_of_both_uses():
+    """The tied model's gradient of E equals the untied model's dE + dV (same values in both tables)."""
+    ids = np.random.default_rng(0).integers(0, 20, size=(3, 4))
+    tied = tied_model()
+    untied = Sequential([Embedding(20, 6, dtype="float64"), LSTM(6, return_sequences=True, dtype="float64"),
+                         Dense(20, dtype="float64")])
+    untied.build((None, 4))
+    weights = {k: v.copy() for k, v in tied.params.items()}
+    weights["2.V"] = weights["0.E"].copy()
+    untied.set_weights(weights)
+    dy = np.random.default_rng(1).standard_normal((3, 4, 20))
+    np.testing.assert_allclose(tied(ids), untied(ids), rtol=1e-12)
+    tied.backward(dy, input_grad=False)
+    untied.backward(dy, input_grad=False)
+    g = untied.grads
+    np.testing.assert_allclose(tied.grads["0.E"], g["0.E"] + g["2.V"], rtol=1e-12, atol=1e-15)
+
+
+def test_tied_model_saves_the_parameter_once(tmp_path):
+    model = tied_model()
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.layers[2].tie is loaded.layers[0]
+    assert sorted(np.load(tmp_path / "m" / "weights.npz").files) == sorted(model.params)
+    ids = np.array([[1, 2, 3, 4]])
+    np.testing.assert_array_equal(loaded(ids), model(ids))
+
+
+def test_tie_errors():
+    emb = Embedding(20, 6)
+    with pytest.raises(ValueError, match="vocab_size=20"):
+        Dense(19, tie=emb)
+    with pytest.raises(TypeError, match="tie must be an Embedding"):
+        Dense(20, tie=LSTM(3))
+    with pytest.raises(ValueError, match="dim \\(6\\) must equal"):
+        Sequential([emb, LSTM(5, return_sequences=True), Dense(20, tie=emb)]).build((None, 3))
+    with pytest.raises(ValueError, match="not a layer of this Sequential"):
+        Sequential([LSTM(6, input_size=2), Dense(20, tie=emb)]).get_config()

@@ -178,11 +178,19 @@ class Dense(Module):
         ``g``; for classification leave it linear and use a loss that takes logits.
     input_size : int, optional
         Inferred from the first input when omitted.
+    tie : Embedding, optional
+        Weight tying (Press & Wolf 2017; Inan et al. 2016): ``V`` is the embedding's table ``E``
+        itself, one parameter used twice, listed (and saved) once, under the embedding; its gradient
+        is the sum of both uses. Needs ``units`` = the embedding's ``vocab_size`` and an input size
+        equal to its ``dim``.
 
     Notes
     -----
     Backward: ``dz = dy * g'(y)``, ``dV += dz^T a``, ``dc += sum dz``, ``da = dz V``, each over all
     leading axes at once. Shapes: ``V`` (K, H) (PyTorch ``nn.Linear.weight``), ``c`` (K,).
+    Tied, ``V = E`` and ``dV`` is added into the embedding's gradient of ``E``. A tied layer's config
+    names its embedding by its index in the :class:`~rnnlab.nn.sequential.Sequential` that holds both,
+    which rebuilds the tie when it is loaded.
 
     Any number of leading axes are one GEMM: the input is read as an (N, H) matrix (N the product
     of the leading axes; a view for a C-contiguous input), ``y = a V^T`` is computed into an
@@ -195,9 +203,19 @@ class Dense(Module):
 
     def __init__(self, units: int, activation: str | None = None, *, input_size: int | None = None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", use_bias: bool = True,
-                 seed=None, dtype="float32", name: str | None = None):
+                 tie: Embedding | None = None, seed=None, dtype="float32", name: str | None = None):
         super().__init__(dtype=dtype, name=name)
         self.units = check_positive_int("units", units)
+        if tie is not None:
+            if not isinstance(tie, Embedding):
+                raise TypeError(f"tie must be an Embedding (its table becomes this layer's V), got "
+                                f"{type(tie).__name__} {tie!r}")
+            if tie.vocab_size != self.units:
+                raise ValueError(f"tie: a tied Dense has one output per word, units={self.units}, but the embedding "
+                                 f"has vocab_size={tie.vocab_size}")
+            if tie.dtype != self.dtype:
+                raise ValueError(f"tie: the embedding is {tie.dtype.name}, the Dense {self.dtype.name}")
+        self.tie = tie
         self.activation = "linear" if activation is None else activation
         self.g, self.g_grad = get_activation(self.activation)
         if not isinstance(use_bias, bool):
@@ -220,8 +238,12 @@ class Dense(Module):
             if D != self.input_size:
                 raise ValueError(f"Dense was built for input_size={self.input_size}, got input with {D} features")
             return
+        if self.tie is not None and D != self.tie.dim:
+            raise ValueError(f"tie: the tied embedding's dim ({self.tie.dim}) must equal this Dense's input size (the "
+                             f"last hidden size), got input with {D} features")
         self.input_size = D
-        self.add_param("V", self._inits[0]((self.units, D), self._rng, self.dtype, fan_in=D, fan_out=self.units))
+        if self.tie is None:
+            self.add_param("V", self._inits[0]((self.units, D), self._rng, self.dtype, fan_in=D, fan_out=self.units))
         if self.use_bias:
             self.add_param("c", self._inits[1]((self.units,), self._rng, self.dtype, fan_in=D, fan_out=self.units))
         self.built = True
@@ -237,7 +259,7 @@ class Dense(Module):
         K = self.units
         x2 = _matrix(x)  # (N, H), N = the product of the leading axes
         y2 = self._buffers.result("y", (x2.shape[0], K), self.dtype)  # (N, K)
-        np.matmul(x2, self._params["V"].T, out=y2)  # one GEMM; V.T is V read transposed, no copy
+        np.matmul(x2, self.weight.T, out=y2)  # one GEMM; V.T is V read transposed, no copy
         if self.use_bias:
             y2 += self._params["c"]
         if self.activation != "linear":
@@ -255,8 +277,9 @@ class Dense(Module):
             dz2 = self.g_grad(y2, out=self._buffers.scratch("dz", y2.shape, self.dtype))
             dz2 *= _matrix(dy)
         # dV += dz^T a: the product into a kept (K, H) buffer, then added (NumPy's GEMM cannot accumulate)
-        dV = self._buffers.scratch("dV", self._grads["V"].shape, self.dtype)
-        self._grads["V"] += np.matmul(dz2.T, x2, out=dV)
+        grad_V = self._grads["V"] if self.tie is None else self.tie._grads["E"]  # tied: the sum of both uses
+        dV = self._buffers.scratch("dV", grad_V.shape, self.dtype)
+        grad_V += np.matmul(dz2.T, x2, out=dV)
         if self.use_bias:
             # dc += the column sums of dz, as a GEMV with ones: one BLAS pass, not NumPy's strided reduction
             ones = self._buffers.scratch("ones", (dz2.shape[0],), self.dtype)
@@ -265,8 +288,13 @@ class Dense(Module):
         if not input_grad:
             return None
         dx2 = self._buffers.result("dx", x2.shape, self.dtype)  # (N, H)
-        np.matmul(dz2, self._params["V"], out=dx2)
+        np.matmul(dz2, self.weight, out=dx2)
         return dx2.reshape(x_shape)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """``V`` (K, H): the layer's own parameter, or the tied embedding's ``E``."""
+        return self._params["V"] if self.tie is None else self.tie._params["E"]
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -275,7 +303,15 @@ class Dense(Module):
         return {"units": self.units, "activation": self.activation, "input_size": self.input_size,
                 "kernel_initializer": initializers.to_config(self._init_specs[0]),
                 "bias_initializer": initializers.to_config(self._init_specs[1]), "use_bias": self.use_bias,
+                **({} if self.tie is None else {"tie": True}),  # the Sequential holding both writes the index
                 "seed": seed_config(self.seed), **super().get_config()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Dense:
+        if config.get("tie") is not None and not isinstance(config["tie"], Embedding):
+            raise ValueError("a tied Dense is rebuilt by the Sequential that holds its Embedding (its config names the "
+                             f"embedding's index there), got tie={config['tie']!r}")
+        return cls(**config)
 
 
 class Dropout(Module):

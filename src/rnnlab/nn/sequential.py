@@ -229,12 +229,31 @@ class Sequential(Module):
 
     # ------------------------------------------------------------------ config
     def get_config(self):
-        return {"name": self.name,
-                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+        """The layers' configs; a tied ``Dense`` (``tie=embedding``) names its embedding by its index here."""
+        items = []
+        for layer in self.layers:
+            config = layer.get_config()
+            tied = getattr(layer, "tie", None)
+            if isinstance(tied, Module):
+                index = next((i for i, other in enumerate(self.layers) if other is tied), None)
+                if index is None:
+                    raise ValueError(f"{type(layer).__name__} is tied to an {type(tied).__name__} that is not a layer "
+                                     "of this Sequential, so the tie cannot be saved")
+                config["tie"] = str(index)
+            items.append({"class_name": type(layer).__name__, "config": config})
+        return {"name": self.name, "layers": items}
 
     @classmethod
     def from_config(cls, config):
-        layers = [registered(item["class_name"]).from_config(item["config"]) for item in config["layers"]]
+        layers = []
+        for item in config["layers"]:
+            layer_config = dict(item["config"])
+            tie = layer_config.get("tie")
+            if isinstance(tie, str):  # a tied layer: its embedding is an earlier layer
+                if not (tie.isdigit() and int(tie) < len(layers)):
+                    raise ValueError(f"layer {len(layers)} is tied to layer {tie!r}, which is not an earlier layer")
+                layer_config["tie"] = layers[int(tie)]
+            layers.append(registered(item["class_name"]).from_config(layer_config))
         return cls(layers, name=config.get("name"))
 
     # ------------------------------------------------------------------ a simple training loop
