@@ -21,7 +21,11 @@ DROPOUTS = {
     "dropout": {"dropout": 0.4},
     "recurrent_dropout": {"recurrent_dropout": 0.4},
     "both": {"dropout": 0.4, "recurrent_dropout": 0.4},
+    "weight_dropout": {"weight_dropout": 0.4},
+    "all": {"dropout": 0.4, "recurrent_dropout": 0.4, "weight_dropout": 0.4},
 }
+MASK_NAMES = {"dropout": {"input"}, "recurrent_dropout": {"recurrent"}, "both": {"input", "recurrent"},
+              "weight_dropout": {"weight"}, "all": {"input", "recurrent", "weight"}}
 
 
 def assert_training_gradcheck(module, x, *, mask=None, initial_state=None):
@@ -36,21 +40,20 @@ def assert_training_gradcheck(module, x, *, mask=None, initial_state=None):
 
 
 @pytest.mark.parametrize("option, mask_kind", [(o, None) for o in DROPOUTS] + [(o, "mixed") for o in DROPOUTS]
-                         + [("both", "batch_gap")])
+                         + [("all", "batch_gap")])
 @pytest.mark.parametrize("cell", FAMILIES)
 def test_dropout_gradients(cell, option, mask_kind, rng):
     layer = make_layer(cell, return_sequences=True, return_state=True, **DROPOUTS[option])
     x = rng.standard_normal((B, 5, D))
     assert_training_gradcheck(layer, x, mask=None if mask_kind is None else mask_of(mask_kind),
                               initial_state=random_states(layer, rng))
-    assert set(layer.dropout_masks) == {"dropout": {"input"}, "recurrent_dropout": {"recurrent"},
-                                        "both": {"input", "recurrent"}}[option]
+    assert set(layer.dropout_masks) == MASK_NAMES[option]
 
 
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
 @pytest.mark.parametrize("cell", FAMILIES)
 def test_dropout_gradients_go_backwards(cell, return_sequences, rng):
-    layer = make_layer(cell, return_sequences=return_sequences, go_backwards=True, **DROPOUTS["both"])
+    layer = make_layer(cell, return_sequences=return_sequences, go_backwards=True, **DROPOUTS["all"])
     x = rng.standard_normal((B, 5, D))
     assert_training_gradcheck(layer, x, mask=mask_of("mixed"))
 
@@ -59,7 +62,7 @@ def test_dropout_gradients_go_backwards(cell, return_sequences, rng):
 def test_dropout_gradients_bidirectional(cell, rng):
     cls, kwargs = CELLS[cell]
     layer = Bidirectional(cls(H, input_size=D, dtype=F64, seed=3, return_sequences=True, **kwargs,
-                              **DROPOUTS["both"]))
+                              **DROPOUTS["all"]))
     randomize(layer)
     x = rng.standard_normal((B, 5, D))
     assert_training_gradcheck(layer, x, mask=mask_of("right"))
@@ -71,7 +74,7 @@ def test_dropout_gradients_bidirectional(cell, rng):
 def test_dropout_stateful_fresh_mask_per_window(cell, rng):
     """Truncated BPTT: a stateful layer draws new masks in every call (one per window), and each call's
     gradients are exact for its own masks."""
-    layer = make_layer(cell, return_sequences=True, stateful=True, **DROPOUTS["both"])
+    layer = make_layer(cell, return_sequences=True, stateful=True, **DROPOUTS["all"])
     x = rng.standard_normal((B, 4, D))
     layer(x, training=True)  # the first window: the state is now carried
     first = {k: v.copy() for k, v in layer.dropout_masks.items()}
@@ -80,7 +83,7 @@ def test_dropout_stateful_fresh_mask_per_window(cell, rng):
 
 
 def test_dropout_gradients_single_step(rng):
-    layer = make_layer("lstm-tanh", **DROPOUTS["both"])
+    layer = make_layer("lstm-tanh", **DROPOUTS["all"])
     assert_training_gradcheck(layer, rng.standard_normal((B, 1, D)), initial_state=random_states(layer, rng))
 
 
@@ -91,7 +94,8 @@ def test_model_with_every_dropout_gradients(cell, rng):
     cls, kwargs = CELLS[cell]
     model = Sequential([
         Embedding(7, D, dropout=0.3, seed=0, dtype=F64),
-        cls(H, seed=1, dtype=F64, return_sequences=True, dropout=0.3, recurrent_dropout=0.3, **kwargs),
+        cls(H, seed=1, dtype=F64, return_sequences=True, dropout=0.3, recurrent_dropout=0.3, weight_dropout=0.3,
+            **kwargs),
         LockedDropout(0.3, seed=2, dtype=F64),
         cls(H, seed=3, dtype=F64, return_sequences=True, dropout=0.3, recurrent_dropout=0.3, **kwargs),
         LockedDropout(0.3, seed=4, dtype=F64),
@@ -124,3 +128,14 @@ def test_tied_model_gradients(cell, training):
     assert set(report.errors) == set(model.params) and "0.E" in report.errors
     failed = {name: err for name, err in report.errors.items() if not err < TOL}
     assert not failed, f"relative error >= {TOL} for {sorted(failed)}:\n{report}"
+
+
+@pytest.mark.parametrize("cell", ["lstm-tanh", "gru-reset_after", "gru-reset_before"])
+def test_chrono_initialised_layer_gradients(cell, rng):
+    """Chrono only sets initial biases; the layer it gives (large forget/update biases) checks as any other."""
+    cls, kwargs = CELLS[cell]
+    layer = cls(H, input_size=D, dtype=F64, seed=0, bias_initializer="chrono:50", return_sequences=True,
+                **kwargs, **DROPOUTS["all"])
+    for name in ("U", "W"):
+        layer.params[name][...] = 0.5 * rng.standard_normal(layer.params[name].shape)
+    assert_training_gradcheck(layer, rng.standard_normal((B, 5, D)), initial_state=random_states(layer, rng))

@@ -265,3 +265,73 @@ def test_tie_errors():
         Sequential([emb, LSTM(5, return_sequences=True), Dense(20, tie=emb)]).build((None, 3))
     with pytest.raises(ValueError, match="not a layer of this Sequential"):
         Sequential([LSTM(6, input_size=2), Dense(20, tie=emb)]).get_config()
+
+
+# ------------------------------------------------------------------------ weight drop
+@recurrent_classes
+def test_weight_drop_is_the_layer_with_W_times_M(make):
+    x = np.random.default_rng(5).standard_normal((B, T, D))
+    dropped = make(H, input_size=D, seed=6, return_sequences=True, dtype="float64", weight_dropout=0.5)
+    plain = make(H, input_size=D, seed=6, return_sequences=True, dtype="float64")
+    np.testing.assert_array_equal(dropped(x), plain(x))  # inference: W itself
+    y = dropped(x, training=True)
+    M = dropped.dropout_masks["weight"]
+    assert M.shape == dropped.params["W"].shape
+    plain.params["W"][...] *= M
+    np.testing.assert_allclose(y, plain(x), rtol=1e-12, atol=1e-12)
+    # backward: dW = M * (the plain layer's gradient of its W = W * M)
+    dy = np.random.default_rng(7).standard_normal(y.shape)
+    dropped.zero_grad()
+    plain.zero_grad()
+    dropped.backward(dy)
+    plain.backward(dy)
+    np.testing.assert_allclose(dropped.grads["W"], plain.grads["W"] * M, rtol=1e-12, atol=1e-14)
+    assert not np.shares_memory(dropped.params["W"], plain.params["W"])
+
+
+def test_weight_drop_statistics_and_config(tmp_path):
+    layer = GRU(30, input_size=2, seed=0, weight_dropout=0.5)
+    x = np.ones((2, 2, 2), dtype="float32")
+    dropped = []
+    for _ in range(20):
+        layer(x, training=True)
+        M = layer.dropout_masks["weight"]
+        np.testing.assert_array_equal(np.unique(M), [0.0, 2.0])
+        dropped.append(np.mean(M == 0))
+    n = 20 * layer.params["W"].size
+    assert abs(np.mean(dropped) - 0.5) < 5 * np.sqrt(0.25 / n)
+    save(Sequential([layer]), tmp_path / "m")
+    assert load(tmp_path / "m").layers[0].weight_dropout == 0.5
+
+
+# ------------------------------------------------------------------------ chrono initialisation
+def test_chrono_lstm_biases():
+    T_max, Hs = 100, 400
+    layer = LSTM(Hs, input_size=2, seed=0, bias_initializer="chrono:100", dtype="float64")
+    b = layer.params["b"]
+    b_i, b_f, b_g, b_o = b[:Hs], b[Hs:2 * Hs], b[2 * Hs:3 * Hs], b[3 * Hs:]
+    np.testing.assert_array_equal(b_i, -b_f)
+    assert np.all(b_f >= 0) and np.all(b_f <= np.log(T_max - 1))
+    u = np.exp(b_f)  # ~ U(1, T_max - 1): its mean and spread
+    assert abs(u.mean() - T_max / 2) < 5 * (T_max - 2) / np.sqrt(12 * Hs)
+    assert not np.any(b_g) and not np.any(b_o)  # forget_bias does not override chrono
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_chrono_gru_biases(reset_after):
+    Hs = 50
+    layer = GRU(Hs, input_size=2, seed=0, bias_initializer="chrono:20", reset_after=reset_after)
+    b = layer.params["b"]
+    assert not np.any(b[:Hs]) and not np.any(b[2 * Hs:])
+    assert np.all(b[Hs:2 * Hs] >= 0) and np.all(b[Hs:2 * Hs] <= np.log(19) + 1e-6) and np.any(b[Hs:2 * Hs])
+
+
+def test_chrono_round_trip_and_errors(tmp_path):
+    save(Sequential([LSTM(4, input_size=2, bias_initializer="chrono:30")]), tmp_path / "m")
+    assert load(tmp_path / "m").layers[0].get_config()["bias_initializer"] == "chrono:30"
+    with pytest.raises(ValueError, match="has no gates"):
+        SimpleRNN(3, bias_initializer="chrono:10")
+    with pytest.raises(ValueError, match="> 2"):
+        LSTM(3, bias_initializer="chrono:2")
+    with pytest.raises(ValueError, match="gate biases of an LSTM or GRU only"):
+        Dense(3, bias_initializer="chrono:10", input_size=2)

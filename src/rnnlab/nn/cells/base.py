@@ -88,6 +88,8 @@ class Tape(Generic[S]):
     mask : (T, B, 1) boolean, or None.
     input_mask : (B, D) the input dropout mask ``m_x`` (scaled, the same at every step), or None; ``X``
         then holds ``x_t * m_x``.
+    weight_mask : (G*H, H) the weight-drop mask ``M`` on ``W`` (scaled, one per call), or None; the call
+        then runs with ``W_dropped = W * M`` in place of ``W``.
     recurrent_mask : (B, H) the recurrent dropout mask ``m_h`` (scaled, the same at every step), or None:
         every product with ``W`` reads ``h_{t-1} * m_h`` (:meth:`Cell.recurrent_input`); the carried
         state itself is not masked.
@@ -103,6 +105,8 @@ class Tape(Generic[S]):
     mask: np.ndarray | None = None
     recurrent_mask: np.ndarray | None = None
     input_mask: np.ndarray | None = None
+    weight_mask: np.ndarray | None = None
+    W_dropped: np.ndarray | None = None
     dgates: np.ndarray | None = None
     grad_norms: dict[str, np.ndarray] | None = None
     workspace: Workspace = field(default_factory=lambda: Workspace())
@@ -184,9 +188,16 @@ class Cell(Generic[S]):
         GH, H = self.gates * self.hidden_size, self.hidden_size
         return {"U": (GH, input_size), "W": (GH, H), "b": (GH,)}
 
+    #: whether the cell takes the ``chrono`` bias initialiser (it has a forget or update gate)
+    takes_chrono = False
+
     def init_params(self, input_size: int, rng: np.random.Generator, dtype, kernel_init, recurrent_init, bias_init):
-        """Initial values, each gate block of ``U``, ``W`` and ``b`` drawn on its own (H rows)."""
+        """Initial values, each gate block of ``U``, ``W`` and ``b`` drawn on its own (H rows); with the
+        ``chrono`` bias initialiser the biases start at zero and the cell sets its gates' (``chrono_biases``)."""
         H = self.hidden_size
+        chrono = bias_init if isinstance(bias_init, initializers.chrono) else None
+        if chrono is not None:
+            bias_init = initializers.zeros
         values = {}
         for name, shape in self.param_shapes(input_size).items():
             init = {"U": kernel_init, "W": recurrent_init}.get(name, bias_init)
@@ -194,7 +205,13 @@ class Cell(Generic[S]):
                            hidden_size=H)
                       for _ in range(shape[0] // H)]
             values[name] = np.concatenate(blocks, axis=0)
+        if chrono is not None:
+            self.chrono_biases(values["b"], chrono, rng)
         return values
+
+    def chrono_biases(self, b: np.ndarray, chrono: initializers.chrono, rng: np.random.Generator) -> None:
+        """Set the chrono gate biases in ``b`` (G*H,), in place (a cell with ``takes_chrono``)."""
+        raise ValueError(f"bias_initializer {chrono!r} needs a gated cell (LSTM or GRU), not {type(self).__name__}")
 
     # ------------------------------------------------------------------ the loop's pieces
     def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray],

@@ -72,6 +72,14 @@ class GRUCell(Cell[GRUScratch]):
             raise TypeError(f"reset_after must be a bool, got {reset_after!r}")
         self.reset_after = reset_after
 
+    takes_chrono = True
+
+    def chrono_biases(self, b, chrono, rng) -> None:
+        """The chrono initialisation's GRU counterpart: the update gate ``z`` keeps ``h_{t-1}`` as an LSTM's
+        forget gate keeps ``c_{t-1}``, so ``b_z = log(u)``, ``u ~ U(1, T_max - 1)``; ``b_r`` and ``b_n`` stay 0."""
+        H = self.hidden_size
+        b[H:2 * H] = chrono.draw(H, rng, b.dtype)
+
     def param_shapes(self, input_size):
         shapes = super().param_shapes(input_size)
         if self.reset_after:

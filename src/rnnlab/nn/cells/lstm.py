@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnnlab.nn import initializers
 from rnnlab.nn.cells.base import HALVED, KERNEL, Cell, Scratch, Tape
 from rnnlab.nn.functional import get_activation, row_norms, sigmoid
 
@@ -76,9 +77,17 @@ class LSTMCell(Cell[LSTMScratch]):
             forget_bias = float(forget_bias)
         self.forget_bias = forget_bias
 
+    takes_chrono = True
+
+    def chrono_biases(self, b, chrono, rng) -> None:
+        """Tallec & Ollivier's chrono initialisation: ``b_f = log(u)``, ``u ~ U(1, T_max - 1)``, ``b_i = -b_f``."""
+        H = self.hidden_size
+        b[H:2 * H] = chrono.draw(H, rng, b.dtype)
+        b[:H] = -b[H:2 * H]
+
     def init_params(self, input_size, rng, dtype, kernel_init, recurrent_init, bias_init):
         values = super().init_params(input_size, rng, dtype, kernel_init, recurrent_init, bias_init)
-        if self.forget_bias is not None:
+        if self.forget_bias is not None and not isinstance(bias_init, initializers.chrono):
             H = self.hidden_size
             values["b"][H:2 * H] = self.forget_bias
         return values
