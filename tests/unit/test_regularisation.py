@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from rnnlab.io import load, save
+from rnnlab.lab.config import ConfigError, ModelConfig, parse_config
+from rnnlab.lab.tasks import build_model
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.layers import Dense, Embedding, LockedDropout
 from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
@@ -335,3 +337,55 @@ def test_chrono_round_trip_and_errors(tmp_path):
         LSTM(3, bias_initializer="chrono:2")
     with pytest.raises(ValueError, match="gate biases of an LSTM or GRU only"):
         Dense(3, bias_initializer="chrono:10", input_size=2)
+
+
+# ------------------------------------------------------------------------ the run config's [model] keys
+def test_config_builds_every_technique():
+    config = ModelConfig(cell="lstm", hidden_size=6, num_layers=2, embedding_dim=6, dropout=0.3, locked_dropout=True,
+                         embedding_dropout=0.1, input_dropout=0.2, recurrent_dropout=0.25, weight_dropout=0.5,
+                         tie_weights=True, init="chrono:40")
+    model = build_model(config, inputs="ids", n_inputs=11, n_outputs=11, sequence_output=True)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Embedding", "LockedDropout", "LSTM", "LockedDropout", "LSTM", "LockedDropout", "Dense"]
+    emb, dense = model.layers[0], model.layers[-1]
+    assert emb.dropout == 0.1 and dense.tie is emb and "6.V" not in model.params
+    for lstm in (model.layers[2], model.layers[4]):
+        assert (lstm.dropout, lstm.recurrent_dropout, lstm.weight_dropout) == (0.2, 0.25, 0.5)
+        H = 6
+        np.testing.assert_array_equal(lstm.params["b"][:H], -lstm.params["b"][H:2 * H])
+        assert lstm.get_config()["kernel_initializer"] == "glorot_uniform"  # chrono: the gate biases only
+    text = model.summary((None, 4), print_fn=None)
+    assert "Regularisation:" in text and "weights tied to embedding" in text and "init=chrono:40" in text
+
+
+def test_config_defaults_build_no_regularisation():
+    model = build_model(ModelConfig(hidden_size=4, embedding_dim=3), inputs="ids", n_inputs=5, n_outputs=5,
+                        sequence_output=True)
+    lstm = model.layers[1]
+    assert (lstm.dropout, lstm.recurrent_dropout, lstm.weight_dropout) == (0.0, 0.0, 0.0)
+    assert model.layers[-1].tie is None and "Regularisation" not in model.summary((None, 2), print_fn=None)
+
+
+@pytest.mark.parametrize("model, message", [
+    ("tie_weights = true\nembedding_dim = 8\nhidden_size = 16\n", "embedding_dim equals the last hidden size \\(16"),
+    ("tie_weights = true\nhidden_size = 8\n", "embedding_dim = None"),
+    ("embedding_dropout = 0.2\n", "needs an embedding"),
+    ("cell = 'rnn'\ninit = 'chrono:10'\n", "cell 'rnn' has no gates"),
+    ("init = 'chrono:1'\n", "> 2"),
+    ("recurrent_dropout = 1.0\n", "recurrent_dropout: expected a number in \\[0, 1\\)"),
+])
+def test_config_errors(model, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config('[data]\ntask = "language_model"\ndataset = "ptb"\n[model]\n' + model)
+
+
+def test_tie_weights_bidirectional_needs_twice_the_hidden_size():
+    with pytest.raises(ConfigError, match="x 2 directions"):
+        ModelConfig(hidden_size=8, embedding_dim=8, bidirectional=True, tie_weights=True)
+    ModelConfig(hidden_size=8, embedding_dim=16, bidirectional=True, tie_weights=True)
+
+
+def test_tie_weights_needs_a_language_model():
+    config = ModelConfig(hidden_size=4, embedding_dim=4, tie_weights=True)
+    with pytest.raises(ConfigError, match="one output per word"):
+        build_model(config, inputs="ids", n_inputs=9, n_outputs=2, sequence_output=False)
