@@ -58,6 +58,11 @@ class GRUCell(Cell[GRUScratch]):
 
     Computed after each step's GEMM by one numba kernel (``reset_after``) or by NumPy ufuncs.
 
+    Under recurrent dropout (``Tape.recurrent_mask`` ``m``), every product with ``W`` reads
+    ``h_{t-1} * m`` (``W_rz``, ``W_n``, and the original form's ``r_t * (h_{t-1} * m)``: Keras 3's
+    ``implementation=1`` with one mask for all gates), while ``z_t * h_{t-1}`` and ``dz_pre``'s
+    ``h_{t-1} - n_t`` use the unmasked state; the gradients through ``W`` into ``h_{t-1}`` are multiplied by ``m``.
+
     Shapes: ``U`` (3H, D), ``W`` (3H, H), ``b`` (3H,), and ``b_hn`` (H,) when ``reset_after``.
     PyTorch ``nn.GRU``: ``U = weight_ih_l0``, ``W = weight_hh_l0``,
     ``b = bias_ih_l0 + [bias_hh_l0[:2H]; 0]``, ``b_hn = bias_hh_l0[2H:]``.

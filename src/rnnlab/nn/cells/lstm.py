@@ -54,6 +54,9 @@ class LSTMCell(Cell[LSTMScratch]):
         dc_{t-1}  = dc_t * f_t                                     (the cell path: dc_t/dc_{t-1} = f_t + ...)
         dh_{t-1}  = [di; df; dg; do]_pre W
 
+    Under recurrent dropout (``Tape.recurrent_mask`` ``m``, Keras 3's form) the GEMM reads
+    ``h_{t-1} * m`` and ``dh_{t-1} = ([di; df; dg; do]_pre W) * m``; ``c_{t-1}`` is never masked.
+
     Computed after each step's GEMM by one numba kernel, or by NumPy ufuncs; for a tanh candidate
     over several steps NumPy multiplies by copies of ``U``, ``W``, ``b`` with the i, f, o rows halved,
     so that one ``tanh`` over the (B, 4H) block gives every gate (``s(x) = (1 + tanh(x/2))/2``).
