@@ -139,3 +139,12 @@ def test_chrono_initialised_layer_gradients(cell, rng):
     for name in ("U", "W"):
         layer.params[name][...] = 0.5 * rng.standard_normal(layer.params[name].shape)
     assert_training_gradcheck(layer, rng.standard_normal((B, 5, D)), initial_state=random_states(layer, rng))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_option_with_every_dropout(cell, rng):
+    """Every activation and form of every cell (relu, sigmoid, linear Elman; relu-candidate LSTM; both GRUs)
+    with input, recurrent and weight dropout together, under a padding mask."""
+    layer = make_layer(cell, return_sequences=True, **DROPOUTS["all"])
+    assert_training_gradcheck(layer, rng.standard_normal((B, 5, D)), mask=mask_of("gap"),
+                              initial_state=random_states(layer, rng))
