@@ -238,6 +238,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
 _INT1 = _Check("int", low=1)
 _OPT_INT1 = _Check("int", low=1, optional=True)
 _FRAC = _Check("float", low=0.0, high=1.0, high_open=True, optional=True)
+_RATE = _Check("float", low=0.0, high=1.0, high_open=True)
 
 
 @dataclass
@@ -388,7 +389,14 @@ class ModelConfig(_Section):
     layer. ``init`` (e.g. ``"uniform:0.1"``) initializes every weight and bias of every layer with
     that rule; otherwise each layer keeps its defaults (Glorot/orthogonal/zeros, embeddings
     ``uniform:0.05``). ``forget_bias`` then sets the LSTM forget-gate bias (``"none"`` keeps what
-    ``init`` drew).
+    ``init`` drew). ``init = "chrono:T_MAX"`` is the chrono initialisation of the LSTM's or GRU's
+    gate biases (the other weights keep their defaults, and ``forget_bias`` does not apply).
+
+    Regularisation (docs/regularisation.md): ``locked_dropout`` makes the between-layer dropout one
+    mask per sequence; ``embedding_dropout`` drops whole words' vectors; ``input_dropout`` and
+    ``recurrent_dropout`` are each recurrent layer's Keras ``dropout`` and ``recurrent_dropout``
+    (variational); ``weight_dropout`` is DropConnect on each recurrent ``W``; ``tie_weights`` makes
+    the output layer use the embedding matrix (needs ``embedding_dim`` = the last hidden size).
     """
 
     SECTION = "model"
@@ -401,7 +409,14 @@ class ModelConfig(_Section):
     bidirectional: bool = _f(False, _Check("bool"), "read each sequence in both directions")
     embedding_dim: int | None = _f(None, _OPT_INT1, "token inputs: embedding size; unset = one-hot vectors")
     dropout: float = _f(0.0, _Check("float", low=0.0, high=1.0, high_open=True), "dropout rate (see Notes)")
-    init: str | None = _f(None, _Check("str", optional=True), "initializer of every weight, e.g. 'uniform:0.1'")
+    locked_dropout: bool = _f(False, _Check("bool"), "the between-layer dropout: one mask per sequence")
+    embedding_dropout: float = _f(0.0, _RATE, "token inputs: drop whole words' embedding vectors")
+    input_dropout: float = _f(0.0, _RATE, "each recurrent layer's Keras dropout (variational, on x_t)")
+    recurrent_dropout: float = _f(0.0, _RATE, "each recurrent layer's Keras recurrent_dropout (on h_{t-1})")
+    weight_dropout: float = _f(0.0, _RATE, "weight drop: DropConnect on each recurrent W, a mask per batch")
+    tie_weights: bool = _f(False, _Check("bool"), "the output layer uses the embedding matrix (Press & Wolf)")
+    init: str | None = _f(None, _Check("str", optional=True),
+                          "initializer of every weight, e.g. 'uniform:0.1'; 'chrono:T_MAX' for gate biases")
     forget_bias: float | None = _f(1.0, _Check("float", optional=True), "lstm: initial forget-gate bias")
     dtype: str = _f("float32", _Check("choice", choices=("float32", "float64")), "floating-point type")
     seed: int = _f(0, _Check("int", low=0), "seeds the initial weights and dropout")
@@ -419,9 +434,20 @@ class ModelConfig(_Section):
                               f"{self.activation!r}")
         if self.init is not None:
             try:
-                initializers.get(self.init, "init")
+                init = initializers.get(self.init, "init")
             except ValueError as exc:
                 raise ConfigError(f"config [model] init: {exc}") from None
+            if isinstance(init, initializers.chrono) and self.cell == "rnn":
+                raise ConfigError(f"config [model] init: {self.init!r} initializes the gate biases of an lstm or "
+                                  "gru; cell 'rnn' has no gates")
+        last_hidden = self.hidden_size * (2 if self.bidirectional else 1)
+        if self.tie_weights and self.embedding_dim != last_hidden:
+            raise ConfigError(f"config [model] tie_weights: the output layer can use the embedding matrix only when "
+                              f"embedding_dim equals the last hidden size ({last_hidden}: hidden_size "
+                              f"{self.hidden_size}{' x 2 directions' if self.bidirectional else ''}), got "
+                              f"embedding_dim = {self.embedding_dim}")
+        if self.embedding_dropout and self.embedding_dim is None:
+            raise ConfigError("config [model] embedding_dropout: needs an embedding (set embedding_dim)")
 
 
 # =========================================================================== the whole run

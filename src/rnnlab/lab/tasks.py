@@ -88,7 +88,7 @@ from rnnlab.lab.config import (
     RunConfig,
     to_toml,
 )
-from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.layers import Dense, Dropout, Embedding, LockedDropout, OneHot
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import recurrent_class
 from rnnlab.nn.sequential import Sequential, stack
@@ -462,18 +462,30 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
     """
     dtype = config.dtype
     seeds = [int(s) for s in np.random.default_rng(config.seed).integers(0, 2**31 - 1, size=5)]
-    init = {} if config.init is None else {"kernel_initializer": config.init, "bias_initializer": config.init}
+    chrono = config.init is not None and config.init.startswith("chrono:")  # gate biases only
+    init = {} if config.init is None or chrono else {"kernel_initializer": config.init,
+                                                     "bias_initializer": config.init}
+    between = LockedDropout if config.locked_dropout else Dropout
+    if (config.tie_weights or config.embedding_dropout) and (inputs != "ids" or config.embedding_dim is None):
+        key = "tie_weights" if config.tie_weights else "embedding_dropout"
+        raise ConfigError(f"config [model] {key}: needs token inputs and an embedding (embedding_dim)")
+    if config.tie_weights and n_outputs != n_inputs:
+        raise ConfigError(f"config [model] tie_weights: the output layer has {n_outputs} outputs and the embedding "
+                          f"{n_inputs} words; tying needs one output per word (a language model)")
     layers: list[Module] = []
+    embedding = None
     if inputs == "ids":
         if config.embedding_dim is not None:
-            layers.append(Embedding(n_inputs, config.embedding_dim, mask_zero=mask_zero, seed=seeds[0], dtype=dtype,
-                                    **({} if config.init is None else {"embeddings_initializer": config.init})))
+            embedding = Embedding(n_inputs, config.embedding_dim, mask_zero=mask_zero, seed=seeds[0], dtype=dtype,
+                                  dropout=config.embedding_dropout,
+                                  **({} if not init else {"embeddings_initializer": config.init}))
+            layers.append(embedding)
             features = config.embedding_dim
         else:
             layers.append(OneHot(n_inputs, mask_zero=mask_zero, dtype=dtype))
             features = n_inputs
         if config.dropout:
-            layers.append(Dropout(config.dropout, seed=seeds[1], dtype=dtype))
+            layers.append(between(config.dropout, seed=seeds[1], dtype=dtype))
     else:
         features = n_inputs
     cell_kwargs = {}
@@ -483,15 +495,19 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
         cell_kwargs["forget_bias"] = config.forget_bias
         if config.activation is not None:
             cell_kwargs["candidate_activation"] = config.activation
-    if config.init is not None:
+    if chrono:
+        cell_kwargs["bias_initializer"] = config.init
+    elif config.init is not None:
         cell_kwargs["recurrent_initializer"] = config.init
     recurrent = stack(recurrent_class(config.cell), config.hidden_size, config.num_layers,
                       bidirectional=config.bidirectional, dropout=config.dropout, return_sequences=sequence_output,
+                      locked_dropout=config.locked_dropout, input_dropout=config.input_dropout,
+                      recurrent_dropout=config.recurrent_dropout, weight_dropout=config.weight_dropout,
                       seed=seeds[2], input_size=features, dtype=dtype, **init, **cell_kwargs)
     layers += recurrent.layers
     if config.dropout:
-        layers.append(Dropout(config.dropout, seed=seeds[3], dtype=dtype))
-    layers.append(Dense(n_outputs, seed=seeds[4], dtype=dtype, **init))
+        layers.append(between(config.dropout, seed=seeds[3], dtype=dtype))
+    layers.append(Dense(n_outputs, seed=seeds[4], dtype=dtype, tie=embedding if config.tie_weights else None, **init))
     return Sequential(layers)
 
 

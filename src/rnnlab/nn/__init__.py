@@ -11,7 +11,7 @@ from rnnlab.nn.cells import Cell, ElmanCell, GRUCell, LSTMCell, Tape
 from rnnlab.nn.functional import one_hot
 from rnnlab.nn.grad_mode import grad_enabled, no_grad
 from rnnlab.nn.gradcheck import GradcheckReport, gradcheck
-from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.layers import Dense, Dropout, Embedding, LockedDropout, OneHot
 from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
@@ -21,7 +21,8 @@ from rnnlab.nn.step import StepDiverged, StepResult, train_step
 
 __all__ = [
     "MERGE_MODES", "Bidirectional", "Cell", "Dense", "Dropout", "ElmanCell", "Embedding", "GRU", "GRUCell",
-    "GradcheckReport", "LSTM", "LSTMCell", "Module", "OneHot", "OneToMany", "Recurrent", "Seq2Seq", "Sequential",
+    "GradcheckReport", "LSTM", "LSTMCell", "LockedDropout", "Module", "OneHot", "OneToMany", "Recurrent", "Seq2Seq",
+    "Sequential",
     "SimpleRNN", "StepDiverged", "StepResult", "Tape", "final_states", "forward_with_states", "grad_enabled",
     "gradcheck", "no_grad", "one_hot", "stack", "train_step",
 ]

@@ -80,13 +80,14 @@ def _as_list(out) -> list[np.ndarray]:
 
 
 def gradcheck(module: Module, x, *, mask=None, initial_state=None, eps: float = 1e-6, seed: int = 0,
-              params: list[str] | None = None, max_entries: int | None = None) -> GradcheckReport:
+              params: list[str] | None = None, max_entries: int | None = None,
+              training: bool = False) -> GradcheckReport:
     """Compare ``module.backward`` with central finite differences.
 
     Parameters
     ----------
     module : Module
-        Built with ``dtype="float64"``; called in inference mode (dropout off).
+        Built with ``dtype="float64"``; called in inference mode (dropout off) unless ``training``.
     x : array
         The input; its gradient is checked when it is a float array.
     mask, initial_state
@@ -97,6 +98,10 @@ def gradcheck(module: Module, x, *, mask=None, initial_state=None, eps: float = 
         Dotted parameter names to check (all by default).
     max_entries : int, optional
         Check at most this many randomly chosen entries of each array (all by default).
+    training : bool
+        Call the module in training mode: the first call draws every dropout mask, and every later
+        call reuses them (each module's ``fixed_masks``, restored afterwards), so the function
+        differentiated is the one with those masks.
 
     Returns
     -------
@@ -113,9 +118,15 @@ def gradcheck(module: Module, x, *, mask=None, initial_state=None, eps: float = 
     def run():
         for layer, state in zip(stateful, saved):
             layer._state = None if state is None else [s.copy() for s in state]
-        return module(x, mask=mask, initial_state=initial_state)
+        return module(x, mask=mask, initial_state=initial_state, training=training)
 
     out = run()
+    modules = [m for _, m in module.named_modules()]
+    fixed_before = [m.fixed_masks for m in modules]
+    if training:
+        for m in modules:
+            if getattr(m, "dropout_masks", None):
+                m.fixed_masks = dict(m.dropout_masks)
     flat = _as_list(out)
     R = [rng.standard_normal(o.shape) for o in flat]
 
@@ -160,4 +171,6 @@ def gradcheck(module: Module, x, *, mask=None, initial_state=None, eps: float = 
             report.errors[f"initial_state.{i}"] = _rel_error(ds.reshape(-1)[idx], num)
     for layer, state in zip(stateful, saved):
         layer._state = state
+    for m, fixed in zip(modules, fixed_before):
+        m.fixed_masks = fixed
     return report

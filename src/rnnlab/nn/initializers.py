@@ -16,6 +16,9 @@ name                      rule
 ``pytorch``               ``U(-k, k)``, ``k = 1/sqrt(H)`` in recurrent layers, ``1/sqrt(fan_in)`` in Dense
 ``zeros`` / ``ones``      constants
 ``normal``                ``N(0, scale^2)``
+``chrono:T_MAX``          the gate biases of an LSTM or GRU only (``bias_initializer``; Tallec &
+                          Ollivier 2018): LSTM ``b_f = log(u)``, ``u ~ U(1, T_MAX - 1)``, ``b_i = -b_f``;
+                          GRU ``b_z = log(u)`` on its update gate; every other bias 0
 ========================  ==================================================================
 """
 
@@ -97,6 +100,32 @@ class normal:
         return f"normal({self.scale})"
 
 
+class chrono:
+    """Chrono initialisation (Tallec & Ollivier 2018) of a gated recurrent layer's biases, for
+    dependencies of up to about ``T_max`` steps: ``log(U(1, T_max - 1))`` on the forget (LSTM) or update
+    (GRU) gate, so that the gate's characteristic forgetting times spread over ``[1, T_max]``.
+
+    Only the LSTM and GRU cells know their gates (``LSTMCell``/``GRUCell.init_params`` call
+    :meth:`draw`); called as an ordinary initialiser (any other weight) it raises.
+    """
+
+    def __init__(self, T_max: float):
+        if isinstance(T_max, bool) or not isinstance(T_max, (int, float, np.integer, np.floating)) or not T_max > 2:
+            raise ValueError(f"chrono initialiser T_max must be a number > 2 (the longest dependency, in steps), "
+                             f"got {T_max!r}")
+        self.T_max = float(T_max)
+
+    def draw(self, size: int, rng: np.random.Generator, dtype) -> np.ndarray:
+        """``log(u)``, ``u ~ U(1, T_max - 1)``, ``size`` values."""
+        return np.log(rng.uniform(1.0, self.T_max - 1.0, size=size)).astype(dtype)
+
+    def __call__(self, shape, rng, dtype, fan_in=None, fan_out=None, **kwargs):
+        raise ValueError(f"{self!r} initialises the gate biases of an LSTM or GRU only (their bias_initializer)")
+
+    def __repr__(self):
+        return f"chrono({self.T_max:g})"
+
+
 def pytorch(shape, rng, dtype, fan_in=None, fan_out=None, hidden_size=None, **kwargs):
     """PyTorch's defaults: ``U(-k, k)`` with ``k = 1/sqrt(H)`` in recurrent layers (every weight and
     bias), ``k = 1/sqrt(fan_in)`` elsewhere (``nn.Linear``)."""
@@ -124,16 +153,23 @@ def get(spec, argument: str = "initializer") -> Initializer:
     if isinstance(spec, str):
         if ":" in spec:
             kind, _, value = spec.partition(":")
-            if kind in ("uniform", "normal"):
+            if kind in ("uniform", "normal", "chrono"):
                 try:
                     scale = float(value)
                 except ValueError:
-                    raise ValueError(f"{argument} {spec!r}: the scale after ':' must be a number") from None
+                    raise ValueError(f"{argument} {spec!r}: the {'T_max' if kind == 'chrono' else 'scale'} after ':' "
+                                     "must be a number") from None
+                if kind == "chrono":
+                    try:
+                        return chrono(scale)
+                    except ValueError as exc:
+                        raise ValueError(f"{argument} {spec!r}: {exc}") from None
                 return uniform(scale) if kind == "uniform" else normal(scale)
         elif spec in _NAMED:
             return _NAMED[spec]
     raise ValueError(
-        f"{argument} must be one of {', '.join(sorted(_NAMED))}, 'uniform:SCALE', 'normal:SCALE' or a callable; "
+        f"{argument} must be one of {', '.join(sorted(_NAMED))}, 'uniform:SCALE', 'normal:SCALE', 'chrono:T_MAX' "
+        f"(gate biases) or a callable; "
         f"got {spec!r}"
     )
 
@@ -144,6 +180,8 @@ def to_config(spec):
         return spec
     if isinstance(spec, (uniform, normal)):
         return f"{type(spec).__name__}:{spec.scale}"
+    if isinstance(spec, chrono):
+        return f"chrono:{spec.T_max:g}"
     for name, builtin in _NAMED.items():
         if spec is builtin:
             return name

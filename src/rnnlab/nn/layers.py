@@ -1,4 +1,4 @@
-"""Non-recurrent layers: Embedding, OneHot, Dense (``y_t = g(V a_t + c)``), Dropout.
+"""Non-recurrent layers: Embedding, OneHot, Dense (``y_t = g(V a_t + c)``), Dropout, LockedDropout.
 
 Dense and Dropout act on the last axis, so they apply per time step to a ``(B, T, H)`` sequence as
 well as to a ``(B, H)`` vector, and pass the mask through.
@@ -71,32 +71,49 @@ class Embedding(Module):
         Id 0 is padding: the output mask is ``ids != 0`` (the rows of id 0 still get gradients only
         from unmasked uses, since masked steps receive zero gradient downstream).
     embeddings_initializer : default ``"uniform:0.05"`` (Keras's).
+    dropout : float in [0, 1)
+        Embedding dropout (Gal & Ghahramani 2016; Merity et al. 2018): in a training call, each word
+        of the vocabulary is dropped with this probability, its whole vector at every position of
+        the batch, and the kept rows are scaled by ``1 / (1 - dropout)``.
+    seed : int or numpy.random.Generator, optional
+        Source of the initial table, then of the dropout masks.
 
     Notes
     -----
     Forward ``y[..., :] = E[ids[...]]``; backward ``dE[k] += sum over positions with id k of dy``
     (a scatter-add, in position order). Shapes: ids (B, T) int -> (B, T, dim); ``E`` (V, dim).
+    With embedding dropout, a (V,) mask ``m`` per call: ``y = m[ids] * E[ids]`` (the rows of
+    ``diag(m) E``), and ``dE[k] += m[k] * sum of dy over the positions of k``.
     """
 
     def __init__(self, vocab_size: int, dim: int, *, mask_zero: bool = False, embeddings_initializer="uniform:0.05",
-                 seed=None, dtype="float32", name: str | None = None):
+                 dropout: float = 0.0, seed=None, dtype="float32", name: str | None = None):
         super().__init__(dtype=dtype, name=name)
         self.vocab_size = check_positive_int("vocab_size", vocab_size)
         self.dim = check_positive_int("dim", dim)
         if not isinstance(mask_zero, bool):
             raise TypeError(f"mask_zero must be a bool, got {mask_zero!r}")
         self.mask_zero = mask_zero
+        self.dropout = check_rate("dropout", dropout)
         self._init_spec = embeddings_initializer
         init = initializers.get(embeddings_initializer, "embeddings_initializer")
         self.seed = seed
-        self.add_param("E", init((self.vocab_size, self.dim), as_generator(seed), self.dtype))
+        self._rng = as_generator(seed)
+        self.add_param("E", init((self.vocab_size, self.dim), self._rng, self.dtype))
         self.built = True
         self._ids = None
+        self._row_scale = None  # (..., 1) the kept rows' scale at each position under embedding dropout
 
     def forward(self, x, mask=None, initial_state=None, training: bool = False):
         ids = _check_ids("x", x, self.vocab_size)
         self._ids = ids
-        return self._params["E"][ids]
+        self._row_scale = None
+        y = self._params["E"][ids]  # (..., dim)
+        if training and self.dropout:
+            m = self._dropout_mask("rows", (self.vocab_size,), self.dropout, self._rng, self.dtype)  # (V,)
+            self._row_scale = m[ids][..., None]  # (..., 1)
+            y *= self._row_scale
+        return y
 
     def compute_mask(self, mask, x=None):
         if not self.mask_zero:
@@ -109,6 +126,8 @@ class Embedding(Module):
         dy = as_float_array("dy", dy, self.dtype)
         if dy.shape != ids.shape + (self.dim,):
             raise ValueError(f"dy must have shape {ids.shape + (self.dim,)}, got {dy.shape}")
+        if self._row_scale is not None:
+            dy = dy * self._row_scale
         _scatter_add_rows(self._grads["E"], ids.reshape(-1), dy)
         return None
 
@@ -117,7 +136,7 @@ class Embedding(Module):
 
     def get_config(self):
         return {"vocab_size": self.vocab_size, "dim": self.dim, "mask_zero": self.mask_zero,
-                "embeddings_initializer": initializers.to_config(self._init_spec),
+                "embeddings_initializer": initializers.to_config(self._init_spec), "dropout": self.dropout,
                 "seed": seed_config(self.seed), **super().get_config()}
 
 
@@ -160,11 +179,19 @@ class Dense(Module):
         ``g``; for classification leave it linear and use a loss that takes logits.
     input_size : int, optional
         Inferred from the first input when omitted.
+    tie : Embedding, optional
+        Weight tying (Press & Wolf 2017; Inan et al. 2016): ``V`` is the embedding's table ``E``
+        itself, one parameter used twice, listed (and saved) once, under the embedding; its gradient
+        is the sum of both uses. Needs ``units`` = the embedding's ``vocab_size`` and an input size
+        equal to its ``dim``.
 
     Notes
     -----
     Backward: ``dz = dy * g'(y)``, ``dV += dz^T a``, ``dc += sum dz``, ``da = dz V``, each over all
     leading axes at once. Shapes: ``V`` (K, H) (PyTorch ``nn.Linear.weight``), ``c`` (K,).
+    Tied, ``V = E`` and ``dV`` is added into the embedding's gradient of ``E``. A tied layer's config
+    names its embedding by its index in the :class:`~rnnlab.nn.sequential.Sequential` that holds both,
+    which rebuilds the tie when it is loaded.
 
     Any number of leading axes are one GEMM: the input is read as an (N, H) matrix (N the product
     of the leading axes; a view for a C-contiguous input), ``y = a V^T`` is computed into an
@@ -177,9 +204,19 @@ class Dense(Module):
 
     def __init__(self, units: int, activation: str | None = None, *, input_size: int | None = None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", use_bias: bool = True,
-                 seed=None, dtype="float32", name: str | None = None):
+                 tie: Embedding | None = None, seed=None, dtype="float32", name: str | None = None):
         super().__init__(dtype=dtype, name=name)
         self.units = check_positive_int("units", units)
+        if tie is not None:
+            if not isinstance(tie, Embedding):
+                raise TypeError(f"tie must be an Embedding (its table becomes this layer's V), got "
+                                f"{type(tie).__name__} {tie!r}")
+            if tie.vocab_size != self.units:
+                raise ValueError(f"tie: a tied Dense has one output per word, units={self.units}, but the embedding "
+                                 f"has vocab_size={tie.vocab_size}")
+            if tie.dtype != self.dtype:
+                raise ValueError(f"tie: the embedding is {tie.dtype.name}, the Dense {self.dtype.name}")
+        self.tie = tie
         self.activation = "linear" if activation is None else activation
         self.g, self.g_grad = get_activation(self.activation)
         if not isinstance(use_bias, bool):
@@ -202,8 +239,12 @@ class Dense(Module):
             if D != self.input_size:
                 raise ValueError(f"Dense was built for input_size={self.input_size}, got input with {D} features")
             return
+        if self.tie is not None and D != self.tie.dim:
+            raise ValueError(f"tie: the tied embedding's dim ({self.tie.dim}) must equal this Dense's input size (the "
+                             f"last hidden size), got input with {D} features")
         self.input_size = D
-        self.add_param("V", self._inits[0]((self.units, D), self._rng, self.dtype, fan_in=D, fan_out=self.units))
+        if self.tie is None:
+            self.add_param("V", self._inits[0]((self.units, D), self._rng, self.dtype, fan_in=D, fan_out=self.units))
         if self.use_bias:
             self.add_param("c", self._inits[1]((self.units,), self._rng, self.dtype, fan_in=D, fan_out=self.units))
         self.built = True
@@ -219,7 +260,7 @@ class Dense(Module):
         K = self.units
         x2 = _matrix(x)  # (N, H), N = the product of the leading axes
         y2 = self._buffers.result("y", (x2.shape[0], K), self.dtype)  # (N, K)
-        np.matmul(x2, self._params["V"].T, out=y2)  # one GEMM; V.T is V read transposed, no copy
+        np.matmul(x2, self.weight.T, out=y2)  # one GEMM; V.T is V read transposed, no copy
         if self.use_bias:
             y2 += self._params["c"]
         if self.activation != "linear":
@@ -237,8 +278,9 @@ class Dense(Module):
             dz2 = self.g_grad(y2, out=self._buffers.scratch("dz", y2.shape, self.dtype))
             dz2 *= _matrix(dy)
         # dV += dz^T a: the product into a kept (K, H) buffer, then added (NumPy's GEMM cannot accumulate)
-        dV = self._buffers.scratch("dV", self._grads["V"].shape, self.dtype)
-        self._grads["V"] += np.matmul(dz2.T, x2, out=dV)
+        grad_V = self._grads["V"] if self.tie is None else self.tie._grads["E"]  # tied: the sum of both uses
+        dV = self._buffers.scratch("dV", grad_V.shape, self.dtype)
+        grad_V += np.matmul(dz2.T, x2, out=dV)
         if self.use_bias:
             # dc += the column sums of dz, as a GEMV with ones: one BLAS pass, not NumPy's strided reduction
             ones = self._buffers.scratch("ones", (dz2.shape[0],), self.dtype)
@@ -247,8 +289,13 @@ class Dense(Module):
         if not input_grad:
             return None
         dx2 = self._buffers.result("dx", x2.shape, self.dtype)  # (N, H)
-        np.matmul(dz2, self._params["V"], out=dx2)
+        np.matmul(dz2, self.weight, out=dx2)
         return dx2.reshape(x_shape)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """``V`` (K, H): the layer's own parameter, or the tied embedding's ``E``."""
+        return self._params["V"] if self.tie is None else self.tie._params["E"]
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -257,7 +304,15 @@ class Dense(Module):
         return {"units": self.units, "activation": self.activation, "input_size": self.input_size,
                 "kernel_initializer": initializers.to_config(self._init_specs[0]),
                 "bias_initializer": initializers.to_config(self._init_specs[1]), "use_bias": self.use_bias,
+                **({} if self.tie is None else {"tie": True}),  # the Sequential holding both writes the index
                 "seed": seed_config(self.seed), **super().get_config()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Dense:
+        if config.get("tie") is not None and not isinstance(config["tie"], Embedding):
+            raise ValueError("a tied Dense is rebuilt by the Sequential that holds its Embedding (its config names the "
+                             f"embedding's index there), got tie={config['tie']!r}")
+        return cls(**config)
 
 
 class Dropout(Module):
@@ -282,8 +337,7 @@ class Dropout(Module):
         if not training or self.rate == 0.0:
             self._scale = 1.0
             return x.copy()
-        keep = self._rng.random(x.shape) >= self.rate
-        self._scale = keep.astype(self.dtype) / (1.0 - self.rate)
+        self._scale = self._dropout_mask("mask", x.shape, self.rate, self._rng, self.dtype)
         return x * self._scale
 
     def backward(self, dy, *d_states, input_grad: bool = True):
@@ -295,3 +349,25 @@ class Dropout(Module):
 
     def get_config(self):
         return {"rate": self.rate, "seed": seed_config(self.seed), **super().get_config()}
+
+
+class LockedDropout(Dropout):
+    """Locked (variational) dropout between layers (Gal & Ghahramani 2016; Merity et al. 2018): one mask
+    per sequence, shared by every time step.
+
+    In training, ``y[b, t, :] = x[b, t, :] * m[b, :] / (1 - rate)`` with ``m ~ Bernoulli(1 - rate)`` of
+    shape (B, F), drawn once per call; at inference ``y = x``. Backward multiplies by the same scaled
+    mask. A (B, F) input (no time axis) gets a (B, F) mask, as :class:`Dropout`.
+    """
+
+    def forward(self, x, mask=None, initial_state=None, training: bool = False):
+        x = as_float_array("x", x, x.dtype if np.issubdtype(np.asarray(x).dtype, np.floating) else self.dtype)
+        if x.ndim < 2:
+            raise ValueError(f"x must have at least 2 dimensions (batch, ..., features), got shape {x.shape}")
+        self._shape = x.shape
+        if not training or self.rate == 0.0:
+            self._scale = 1.0
+            return x.copy()
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)  # (B, 1, F): the same at every step
+        self._scale = self._dropout_mask("mask", shape, self.rate, self._rng, self.dtype)
+        return x * self._scale

@@ -41,6 +41,11 @@ class Module:
     #: True for modules whose ``initial_state`` may be a state map (recurrent layers and the containers
     #: that route one to them: ``Bidirectional``, ``Sequential``); see :mod:`rnnlab.nn.state`.
     takes_state_map = False
+    #: masks to reuse instead of drawing new ones in a training call, by name (None: draw); set by
+    #: :func:`rnnlab.nn.gradcheck.gradcheck` and by tests so that training calls are deterministic
+    fixed_masks: dict[str, np.ndarray] | None = None
+    #: the dropout masks the last training call drew (or reused), by name; None before any
+    dropout_masks: dict[str, np.ndarray] | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -120,6 +125,23 @@ class Module:
             if value.shape != target.shape:
                 raise ValueError(f"weight {key!r} must have shape {target.shape}, got {value.shape}")
             target[...] = value
+
+    def _dropout_mask(self, name: str, shape: tuple[int, ...], rate: float, rng: np.random.Generator, dtype):
+        """An inverted-dropout mask of ``shape``: ``keep / (1 - rate)`` with ``keep ~ Bernoulli(1 - rate)``,
+        in ``dtype``; the entry ``name`` of :attr:`fixed_masks` instead when there is one. The mask is
+        also kept in ``dropout_masks[name]`` (the masks of the last training call)."""
+        fixed = self.fixed_masks
+        if fixed is not None and name in fixed:
+            mask = fixed[name]
+            if mask.shape != tuple(shape):
+                raise ValueError(f"{type(self).__name__}.fixed_masks[{name!r}] must have shape {tuple(shape)}, "
+                                 f"got {mask.shape}")
+        else:
+            mask = (rng.random(shape) >= rate).astype(dtype) / (1.0 - rate)
+        if self.dropout_masks is None:
+            self.dropout_masks = {}
+        self.dropout_masks[name] = mask
+        return mask
 
     # ----------------------------------------------------------------- call protocol
     def __call__(self, x, mask=None, initial_state=None, training: bool = False):

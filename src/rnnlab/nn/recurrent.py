@@ -25,6 +25,7 @@ from rnnlab._validation import (
     check_features,
     check_mask,
     check_positive_int,
+    check_rate,
     check_sequence_input,
     seed_config,
 )
@@ -32,6 +33,7 @@ from rnnlab.nn.cells import ElmanCell, GRUCell, LSTMCell
 from rnnlab.nn.cells.base import Cell, Workspace, resolve_initializers
 from rnnlab.nn.functional import row_norms
 from rnnlab.nn.grad_mode import NO_GRAD_MESSAGE, grad_enabled
+from rnnlab.nn.initializers import chrono
 from rnnlab.nn.initializers import to_config as init_to_config
 from rnnlab.nn.module import Module
 
@@ -60,8 +62,18 @@ class Recurrent(Module):
     kernel_initializer, recurrent_initializer, bias_initializer : str or callable
         For ``U``, ``W`` and ``b``; see :mod:`rnnlab.initializers`. ``"pytorch"`` for all three gives
         PyTorch's default ``U(-1/sqrt(H), 1/sqrt(H))``.
+    dropout : float in [0, 1)
+        Keras's ``dropout``: the fraction of the input features dropped in training, one mask per
+        sequence (variational dropout), the same at every step.
+    recurrent_dropout : float in [0, 1)
+        Keras's ``recurrent_dropout``: the fraction of the units of ``h_{t-1}`` dropped where the
+        recurrent kernel ``W`` reads it, one mask per sequence, the same at every step.
+    weight_dropout : float in [0, 1)
+        Weight drop (DropConnect on ``W``; Merity et al. 2018, AWD-LSTM): the fraction of the entries of
+        the recurrent matrix dropped in training, one mask per call (per batch), shared by every
+        sequence and step.
     seed : int or numpy.random.Generator, optional
-        Source of the initial weights.
+        Source of the initial weights, then of the dropout masks.
     dtype : "float32" (default) or "float64"
 
     Notes
@@ -80,6 +92,24 @@ class Recurrent(Module):
     :func:`rnnlab.nn.grad_mode.no_grad` the call keeps no tape: its outputs are the same, bit for bit,
     and :meth:`backward` and :meth:`activations` raise until a forward call outside it.
 
+    Dropout (Gal & Ghahramani 2016, as Keras 3 applies it) is active only in a call with
+    ``training=True``. Such a call draws, from the layer's generator, ``m_x`` (B, D) and ``m_h``
+    (B, H), entries ``Bernoulli(1 - rate) / (1 - rate)`` (inverted scaling), and every step reads
+    ``x_t * m_x`` in place of ``x_t`` and ``h_{t-1} * m_h`` in every product with ``W`` (one mask
+    for all gates); the state carried to the next step (``c_{t-1}``, and the GRU's ``z_t * h_{t-1}``)
+    is not masked. So the input projection stays one GEMM over the masked ``X``, and backward is
+    exact: ``dx_t = (dz_t U) * m_x``, ``dh_{t-1} += (dz_t W) * m_h``, ``dW = sum_t dz_t^T (h_{t-1} * m_h)``.
+    Each forward call draws new masks: one per sequence of the call, so a ``stateful`` layer under
+    truncated BPTT uses a fresh mask per window. The reversed layer of a ``Bidirectional`` draws its
+    own. With both rates 0 (the default) the layer does no extra work.
+
+    Weight drop draws ``M`` (G*H, H) per training call and runs the call with ``W * M``: backward
+    runs with the same matrix, and ``dW = M * sum_t dz_t^T h_{t-1}`` (exact).
+
+    ``bias_initializer="chrono:T_MAX"`` is the chrono initialisation of the LSTM's forget and input
+    gates and of the GRU's update gate (Tallec & Ollivier 2018; see :mod:`rnnlab.nn.initializers`);
+    on an LSTM it replaces ``forget_bias``.
+
     After :meth:`backward`, ``initial_state_grad`` holds the gradient of the initial state(s), and, if
     ``record_grad_norms`` is True, ``grad_norms["h"]`` (and ``["c"]`` for the LSTM) holds
     ``||dL/dh_t||`` per sequence and step, shape (B, T), in processing order.
@@ -91,6 +121,7 @@ class Recurrent(Module):
     def __init__(self, hidden_size: int, *, input_size: int | None = None, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, weight_dropout: float = 0.0,
                  seed=None, dtype="float32", name: str | None = None, **cell_kwargs):
         super().__init__(dtype=dtype, name=name)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
@@ -103,11 +134,17 @@ class Recurrent(Module):
         self.return_state = return_state
         self.go_backwards = go_backwards
         self.stateful = stateful
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.weight_dropout = check_rate("weight_dropout", weight_dropout)
         self._init_specs = (kernel_initializer, recurrent_initializer, bias_initializer)
         self._inits = resolve_initializers(*self._init_specs)
         self.seed = seed
         self._rng = as_generator(seed)
         self.cell = self.cell_class(self.hidden_size, **cell_kwargs)
+        if isinstance(self._inits[2], chrono) and not self.cell.takes_chrono:
+            raise ValueError(f"bias_initializer {self._init_specs[2]!r}: the chrono initialisation sets the gate "
+                             f"biases of an LSTM or GRU; {type(self).__name__} has no gates")
         self.record_grad_norms = False
         self.grad_norms: dict[str, np.ndarray] | None = None
         self.initial_state_grad: tuple[np.ndarray, ...] | None = None
@@ -218,7 +255,22 @@ class Recurrent(Module):
             x_tm = x_tm[::-1]
         X = self._workspace.empty("X", (T, B, D), self.dtype)  # (T, B, D)
         np.copyto(X, x_tm)
+        m_x = m_h = M_W = None
+        if training and (self.dropout or self.recurrent_dropout or self.weight_dropout):
+            self.dropout_masks = {}
+            if self.weight_dropout:
+                M_W = self._dropout_mask("weight", p["W"].shape, self.weight_dropout, self._rng, self.dtype)
+                p = dict(p, W=p["W"] * M_W)  # (G*H, H): this call's W
+            if self.dropout:
+                m_x = self._dropout_mask("input", (B, D), self.dropout, self._rng, self.dtype)  # (B, D)
+                X *= m_x
+            if self.recurrent_dropout:
+                m_h = self._dropout_mask("recurrent", (B, self.hidden_size), self.recurrent_dropout, self._rng,
+                                         self.dtype)  # (B, H)
         tape = self.cell.allocate(T, B, X, states0, self._workspace)
+        tape.input_mask, tape.recurrent_mask = m_x, m_h
+        if M_W is not None:
+            tape.weight_mask, tape.W_dropped = M_W, p["W"]
         if mask is not None:
             m = mask.T[::-1] if self.go_backwards else mask.T
             tape.mask = np.ascontiguousarray(m)[:, :, None]  # (T, B, 1)
@@ -321,7 +373,10 @@ class Recurrent(Module):
         if self.record_grad_norms:
             tape.grad_norms = {name: np.zeros((T, B)) for name in self.state_names}  # float64: no overflow
         self.cell.prepare_backward(tape)
-        p = self._params
+        p, grads = self._params, self._grads
+        if tape.weight_mask is not None:  # the call ran with W * M: so does its backward pass
+            p = dict(p, W=tape.W_dropped)
+            grads = dict(grads, W=np.zeros_like(grads["W"]))
         if tape.mask is not None:
             step_has_data, step_all_data = tape.mask.any(axis=(1, 2)), tape.mask.all(axis=(1, 2))  # (T,)
             keep = tape.mask.astype(self.dtype)  # (T, B, 1)
@@ -363,13 +418,17 @@ class Recurrent(Module):
                 for name, c in zip(self.state_names[1:], carried[1:]):
                     np.copyto(tape.grad_norms[name][t], row_norms(c), where=padded_rows[t])
 
-        self.cell.accumulate_grads(p, self._grads, tape)
+        self.cell.accumulate_grads(p, grads, tape)
+        if tape.weight_mask is not None:
+            self._grads["W"] += grads["W"] * tape.weight_mask  # dW = M * dW'
         self.initial_state_grad = tuple(dstate)
         if tape.grad_norms is not None:
             self.grad_norms = {k: v.T.copy() for k, v in tape.grad_norms.items()}
         if not input_grad:
             return None
         dx = self.cell.input_grad(p, tape)  # (T, B, D), processing order
+        if tape.input_mask is not None:
+            dx *= tape.input_mask
         if self.go_backwards:
             dx = dx[::-1]
         return np.ascontiguousarray(dx.transpose(1, 0, 2))
@@ -386,6 +445,9 @@ class Recurrent(Module):
             "kernel_initializer": init_to_config(self._init_specs[0]),
             "recurrent_initializer": init_to_config(self._init_specs[1]),
             "bias_initializer": init_to_config(self._init_specs[2]),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "weight_dropout": self.weight_dropout,
             "seed": seed_config(self.seed),
         }
         config.update(self.cell.get_config())

@@ -13,7 +13,7 @@ from rnnlab._errors import TrainingDiverged
 from rnnlab._validation import as_generator, check_positive_int
 from rnnlab.nn import losses
 from rnnlab.nn.bidirectional import Bidirectional
-from rnnlab.nn.layers import Dropout, Embedding, OneHot
+from rnnlab.nn.layers import Dropout, Embedding, LockedDropout, OneHot
 from rnnlab.nn.losses import BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy
 from rnnlab.nn.module import Module, registered
 from rnnlab.nn.recurrent import Recurrent
@@ -147,6 +147,11 @@ class Sequential(Module):
                 line(h.ljust(w) for h, w in zip(("Layer (type)", "Output Shape", "Param #"), widths)), rule]
         text += [line(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
         text += [rule, f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", rule]
+        notes = [(name, _regularisation(layer, self.layers, self.layer_names()))
+                 for name, layer in zip(self.layer_names(), self.layers)]
+        notes = [f"  {name}: {', '.join(items)}" for name, items in notes if items]
+        if notes:
+            text += ["Regularisation:", *notes, rule]
         out = "\n".join(text)
         if print_fn is not None:
             print_fn(out)
@@ -229,12 +234,31 @@ class Sequential(Module):
 
     # ------------------------------------------------------------------ config
     def get_config(self):
-        return {"name": self.name,
-                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+        """The layers' configs; a tied ``Dense`` (``tie=embedding``) names its embedding by its index here."""
+        items = []
+        for layer in self.layers:
+            config = layer.get_config()
+            tied = getattr(layer, "tie", None)
+            if isinstance(tied, Module):
+                index = next((i for i, other in enumerate(self.layers) if other is tied), None)
+                if index is None:
+                    raise ValueError(f"{type(layer).__name__} is tied to an {type(tied).__name__} that is not a layer "
+                                     "of this Sequential, so the tie cannot be saved")
+                config["tie"] = str(index)
+            items.append({"class_name": type(layer).__name__, "config": config})
+        return {"name": self.name, "layers": items}
 
     @classmethod
     def from_config(cls, config):
-        layers = [registered(item["class_name"]).from_config(item["config"]) for item in config["layers"]]
+        layers = []
+        for item in config["layers"]:
+            layer_config = dict(item["config"])
+            tie = layer_config.get("tie")
+            if isinstance(tie, str):  # a tied layer: its embedding is an earlier layer
+                if not (tie.isdigit() and int(tie) < len(layers)):
+                    raise ValueError(f"layer {len(layers)} is tied to layer {tie!r}, which is not an earlier layer")
+                layer_config["tie"] = layers[int(tie)]
+            layers.append(registered(item["class_name"]).from_config(layer_config))
         return cls(layers, name=config.get("name"))
 
     # ------------------------------------------------------------------ a simple training loop
@@ -318,6 +342,26 @@ class Sequential(Module):
         return result
 
 
+def _regularisation(layer: Module, layers: list[Module], names: list[str]) -> list[str]:
+    """What :meth:`Sequential.summary` lists for ``layer``: its own dropouts, weight drop, chrono and tie."""
+    if isinstance(layer, Bidirectional):
+        layer = layer.forward_layer
+    items = []  # (Dropout and LockedDropout layers are in the table already)
+    keys = ("dropout", "recurrent_dropout", "weight_dropout") if isinstance(layer, Recurrent) else ("dropout",)
+    if isinstance(layer, (Recurrent, Embedding)):
+        items += [f"{'embedding_dropout' if isinstance(layer, Embedding) else key}={getattr(layer, key):g}"
+                  for key in keys if getattr(layer, key)]
+    if isinstance(layer, Recurrent):
+        bias = layer.get_config()["bias_initializer"]
+        if isinstance(bias, str) and bias.startswith("chrono:"):
+            items.append(f"init={bias}")
+    tie = getattr(layer, "tie", None)
+    if isinstance(tie, Module):
+        index = next((i for i, other in enumerate(layers) if other is tie), None)
+        items.append(f"weights tied to {names[index] if index is not None else type(tie).__name__}")
+    return items
+
+
 def _input_shape_of(layer: Module) -> tuple | None:
     """``(None, None, D)`` for a sequence layer built for D features, ``(None, None)`` for token ids."""
     if isinstance(layer, (Embedding, OneHot)):
@@ -350,12 +394,15 @@ def _hits(y_pred, y_true, loss_fn, mask) -> tuple[int, int]:
 
 
 def stack(layer_class: type[Recurrent], hidden_size: int, num_layers: int = 1, *, bidirectional: bool = False,
-          merge_mode: str | None = "concat", dropout: float = 0.0, return_sequences: bool = True, seed=None, **kwargs):
+          merge_mode: str | None = "concat", dropout: float = 0.0, locked_dropout: bool = False,
+          input_dropout: float = 0.0, return_sequences: bool = True, seed=None, **kwargs):
     """A ``num_layers``-deep stack of one recurrent layer type, as ``torch.nn.LSTM(num_layers=...)`` builds.
 
     Every layer but the last returns sequences; ``return_sequences`` applies to the last. With
     ``dropout > 0`` a :class:`~rnnlab.layers.Dropout` sits between consecutive layers (not after the
-    last), as in PyTorch. ``kwargs`` go to every layer (``input_size`` only to the first).
+    last), as in PyTorch; a :class:`~rnnlab.layers.LockedDropout` (one mask per sequence) with
+    ``locked_dropout``. ``input_dropout`` is each layer's own (Keras') ``dropout``. ``kwargs`` go to
+    every layer (``input_size`` only to the first), ``recurrent_dropout`` and ``weight_dropout`` among them.
 
     Returns
     -------
@@ -370,8 +417,9 @@ def stack(layer_class: type[Recurrent], hidden_size: int, num_layers: int = 1, *
     for i in range(num_layers):
         last = i == num_layers - 1
         layer = layer_class(hidden_size, input_size=input_size if i == 0 else None,
-                            return_sequences=return_sequences if last else True, seed=rng, **kwargs)
+                            return_sequences=return_sequences if last else True, seed=rng, dropout=input_dropout,
+                            **kwargs)
         layers.append(Bidirectional(layer, merge_mode) if bidirectional else layer)
         if dropout and not last:
-            layers.append(Dropout(dropout, seed=rng, dtype=layer.dtype))
+            layers.append((LockedDropout if locked_dropout else Dropout)(dropout, seed=rng, dtype=layer.dtype))
     return Sequential(layers)

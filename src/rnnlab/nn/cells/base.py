@@ -59,6 +59,7 @@ class Scratch:
     kernels : the step kernels while either path is ``KERNEL``, else None.
     W_T : (H, G*H) ``W^T`` for the forward products ``h_{t-1} W^T``, set by ``input_projection``.
     no_dy : (B, 1, H) zeros, the ``dy`` handed to a backward kernel when the loop has none (made on first use).
+    h_drop : (B, H) ``h_{t-1} * m_h``, the recurrent GEMM's input under recurrent dropout (made on first use).
     """
 
     path: Path
@@ -66,6 +67,7 @@ class Scratch:
     backward_path: Path = field(init=False, default=NUMPY)
     W_T: np.ndarray = field(init=False)
     no_dy: np.ndarray | None = field(init=False, default=None)
+    h_drop: np.ndarray | None = field(init=False, default=None)
 
 
 S = TypeVar("S", bound=Scratch)
@@ -84,6 +86,13 @@ class Tape(Generic[S]):
     gates : (T, B, G*H) the step's pre-activations until ``step`` turns them into activations.
     scratch : the cell's :class:`Scratch` (``LSTMScratch``, ``GRUScratch``, ``ElmanScratch``).
     mask : (T, B, 1) boolean, or None.
+    input_mask : (B, D) the input dropout mask ``m_x`` (scaled, the same at every step), or None; ``X``
+        then holds ``x_t * m_x``.
+    weight_mask : (G*H, H) the weight-drop mask ``M`` on ``W`` (scaled, one per call), or None; the call
+        then runs with ``W_dropped = W * M`` in place of ``W``.
+    recurrent_mask : (B, H) the recurrent dropout mask ``m_h`` (scaled, the same at every step), or None:
+        every product with ``W`` reads ``h_{t-1} * m_h`` (:meth:`Cell.recurrent_input`); the carried
+        state itself is not masked.
     dgates : (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
     grad_norms : per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
     workspace : the :class:`Workspace` the tape's big buffers come from (the layer's, kept across calls).
@@ -94,6 +103,10 @@ class Tape(Generic[S]):
     gates: np.ndarray
     scratch: S
     mask: np.ndarray | None = None
+    recurrent_mask: np.ndarray | None = None
+    input_mask: np.ndarray | None = None
+    weight_mask: np.ndarray | None = None
+    W_dropped: np.ndarray | None = None
     dgates: np.ndarray | None = None
     grad_norms: dict[str, np.ndarray] | None = None
     workspace: Workspace = field(default_factory=lambda: Workspace())
@@ -175,9 +188,16 @@ class Cell(Generic[S]):
         GH, H = self.gates * self.hidden_size, self.hidden_size
         return {"U": (GH, input_size), "W": (GH, H), "b": (GH,)}
 
+    #: whether the cell takes the ``chrono`` bias initialiser (it has a forget or update gate)
+    takes_chrono = False
+
     def init_params(self, input_size: int, rng: np.random.Generator, dtype, kernel_init, recurrent_init, bias_init):
-        """Initial values, each gate block of ``U``, ``W`` and ``b`` drawn on its own (H rows)."""
+        """Initial values, each gate block of ``U``, ``W`` and ``b`` drawn on its own (H rows); with the
+        ``chrono`` bias initialiser the biases start at zero and the cell sets its gates' (``chrono_biases``)."""
         H = self.hidden_size
+        chrono = bias_init if isinstance(bias_init, initializers.chrono) else None
+        if chrono is not None:
+            bias_init = initializers.zeros
         values = {}
         for name, shape in self.param_shapes(input_size).items():
             init = {"U": kernel_init, "W": recurrent_init}.get(name, bias_init)
@@ -185,7 +205,13 @@ class Cell(Generic[S]):
                            hidden_size=H)
                       for _ in range(shape[0] // H)]
             values[name] = np.concatenate(blocks, axis=0)
+        if chrono is not None:
+            self.chrono_biases(values["b"], chrono, rng)
         return values
+
+    def chrono_biases(self, b: np.ndarray, chrono: initializers.chrono, rng: np.random.Generator) -> None:
+        """Set the chrono gate biases in ``b`` (G*H,), in place (a cell with ``takes_chrono``)."""
+        raise ValueError(f"bias_initializer {chrono!r} needs a gated cell (LSTM or GRU), not {type(self).__name__}")
 
     # ------------------------------------------------------------------ the loop's pieces
     def allocate(self, T: int, B: int, X: np.ndarray, states0: list[np.ndarray],
@@ -233,6 +259,27 @@ class Cell(Generic[S]):
             np.copyto(W_T[:, r:r + _TRANSPOSE_BLOCK], W[r:r + _TRANSPOSE_BLOCK].T)
         return W_T
 
+    @staticmethod
+    def recurrent_input(tape: Tape[S], t: int) -> np.ndarray:
+        """``h_{t-1}`` as the products with ``W`` read it at step t (``t`` indexes the state tape):
+        the state itself, or ``h_{t-1} * m_h`` in a scratch buffer under recurrent dropout."""
+        h = tape.states[0][t]  # (B, H)
+        m = tape.recurrent_mask
+        if m is None:
+            return h
+        out = tape.scratch.h_drop
+        if out is None:
+            out = tape.scratch.h_drop = np.empty_like(h)
+        return np.multiply(h, m, out=out)
+
+    @staticmethod
+    def recurrent_inputs(tape: Tape[S]) -> np.ndarray:
+        """Every step's :meth:`recurrent_input` as one (T*B, H) matrix, for the ``dW`` GEMM."""
+        h = tape.states[0][:-1]  # (T, B, H)
+        if tape.recurrent_mask is not None:
+            h = h * tape.recurrent_mask
+        return h.reshape(-1, h.shape[-1])
+
     def step(self, p: dict, tape: Tape[S], t: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -277,7 +324,7 @@ class Cell(Generic[S]):
         T, B, D = tape.X.shape
         dG = tape.dgates.reshape(T * B, -1)  # (T*B, G*H)
         g["U"] += dG.T @ tape.X.reshape(T * B, D)
-        g["W"] += dG.T @ tape.states[0][:-1].reshape(T * B, self.hidden_size)
+        g["W"] += dG.T @ self.recurrent_inputs(tape)
         g["b"] += np.matmul(np.ones(T * B, dG.dtype), dG)  # the column sums as a GEMV: one BLAS pass
 
     def input_grad(self, p: dict, tape: Tape[S]) -> np.ndarray:

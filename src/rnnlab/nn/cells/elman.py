@@ -73,7 +73,7 @@ class ElmanCell(Cell[ElmanScratch]):
         a, s = tape.states[0], tape.scratch
         z = a[t + 1]  # (B, H), holds U x_t (+ b on the NumPy path)
         za = s.za  # (B, H)
-        np.matmul(a[t], s.W_T, out=za)
+        np.matmul(self.recurrent_input(tape, t), s.W_T, out=za)
         if s.path is KERNEL:
             s.kernels.elman_tanh_forward(z, za, p["b"])  # z <- tanh(z + za + b), one pass
             return
@@ -95,6 +95,8 @@ class ElmanCell(Cell[ElmanScratch]):
         pair = s.da_pair
         da_prev = pair[1] if pair[0] is da else pair[0]  # (B, H), never the buffer da came in
         np.matmul(dz, p["W"], out=da_prev)
+        if tape.recurrent_mask is not None:
+            da_prev *= tape.recurrent_mask
         return [da_prev]
 
     def prepare_backward(self, tape: Tape[ElmanScratch]) -> None:

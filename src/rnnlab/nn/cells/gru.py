@@ -58,6 +58,11 @@ class GRUCell(Cell[GRUScratch]):
 
     Computed after each step's GEMM by one numba kernel (``reset_after``) or by NumPy ufuncs.
 
+    Under recurrent dropout (``Tape.recurrent_mask`` ``m``), every product with ``W`` reads
+    ``h_{t-1} * m`` (``W_rz``, ``W_n``, and the original form's ``r_t * (h_{t-1} * m)``: Keras 3's
+    ``implementation=1`` with one mask for all gates), while ``z_t * h_{t-1}`` and ``dz_pre``'s
+    ``h_{t-1} - n_t`` use the unmasked state; the gradients through ``W`` into ``h_{t-1}`` are multiplied by ``m``.
+
     Shapes: ``U`` (3H, D), ``W`` (3H, H), ``b`` (3H,), and ``b_hn`` (H,) when ``reset_after``.
     PyTorch ``nn.GRU``: ``U = weight_ih_l0``, ``W = weight_hh_l0``,
     ``b = bias_ih_l0 + [bias_hh_l0[:2H]; 0]``, ``b_hn = bias_hh_l0[2H:]``.
@@ -71,6 +76,14 @@ class GRUCell(Cell[GRUScratch]):
         if not isinstance(reset_after, bool):
             raise TypeError(f"reset_after must be a bool, got {reset_after!r}")
         self.reset_after = reset_after
+
+    takes_chrono = True
+
+    def chrono_biases(self, b, chrono, rng) -> None:
+        """The chrono initialisation's GRU counterpart: the update gate ``z`` keeps ``h_{t-1}`` as an LSTM's
+        forget gate keeps ``c_{t-1}``, so ``b_z = log(u)``, ``u ~ U(1, T_max - 1)``; ``b_r`` and ``b_n`` stay 0."""
+        H = self.hidden_size
+        b[H:2 * H] = chrono.draw(H, rng, b.dtype)
 
     def param_shapes(self, input_size):
         shapes = super().param_shapes(input_size)
@@ -100,12 +113,13 @@ class GRUCell(Cell[GRUScratch]):
         rz, n = gates[:, :2 * H], gates[:, 2 * H:]
         W_T = s.W_T  # (H, 3H)
         gh = s.gh  # (B, 3H)
+        h_in = self.recurrent_input(tape, t)  # h_{t-1}, or h_{t-1} * m_h under recurrent dropout
         if s.path is KERNEL:  # everything after the GEMM in one kernel, the bias included
-            np.matmul(h_prev, W_T, out=gh)
+            np.matmul(h_in, W_T, out=gh)
             s.kernels.gru_forward(gates, gh, p["b"], p["b_hn"], h_prev, s.hn[t], h[t + 1])
             return
         if self.reset_after:
-            np.matmul(h_prev, W_T, out=gh)
+            np.matmul(h_in, W_T, out=gh)
             rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             hn = s.hn[t]
@@ -114,11 +128,11 @@ class GRUCell(Cell[GRUScratch]):
             np.multiply(rz[:, :H], hn, out=rhn)
             n += rhn
         else:
-            np.matmul(h_prev, W_T[:, :2 * H], out=gh[:, :2 * H])
+            np.matmul(h_in, W_T[:, :2 * H], out=gh[:, :2 * H])
             rz += gh[:, :2 * H]
             sigmoid(rz, out=rz)
             rh = s.rh[t]
-            np.multiply(rz[:, :H], h_prev, out=rh)
+            np.multiply(rz[:, :H], h_in, out=rh)
             np.matmul(rh, W_T[:, 2 * H:], out=gh[:, 2 * H:])
             n += gh[:, 2 * H:]
         np.tanh(n, out=n)
@@ -139,11 +153,14 @@ class GRUCell(Cell[GRUScratch]):
         gh = s.gh  # (B, 3H), scratch here
         pair = s.dh_pair
         dh_prev = pair[1] if pair[0] is dh else pair[0]  # never the buffer dh came in
+        m = tape.recurrent_mask  # (B, H) or None: the products with W read h_{t-1} * m
         if s.backward_path is KERNEL:
             dgh = s.dgh[t]
             s.kernels.gru_backward(dh, *self.output_grad(tape, dy, t), gates, h_prev, s.hn[t], s.dh_total, dg, dgh,
                                    dh_prev)  # one pass
             np.matmul(dgh, W, out=gh[:, :H])
+            if m is not None:
+                gh[:, :H] *= m
             dh_prev += gh[:, :H]
             return [dh_prev]
 
@@ -170,16 +187,23 @@ class GRUCell(Cell[GRUScratch]):
             dgh[:, :2 * H] = dg[:, :2 * H]
             np.multiply(dn, r, out=dgh[:, 2 * H:])
             np.matmul(dgh, W, out=gh[:, :H])
+            if m is not None:
+                gh[:, :H] *= m
             dh_prev += gh[:, :H]
         else:
             drh = gh[:, :H]  # (B, H)
             np.matmul(dn, W[2 * H:], out=drh)
-            np.multiply(drh, h_prev, out=dr)
+            np.multiply(drh, h_prev if m is None else self.recurrent_input(tape, t), out=dr)
             dg[:, :2 * H] *= act_grad[:, :2 * H]
             drh *= r
-            dh_prev += drh
             np.matmul(dg[:, :2 * H], W[:2 * H], out=gh[:, H:2 * H])
-            dh_prev += gh[:, H:2 * H]
+            if m is None:
+                dh_prev += drh
+                dh_prev += gh[:, H:2 * H]
+            else:  # both paths back into h_{t-1} run through the mask
+                drh += gh[:, H:2 * H]
+                drh *= m
+                dh_prev += drh
         return [dh_prev]
 
     def accumulate_grads(self, p, g, tape: Tape[GRUScratch]) -> None:
@@ -188,7 +212,7 @@ class GRUCell(Cell[GRUScratch]):
         T, B, D = tape.X.shape
         s = tape.scratch
         dG = tape.dgates.reshape(T * B, 3 * H)
-        h_prev = tape.states[0][:-1].reshape(T * B, H)
+        h_prev = self.recurrent_inputs(tape)  # (T*B, H), h_{t-1} (* m_h under recurrent dropout)
         g["U"] += dG.T @ tape.X.reshape(T * B, D)
         ones = np.ones(T * B, dG.dtype)  # column sums as GEMVs: one BLAS pass each
         g["b"] += np.matmul(ones, dG)

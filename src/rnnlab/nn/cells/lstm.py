@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnnlab.nn import initializers
 from rnnlab.nn.cells.base import HALVED, KERNEL, Cell, Scratch, Tape
 from rnnlab.nn.functional import get_activation, row_norms, sigmoid
 
@@ -53,6 +54,9 @@ class LSTMCell(Cell[LSTMScratch]):
         dc_{t-1}  = dc_t * f_t                                     (the cell path: dc_t/dc_{t-1} = f_t + ...)
         dh_{t-1}  = [di; df; dg; do]_pre W
 
+    Under recurrent dropout (``Tape.recurrent_mask`` ``m``, Keras 3's form) the GEMM reads
+    ``h_{t-1} * m`` and ``dh_{t-1} = ([di; df; dg; do]_pre W) * m``; ``c_{t-1}`` is never masked.
+
     Computed after each step's GEMM by one numba kernel, or by NumPy ufuncs; for a tanh candidate
     over several steps NumPy multiplies by copies of ``U``, ``W``, ``b`` with the i, f, o rows halved,
     so that one ``tanh`` over the (B, 4H) block gives every gate (``s(x) = (1 + tanh(x/2))/2``).
@@ -76,9 +80,17 @@ class LSTMCell(Cell[LSTMScratch]):
             forget_bias = float(forget_bias)
         self.forget_bias = forget_bias
 
+    takes_chrono = True
+
+    def chrono_biases(self, b, chrono, rng) -> None:
+        """Tallec & Ollivier's chrono initialisation: ``b_f = log(u)``, ``u ~ U(1, T_max - 1)``, ``b_i = -b_f``."""
+        H = self.hidden_size
+        b[H:2 * H] = chrono.draw(H, rng, b.dtype)
+        b[:H] = -b[H:2 * H]
+
     def init_params(self, input_size, rng, dtype, kernel_init, recurrent_init, bias_init):
         values = super().init_params(input_size, rng, dtype, kernel_init, recurrent_init, bias_init)
-        if self.forget_bias is not None:
+        if self.forget_bias is not None and not isinstance(bias_init, initializers.chrono):
             H = self.hidden_size
             values["b"][H:2 * H] = self.forget_bias
         return values
@@ -124,7 +136,7 @@ class LSTMCell(Cell[LSTMScratch]):
         s = tape.scratch
         z = tape.gates[t]  # (B, 4H), holds U x_t (+ b on the NumPy paths; sigmoid rows halved on HALVED)
         zh = s.zh
-        np.matmul(h[t], s.W_T, out=zh)
+        np.matmul(self.recurrent_input(tape, t), s.W_T, out=zh)
         if s.path is KERNEL:  # the rest in one kernel: bias, gates, c_t, tanh(c_t), h_t
             s.kernels.lstm_forward(z, zh, p["b"], c[t], c[t + 1], h[t + 1])
             return
@@ -173,6 +185,8 @@ class LSTMCell(Cell[LSTMScratch]):
         if s.backward_path is KERNEL:  # dz and dc_{t-1} in one pass
             s.kernels.lstm_backward(dh, *self.output_grad(tape, dy, t), dc_next, z, c_t, c_prev, tanh_c, dz, dc)
             np.matmul(dz, p["W"], out=dh_prev)
+            if tape.recurrent_mask is not None:
+                dh_prev *= tape.recurrent_mask
             return [dh_prev, dc]
 
         if dy is not None:
@@ -200,6 +214,8 @@ class LSTMCell(Cell[LSTMScratch]):
         dz *= act_grad
         dc *= f  # dc_{t-1}
         np.matmul(dz, p["W"], out=dh_prev)
+        if tape.recurrent_mask is not None:
+            dh_prev *= tape.recurrent_mask
         return [dh_prev, dc]
 
     def get_config(self):
