@@ -51,10 +51,10 @@ def test_an_interrupted_0_1_0_run_resumes_to_the_weights_of_the_uninterrupted_ru
         assert sorted(whole.files) == sorted(resumed)
         for name in whole.files:
             assert resumed[name].dtype == whole[name].dtype == np.float32, name
-            if _same_kernels_as_at_creation():
-                np.testing.assert_array_equal(resumed[name], whole[name], err_msg=name)
-            else:  # the NumPy path rounds differently from the numba kernels: float32 rounding, no more
-                np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-5, atol=1e-6, err_msg=name)
+            # float32 rounding, no more: the bias gradients' summation order (a GEMV since 0.1.0) and, on
+            # the NumPy path, the step kernels round differently from the code that made the fixtures
+            # (bit-identical resume within one version is tests/integration/test_trainer_resume.py's)
+            np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_a_0_1_0_model_directory_loads(tmp_path):
