@@ -1,0 +1,182 @@
+"""The documentation site: built strictly with every tutorial executed, then checked page by page.
+
+``python -m mkdocs build --strict`` runs the site's hooks (``docs/hooks/site.py``): each tutorial
+(``docs/tutorials/NN_*.py``, jupytext percent format) is executed in a fresh kernel, a failing cell
+failing the build, and the maths becomes MathML. Then, on the built site: every internal link and
+image resolves, no raw ``$...$`` is left outside code, the pages with formulas carry MathML, every
+tutorial shows its outputs and figures; and every page, served over HTTP, loads in headless Chromium
+without a console message (an error, a failed resource, a warning). A few screenshots are written
+for a person to look at (their folder is printed).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("[0-9]*.py"))
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0"]
+RAW_MATH = re.compile(r"(?<![\\$\w])\$[^$\s][^$\n]*?\$(?![\w$])|\$\$")
+SHOTS = ["index.html", "tutorials/02_bptt.html", "tutorials/03_vanishing.html", "api/nn.html"]
+
+
+class Page(HTMLParser):
+    """The links, image sources, element ids and text outside code of one HTML page."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.ids: set[str] = set()
+        self.text: list[str] = []
+        self.maths = 0
+        self._code = 0
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("img", "script") and attrs.get("src"):
+            (self.images if tag == "img" else self.links).append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("code", "pre", "script", "style"):
+            self._code += 1
+        if tag == "math":
+            self.maths += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("code", "pre", "script", "style"):
+            self._code -= 1
+
+    def handle_data(self, data):
+        if not self._code:
+            self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                           "-d", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def pages(site) -> dict[str, Page]:
+    return {p.relative_to(site).as_posix(): Page(p.read_text(encoding="utf-8")) for p in site.rglob("*.html")}
+
+
+def _target(site: Path, page: str, link: str) -> tuple[Path, str] | None:
+    """The file and fragment an internal link of ``page`` points at; None for an external one."""
+    parts = urlsplit(link)
+    if parts.scheme or parts.netloc or link.startswith(("mailto:", "data:")):
+        return None
+    path = unquote(parts.path)
+    if path.startswith("/"):  # from the site's root (the 404 page's links)
+        file = site / path.lstrip("/")
+    else:
+        file = (site / page).parent / path if path else site / page
+    if file.is_dir():
+        file = file / "index.html"
+    return file.resolve(), parts.fragment
+
+
+def test_the_site_has_every_tutorial_and_reference_page(pages):
+    for script in TUTORIALS:
+        assert f"tutorials/{script.stem}.html" in pages, script.name
+    for name in ("index.html", "howto/cli.html", "api/nn.html", "api/cells.html", "api/training.html"):
+        assert name in pages, name
+
+
+def test_every_internal_link_and_image_resolves(site, pages):
+    broken = []
+    for name, page in pages.items():
+        for link in page.links + page.images:
+            target = _target(site, name, link)
+            if target is None:
+                continue
+            file, fragment = target
+            if not file.is_file():
+                broken.append(f"{name}: {link}")
+            elif fragment and file.suffix == ".html":
+                other = pages.get(file.relative_to(site.resolve()).as_posix())
+                if other is not None and fragment not in other.ids:
+                    broken.append(f"{name}: {link} (no id {fragment!r})")
+    assert not broken, "\n".join(broken[:30])
+
+
+def test_the_maths_is_rendered_and_no_raw_formula_is_left(pages):
+    for name, page in pages.items():
+        raw = RAW_MATH.search(" ".join(page.text))
+        assert raw is None, f"{name}: raw maths left: {raw.group(0)!r}"
+    for name in ["index.html"] + [f"tutorials/{s.stem}.html" for s in TUTORIALS]:
+        assert pages[name].maths > 0, f"{name} has formulas but no MathML"
+
+
+def test_every_tutorial_shows_its_outputs_and_figures(site, pages):
+    for script in TUTORIALS:
+        html = (site / "tutorials" / f"{script.stem}.html").read_text(encoding="utf-8")
+        source = script.read_text(encoding="utf-8")
+        assert html.count("<pre") > source.count("# %%\n"), f"{script.name}: its outputs are missing"
+        figures = source.count("plt.show()") + source.count("display(Image")
+        images = pages[f"tutorials/{script.stem}.html"].images
+        assert len(images) >= figures, f"{script.name}: {figures} figures made, {len(images)} shown"
+        for image in images:
+            assert (site / "tutorials" / image).stat().st_size > 2000, f"{script.name}: {image} is empty"
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    handler = functools.partial(_Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: no 'chromium' on PATH (Debian: apt-get install -y chromium)")
+def test_every_page_loads_in_chromium_without_console_messages(pages, server, tmp_path_factory):
+    shots = tmp_path_factory.mktemp("screenshots")
+    problems = []
+    for name in sorted(pages):
+        url = f"{server}/{name}"
+        done = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+        console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+        if done.returncode != 0 or "</html>" not in done.stdout:
+            problems.append(f"{name}: Chromium exited {done.returncode}")
+        problems += [f"{name}: {line.split('] ', 1)[-1]}" for line in console]
+        if pages[name].maths and "<math" not in done.stdout:
+            problems.append(f"{name}: no MathML in the rendered page")
+    for name in SHOTS:
+        subprocess.run([CHROMIUM, *FLAGS, "--window-size=1280,1400", f"--screenshot={shots / name.replace('/', '_')}.png",
+                        f"{server}/{name}"], capture_output=True, timeout=120)
+    print(f"screenshots of {', '.join(SHOTS)} in {shots}")
+    assert not problems, "\n".join(problems[:30])
+    assert all((shots / f"{n.replace('/', '_')}.png").stat().st_size > 10_000 for n in SHOTS)
