@@ -161,7 +161,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: no 'chromium' on PATH (Debian: apt-get install -y chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: no 'chromium' on PATH (apt-get install -y chromium)")
 def test_every_page_loads_in_chromium_without_console_messages(pages, server, tmp_path_factory):
     shots = tmp_path_factory.mktemp("screenshots")
     problems = []
@@ -175,8 +175,9 @@ def test_every_page_loads_in_chromium_without_console_messages(pages, server, tm
         if pages[name].maths and "<math" not in done.stdout:
             problems.append(f"{name}: no MathML in the rendered page")
     for name in SHOTS:
-        subprocess.run([CHROMIUM, *FLAGS, "--window-size=1280,1400", f"--screenshot={shots / name.replace('/', '_')}.png",
-                        f"{server}/{name}"], capture_output=True, timeout=120)
+        shot = shots / f"{name.replace('/', '_')}.png"
+        subprocess.run([CHROMIUM, *FLAGS, "--window-size=1280,1400", f"--screenshot={shot}", f"{server}/{name}"],
+                       capture_output=True, timeout=120)
     print(f"screenshots of {', '.join(SHOTS)} in {shots}")
     assert not problems, "\n".join(problems[:30])
     assert all((shots / f"{n.replace('/', '_')}.png").stat().st_size > 10_000 for n in SHOTS)
