@@ -24,6 +24,7 @@ import numpy as np
 import rnnlab
 from rnnlab.data.batches import ArrayBatches, LMStream
 from rnnlab.training import distributed
+from rnnlab.training.callbacks import HistoryWriter
 from rnnlab.training.config import TrainConfig
 from rnnlab.training.trainer import Trainer
 
@@ -71,6 +72,13 @@ def _forecast(dtype):
 CASES = {"sentiment": _sentiment, "lm": _lm, "forecast": _forecast}
 
 
+class _NoCurves(HistoryWriter):
+    """The history files without the PNG curves (drawing them would be most of these runs' time)."""
+
+    def plot(self, *args, **kwargs) -> None:
+        pass
+
+
 def _kill_before_reduction(hook, trainer, step: int) -> None:
     """SIGKILL this rank in the middle of update ``step``: after its backward pass, before the ``Allreduce``."""
     reduce = hook.reduce_gradients
@@ -97,6 +105,7 @@ def run(spec: str, root: Path, args) -> None:
         np.savez(run_dir / "initial.npz", **dict(model.named_parameters()))
     trainer = Trainer(model, loss, config, train, val, run_dir)
     trainer.print_fn = lambda message: None
+    trainer.callbacks = [_NoCurves() if isinstance(cb, HistoryWriter) else cb for cb in trainer.callbacks]
     with distributed.abort_on_error(comm):
         if comm is not None:
             if comm.rank > 0 and not args.resume:  # other weights than rank 0's: attach must broadcast rank 0's
