@@ -8,7 +8,8 @@ model on one token stream, truncated BPTT) or ``forecast`` (a SimpleRNN forecast
 goes to ``ROOT/case-optimizer-dtype-steps``, where rank 0 writes the first and the final weights
 (``initial.npz``, ``weights.npz``) and the final validation results (``results.json``).
 ``--kill-rank R`` makes rank R SIGKILL itself in the middle of update K (``--kill-step``), after its
-backward pass, while the others wait in that update's ``Allreduce``.
+backward pass, while the others wait in that update's ``Allreduce`` (``--how raise``: raises an error
+there instead).
 """
 
 from __future__ import annotations
@@ -79,12 +80,15 @@ class _NoCurves(HistoryWriter):
         pass
 
 
-def _kill_before_reduction(hook, trainer, step: int) -> None:
-    """SIGKILL this rank in the middle of update ``step``: after its backward pass, before the ``Allreduce``."""
+def _kill_before_reduction(hook, trainer, step: int, how: str) -> None:
+    """SIGKILL this rank (``how="kill"``), or raise an error in it (``"raise"``), in the middle of update
+    ``step``: after its backward pass, before the ``Allreduce``."""
     reduce = hook.reduce_gradients
 
     def reduce_or_die(model, loss):
         if trainer.step + 1 >= step:
+            if how == "raise":
+                raise RuntimeError(f"a test failure in update {step}")
             os.kill(os.getpid(), signal.SIGKILL)
         reduce(model, loss)
 
@@ -113,7 +117,7 @@ def run(spec: str, root: Path, args) -> None:
                     p += 1.0
             hook = distributed.attach(trainer, comm)
             if comm.rank == args.kill_rank:
-                _kill_before_reduction(hook, trainer, args.kill_step)
+                _kill_before_reduction(hook, trainer, args.kill_step, args.how)
         trainer.run(resume=args.resume)
         results = trainer.evaluate(trainer.val)
     if root_rank:
@@ -128,6 +132,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--kill-rank", type=int, default=None)
     parser.add_argument("--kill-step", type=int, default=3)
+    parser.add_argument("--how", choices=("kill", "raise"), default="kill")
     args = parser.parse_args()
     for spec in args.specs:
         run(spec, args.root, args)

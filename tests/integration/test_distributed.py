@@ -123,6 +123,12 @@ def test_a_rank_killed_mid_step_ends_the_job_with_a_message_and_a_good_checkpoin
         assert not (_dir(runs["root"] / "killed", spec) / "weights.npz").exists()  # the run did not finish
 
 
+def test_an_error_on_one_rank_stops_every_rank_with_a_message_naming_it(tmp_path):
+    done = _worker(2, tmp_path, ["forecast:sgd:float64:6"], "--kill-rank", "1", "--kill-step", "2", "--how", "raise")
+    assert done.returncode != 0
+    assert "rank 1 of 2 failed (RuntimeError: a test failure in update 2); stopping all 2 ranks" in done.stderr
+
+
 @pytest.mark.parametrize("spec", RESUMED)
 def test_resuming_on_two_ranks_is_bit_identical_and_alone_equal_to_1e_10(runs, spec):
     root = runs["root"]
