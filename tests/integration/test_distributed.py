@@ -169,3 +169,15 @@ def test_mpiexec_deals_cross_validation_folds_to_the_ranks(tmp_path):
     # folds 1 and 3 went to rank 0, fold 2 to rank 1: each fold's log was written by one process
     assert all((tmp_path / "cv" / f"fold-0{k}" / "train.log").read_text().count("training Sequential") == 1
                for k in (1, 2, 3))
+
+
+def test_mpiexec_deals_an_experiments_runs_to_the_ranks_with_the_numbers_of_one_process(tmp_path):
+    from rnnlab.lab.experiments import EXPERIMENTS
+
+    done = _run(2, "-m", "rnnlab", "experiment", "adding", "--out", str(tmp_path / "adding"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("report:") == 1  # rank 0 reports
+    parallel = json.loads((tmp_path / "adding" / "results.json").read_text())
+    experiment = EXPERIMENTS["adding"]
+    alone = json.loads(json.dumps(experiment.compute(experiment.settings["fast"], 0, lambda message: None)))
+    assert len(alone["runs"]) == 4 and parallel["runs"] == alone["runs"]

@@ -47,6 +47,7 @@ by default), through threadpoolctl when installed; ``OMP_NUM_THREADS`` set by th
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -56,7 +57,7 @@ from dataclasses import replace
 import numpy as np
 
 __all__ = ["Communicator", "DataParallel", "GradientBuffer", "ShardedBatches", "abort_on_error", "attach",
-           "launch_rank", "launched_by_mpi", "shard_bounds", "split_work", "world"]
+           "launch_rank", "launched_by_mpi", "shard_bounds", "spread_over_ranks", "split_work", "world"]
 
 #: Environment variables a launcher sets in each rank (MPICH/Hydra and Slurm's PMI, Open MPI, PMIx, MVAPICH).
 LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE")
@@ -137,6 +138,17 @@ class Communicator:
             self.comm.Gatherv(array, None, root=root)
         return out
 
+    def allgather_json(self, value) -> list:
+        """Every rank's ``value`` (JSON-serialisable; NumPy numbers and arrays become lists and numbers), in
+        rank order, on every rank; sent as UTF-8 JSON, never pickled."""
+        data = np.frombuffer(json.dumps(value, default=_plain).encode("utf-8"), dtype=np.uint8)
+        lengths = np.empty(self.size, dtype=np.int64)
+        self.comm.Allgather(np.array([data.size], dtype=np.int64), lengths)
+        out = np.empty(int(lengths.sum()), dtype=np.uint8)
+        self.comm.Allgatherv(data, [out, [int(n) for n in lengths]])
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        return [json.loads(out[offsets[r]:offsets[r + 1]].tobytes().decode("utf-8")) for r in range(self.size)]
+
     def barrier(self) -> None:
         self.comm.Barrier()
 
@@ -172,6 +184,27 @@ def world(required: bool = False) -> Communicator | None:
         return None
     comm = Communicator(MPI.COMM_WORLD)
     return comm if required or comm.size > 1 else None
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def spread_over_ranks(fn, items: list, comm: Communicator | None) -> list:
+    """``[fn(item) for item in items]`` with the items dealt out to the ranks (:func:`split_work`), for
+    independent jobs (experiment runs): every rank gets every result, in the items' order. Without
+    ``comm``, all run here. The results travel as JSON (tuples become lists, NumPy values plain ones).
+    """
+    if comm is None:
+        return [fn(item) for item in items]
+    with abort_on_error(comm):
+        mine = [[i, fn(items[i])] for i in range(comm.rank, len(items), comm.size)]
+    results = {int(i): result for part in comm.allgather_json(mine) for i, result in part}
+    return [results[i] for i in range(len(items))]
 
 
 @contextmanager
