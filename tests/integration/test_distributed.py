@@ -144,14 +144,16 @@ def test_resuming_on_two_ranks_is_bit_identical_and_alone_equal_to_1e_10(runs, s
 def test_mpiexec_rnnlab_train_writes_one_run_directory_with_world_size(tmp_path):
     config = tmp_path / "adding.toml"
     config.write_text('[data]\ntask = "adding"\nseq_len = 6\nn_train = 40\nn_val = 10\nn_test = 10\nbatch_size = 8\n'
-                      '[model]\ncell = "gru"\nhidden_size = 4\n[train]\nepochs = 1\nmetrics = ["mse"]\n')
+                      '[model]\ncell = "gru"\nhidden_size = 4\n[train]\nepochs = 2\nmetrics = ["mse"]\n'
+                      "restore_best = true\n")
     done = _run(2, "-m", "rnnlab", "train", str(config), "--run-dir", "dp", "--distributed", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("run written to dp") == 1  # rank 0 reports
     metrics = json.loads((tmp_path / "dp" / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["steps"] == 5
+    assert metrics["world_size"] == 2 and metrics["steps"] == 10
     log = (tmp_path / "dp" / "train.log").read_text()
     assert "data-parallel training: world_size 2" in log and "BLAS threads per rank" in log
+    assert log.count("restored the weights of epoch") == 1 and (tmp_path / "dp" / "best.npz").is_file()
 
 
 def test_mpiexec_deals_cross_validation_folds_to_the_ranks(tmp_path):

@@ -97,3 +97,12 @@ def test_on_one_rank_the_reduction_leaves_the_mean_gradient_and_reports_the_loss
     for name, g in model.named_grads():
         np.testing.assert_allclose(g, expected[name], rtol=1e-14, atol=1e-15)
     assert hook.step_stats() == {"loss": pytest.approx(value, rel=1e-14), "weight": 3.0}
+
+
+def test_the_projection_follows_the_ring_allreduce_model():
+    dp = pytest.importorskip("benchmarks.data_parallel")
+    # 2 (N-1)/N x bytes x 8 / bandwidth + 2 (N-1) x latency
+    assert dp.allreduce_time(1e6, 4, 8e9, 1e-5) == pytest.approx(2 * 3 / 4 * 1e6 * 8 / 8e9 + 2 * 3 * 1e-5)
+    measured = [{"example": "x", "parameters": 10, "compute_s": 1e-3, "allreduce_bytes": 48, "global_batch": 8}]
+    table = dp.project(measured, fixed_batch=True)
+    assert table.count("| x |") == len(dp.LINKS) and "| - |" in table  # no speed-up beyond one row per node

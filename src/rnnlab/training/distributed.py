@@ -331,9 +331,11 @@ class DataParallel:
     # ---------------------------------------------------------------- one step
     def reduce_gradients(self, model, loss) -> None:
         """Replace this rank's gradients by those of the global batch (one ``Allreduce``); see the module notes."""
-        terms = loss.terms
-        count = float(terms.count) if terms is not None else 0.0
-        total = float(terms.total) if terms is not None else 0.0
+        terms = getattr(loss, "terms", None)
+        if terms is None:
+            raise TypeError(f"data-parallel training needs an rnnlab Loss, which records its terms and their count; "
+                            f"got {type(loss).__name__}")
+        count, total = float(terms.count), float(terms.total)
         buf = self.buffer
         mean = getattr(loss, "reduction", "mean") == "mean"
         if mean and count != 1.0:
@@ -418,11 +420,31 @@ def attach(trainer, comm: Communicator) -> DataParallel:
     trainer.train = hook.shard(trainer.train, training=True)
     trainer.val = hook.shard(trainer.val)
     trainer.distributed = hook
-    if not hook.is_root:  # progress bars, history files and curves come from rank 0 alone
-        from rnnlab.training.callbacks import HistoryWriter, ProgressLogger
+    if not hook.is_root:  # progress bars, history files, curves and best.npz come from rank 0 alone
+        from rnnlab.training.callbacks import BestWeights, HistoryWriter, ProgressLogger
 
-        trainer.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, (HistoryWriter, ProgressLogger))]
+        trainer.callbacks = [_best_weights_in_memory(cb) if type(cb) is BestWeights else cb
+                             for cb in trainer.callbacks if not isinstance(cb, (HistoryWriter, ProgressLogger))]
     return hook
+
+
+def _best_weights_in_memory(best):
+    """A :class:`BestWeights` that keeps the best weights without writing ``best.npz`` (rank 0 writes it; a
+    resumed rank reads it back from there)."""
+    from rnnlab.optim.schedules import improved
+    from rnnlab.training import callbacks
+
+    class BestWeights(callbacks.BestWeights):  # the same name, so the same key among a checkpoint's callback states
+        def on_epoch_end(self, trainer, epoch, logs):
+            value = float(logs[self.monitor]) if self.monitor in logs else None
+            if value is None or not improved(value, self.best, self.mode, self.min_delta):
+                return super().on_epoch_end(trainer, epoch, logs) if value is None else None
+            self.best, self.best_epoch = value, epoch + 1
+            self.weights = {name: p.copy() for name, p in trainer.model.named_parameters()}
+
+    copy = BestWeights(best.monitor, best.mode, best.min_delta)
+    copy.best, copy.best_epoch, copy.weights = best.best, best.best_epoch, best.weights
+    return copy
 
 
 def _shortest_batch(batches) -> int | None:
