@@ -9,7 +9,7 @@ goes to ``ROOT/case-optimizer-dtype-steps``, where rank 0 writes the first and t
 (``initial.npz``, ``weights.npz``) and the final validation results (``results.json``).
 ``--kill-rank R`` makes rank R SIGKILL itself in the middle of update K (``--kill-step``), after its
 backward pass, while the others wait in that update's ``Allreduce`` (``--how raise``: raises an error
-there instead).
+there instead; ``--how hang``: sleeps there for an hour).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,8 @@ def _kill_before_reduction(hook, trainer, step: int, how: str) -> None:
         if trainer.step + 1 >= step:
             if how == "raise":
                 raise RuntimeError(f"a test failure in update {step}")
+            if how == "hang":
+                time.sleep(3600)
             os.kill(os.getpid(), signal.SIGKILL)
         reduce(model, loss)
 
@@ -132,7 +135,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--kill-rank", type=int, default=None)
     parser.add_argument("--kill-step", type=int, default=3)
-    parser.add_argument("--how", choices=("kill", "raise"), default="kill")
+    parser.add_argument("--how", choices=("kill", "raise", "hang"), default="kill")
     args = parser.parse_args()
     for spec in args.specs:
         run(spec, args.root, args)

@@ -39,13 +39,14 @@ def _env() -> dict:
     return env
 
 
-def _run(ranks: int | None, *argv: str, cwd=None) -> subprocess.CompletedProcess:
+def _run(ranks: int | None, *argv: str, cwd=None, env=None) -> subprocess.CompletedProcess:
     command = [sys.executable, *argv] if ranks is None else [MPIEXEC, "-n", str(ranks), sys.executable, *argv]
-    return subprocess.run(command, capture_output=True, text=True, timeout=HANG, env=_env(), cwd=cwd)
+    return subprocess.run(command, capture_output=True, text=True, timeout=HANG, env={**_env(), **(env or {})},
+                          cwd=cwd)
 
 
-def _worker(ranks: int | None, root: Path, specs, *options: str) -> subprocess.CompletedProcess:
-    return _run(ranks, WORKER, str(root), *specs, *options)
+def _worker(ranks: int | None, root: Path, specs, *options: str, env=None) -> subprocess.CompletedProcess:
+    return _run(ranks, WORKER, str(root), *specs, *options, env=env)
 
 
 def _weights(path: Path) -> dict:
@@ -127,6 +128,14 @@ def test_an_error_on_one_rank_stops_every_rank_with_a_message_naming_it(tmp_path
     done = _worker(2, tmp_path, ["forecast:sgd:float64:6"], "--kill-rank", "1", "--kill-step", "2", "--how", "raise")
     assert done.returncode != 0
     assert "rank 1 of 2 failed (RuntimeError: a test failure in update 2); stopping all 2 ranks" in done.stderr
+
+
+def test_a_rank_that_hangs_is_caught_by_the_watchdog_of_the_others(tmp_path):
+    done = _worker(2, tmp_path, ["forecast:sgd:float64:6"], "--kill-rank", "1", "--kill-step", "2", "--how", "hang",
+                   env={"RNNLAB_MPI_TIMEOUT": "2"})
+    assert done.returncode != 0
+    assert ("rnnlab: rank 0 of 2 waited more than 2 s in an Allreduce: another rank is stuck or gone; stopping all 2 "
+            "ranks") in done.stderr
 
 
 @pytest.mark.parametrize("spec", RESUMED)

@@ -106,3 +106,16 @@ def test_the_projection_follows_the_ring_allreduce_model():
     measured = [{"example": "x", "parameters": 10, "compute_s": 1e-3, "allreduce_bytes": 48, "global_batch": 8}]
     table = dp.project(measured, fixed_batch=True)
     assert table.count("| x |") == len(dp.LINKS) and "| - |" in table  # no speed-up beyond one row per node
+
+
+def test_the_watchdog_limit_comes_from_the_environment(monkeypatch):
+    from rnnlab.training.distributed import DEFAULT_TIMEOUT, collective_timeout
+
+    monkeypatch.delenv("RNNLAB_MPI_TIMEOUT", raising=False)
+    assert collective_timeout() == DEFAULT_TIMEOUT
+    monkeypatch.setenv("RNNLAB_MPI_TIMEOUT", "0")
+    assert collective_timeout() == 0
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv("RNNLAB_MPI_TIMEOUT", bad)
+        with pytest.raises(ValueError, match="RNNLAB_MPI_TIMEOUT must be a number of seconds"):
+            collective_timeout()

@@ -174,7 +174,7 @@ def rank() -> int:
 def _world(required: bool):
     try:
         return mpi.world(required)
-    except ImportError as exc:
+    except (ImportError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
 
 
@@ -215,7 +215,7 @@ def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool,
             folds[fold] = train(fold_config, fold_dir, data_dir=data_dir, distributed=False,
                                 resume=resume and latest_checkpoint(fold_dir) is not None)
     if comm is not None:  # every fold's metrics.json is written: read the others' folds back
-        comm.barrier()
+        comm.barrier(timed=False)  # a rank with fewer folds waits for the others' whole folds
         for fold in range(1, k + 1):
             if fold not in folds:
                 folds[fold] = json.loads((run_dir / f"fold-{fold:02d}" / METRICS_FILE).read_text("utf-8"))

@@ -37,7 +37,10 @@ Failure
 A rank that raises while the others wait in a collective would leave them waiting for ever, so
 :func:`abort_on_error` turns an exception on any rank into ``MPI_Abort`` of the whole job, after
 printing which rank failed and why; a rank killed by a signal is noticed by the MPI launcher, which
-ends the other ranks. Checkpoints are written atomically, so the last complete one stays good.
+ends the other ranks. A rank that hangs, or vanishes without the launcher noticing, is caught by a
+watchdog: a rank waiting more than ``RNNLAB_MPI_TIMEOUT`` seconds (default 600, 0: no limit) inside
+one collective of training says so and aborts the job. Checkpoints are written atomically (and the
+others wait at a barrier while rank 0 writes), so the last complete one stays good.
 
 Threads
 -------
@@ -50,6 +53,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -64,6 +69,25 @@ LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK
 
 MPI_MISSING = ("data-parallel training needs mpi4py and an MPI library: pip install 'rnnlab[mpi]' "
                "(mpi4py and mpich), then launch with mpiexec -n N")
+
+
+#: Seconds a rank may wait inside one collective of training before it aborts the job (0: no limit).
+TIMEOUT_VARIABLE = "RNNLAB_MPI_TIMEOUT"
+DEFAULT_TIMEOUT = 600.0
+
+
+def collective_timeout() -> float:
+    """The watchdog's limit in seconds, from ``RNNLAB_MPI_TIMEOUT`` (default 600; 0 disables it)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a number of seconds (0: no limit), got {text!r}") from None
+    if not value >= 0:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a number of seconds >= 0 (0: no limit), got {text!r}")
+    return value
 
 
 def launched_by_mpi() -> bool:
@@ -106,6 +130,34 @@ class Communicator:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        self.timeout = collective_timeout()
+        self._waiting_since: tuple[float, str] | None = None
+        self._watchdog: threading.Thread | None = None
+
+    @contextmanager
+    def _waiting(self, what: str):
+        """Run a collective under the watchdog: after ``timeout`` seconds inside it, abort the job."""
+        if not self.timeout:
+            yield
+            return
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="rnnlab-mpi-watchdog", daemon=True)
+            self._watchdog.start()
+        self._waiting_since = (time.monotonic(), what)
+        try:
+            yield
+        finally:
+            self._waiting_since = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.timeout / 4))
+            waiting = self._waiting_since
+            if waiting is not None and time.monotonic() - waiting[0] > self.timeout:
+                print(f"rnnlab: rank {self.rank} of {self.size} waited more than {self.timeout:g} s in {waiting[1]}: "
+                      f"another rank is stuck or gone; stopping all {self.size} ranks (set {TIMEOUT_VARIABLE} to "
+                      "wait longer, 0 to wait for ever)", file=sys.stderr, flush=True)
+                self.comm.Abort(1)
 
     @property
     def is_root(self) -> bool:
@@ -113,12 +165,14 @@ class Communicator:
 
     def allreduce_(self, buffer: np.ndarray) -> np.ndarray:
         """Sum ``buffer`` (contiguous) over the ranks, in place; returns it."""
-        self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+        with self._waiting("an Allreduce"):
+            self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
         return buffer
 
     def bcast_(self, array: np.ndarray, root: int = 0) -> np.ndarray:
         """Overwrite ``array`` (contiguous) with ``root``'s, in place; returns it."""
-        self.comm.Bcast(array, root=root)
+        with self._waiting("a Bcast"):
+            self.comm.Bcast(array, root=root)
         return array
 
     def gather_rows(self, array: np.ndarray, root: int = 0) -> np.ndarray | None:
@@ -127,15 +181,17 @@ class Communicator:
         array = np.ascontiguousarray(array)
         rows = np.array([array.shape[0]], dtype=np.int64)
         all_rows = np.empty(self.size, dtype=np.int64)
-        self.comm.Allgather(rows, all_rows)
+        with self._waiting("an Allgather"):
+            self.comm.Allgather(rows, all_rows)
         row_size = int(np.prod(array.shape[1:], dtype=np.int64))
         counts = [int(r) * row_size for r in all_rows]
         out = None
-        if self.rank == root:
-            out = np.empty((int(all_rows.sum()),) + array.shape[1:], dtype=array.dtype)
-            self.comm.Gatherv(array, [out, counts], root=root)
-        else:
-            self.comm.Gatherv(array, None, root=root)
+        with self._waiting("a Gatherv"):
+            if self.rank == root:
+                out = np.empty((int(all_rows.sum()),) + array.shape[1:], dtype=array.dtype)
+                self.comm.Gatherv(array, [out, counts], root=root)
+            else:
+                self.comm.Gatherv(array, None, root=root)
         return out
 
     def allgather_json(self, value) -> list:
@@ -149,8 +205,13 @@ class Communicator:
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         return [json.loads(out[offsets[r]:offsets[r + 1]].tobytes().decode("utf-8")) for r in range(self.size)]
 
-    def barrier(self) -> None:
-        self.comm.Barrier()
+    def barrier(self, timed: bool = True) -> None:
+        """Wait for every rank (``timed=False``: without the watchdog, for ranks finishing independent jobs)."""
+        if not timed:
+            self.comm.Barrier()
+            return
+        with self._waiting("a Barrier"):
+            self.comm.Barrier()
 
     def local_size(self) -> int:
         """The number of ranks on this node (sharing memory with this one)."""
