@@ -11,6 +11,7 @@ from pathlib import Path
 from rnnlab.cli._registry import command
 from rnnlab.lab.config import ConfigError
 from rnnlab.lab.experiments import DEFAULT_OUT, EXPERIMENTS, get
+from rnnlab.lab.runs import rank as launch_rank
 
 __all__ = ["configure_cli", "run_cli"]
 
@@ -64,6 +65,8 @@ def run_cli(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
     mode = "full" if args.full else "fast"
     results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, progress=_progress)
+    if launch_rank() != 0:
+        return 0  # under mpiexec the ranks shared the runs; rank 0 reports
     print(f"{experiment.title} ({mode} mode, seed {args.seed}, {results['elapsed_seconds']:.1f} s)")
     for line in results["findings"]:
         print(f"- {line}")

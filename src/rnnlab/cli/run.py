@@ -1,6 +1,6 @@
 """The commands around a run configuration (see :mod:`rnnlab.lab.config` and :mod:`rnnlab.lab.tasks`)::
 
-    rnnlab train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--data-dir DIR] [--resume]
+    rnnlab train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--data-dir DIR] [--resume] [--distributed]
     rnnlab evaluate RUN [--split val|test | --path FILE] [--data-dir DIR]
     rnnlab generate RUN --prime TEXT [--length N --temperature T --top-k K --top-p P --greedy --seed S --stop TEXT]
     rnnlab predict RUN INPUT...  |  rnnlab predict RUN --file FILE [--out PRED.csv|.jsonl] [--format text|json]
@@ -54,6 +54,9 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its latest checkpoint "
                              "([train] may change, e.g. more epochs)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="train data-parallel over MPI ranks (mpiexec -n N rnnlab train ...; detected from the "
+                             "MPI launcher without this flag, which makes a missing mpi4py an error)")
 
 
 @command("train", "train the model a run configuration describes, writing a run directory", _configure_train)
@@ -66,9 +69,12 @@ def _run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
     try:
-        metrics = runs.train(config, run_dir, data_dir=args.data_dir, resume=args.resume)
+        metrics = runs.train(config, run_dir, data_dir=args.data_dir, resume=args.resume,
+                             distributed=True if args.distributed else None)
     except KeyboardInterrupt:
         raise Interrupted(_after_interrupt(args, run_dir)) from None
+    if runs.rank() != 0:
+        return 0  # rank 0 reports for the whole job
     print(f"run written to {run_dir}")
     _print_results(metrics)
     return 0

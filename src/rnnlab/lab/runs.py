@@ -56,6 +56,7 @@ from rnnlab.lab.tasks import (
     tokenizer_of,
 )
 from rnnlab.nn.module import Module
+from rnnlab.training import distributed as mpi
 from rnnlab.training.checkpoint import claim_run_dir, writing
 from rnnlab.training.config import TrainConfig
 from rnnlab.training.trainer import Trainer, latest_checkpoint
@@ -122,7 +123,7 @@ def _load_artefacts(run_dir: Path) -> tuple[Vocabulary | None, Scaler | None]:
     return vocab, scaler
 
 
-def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) -> dict:
+def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False, distributed: bool | None = None) -> dict:
     """Train ``config`` in ``run_dir`` and return the final metrics (also in ``run_dir/metrics.json``).
 
     With ``resume``, continue the run from its latest checkpoint (the data and model sections must
@@ -132,10 +133,15 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
     :func:`~rnnlab.training.checkpoint.claim_run_dir`). A diverged run raises
     :class:`~rnnlab.models.TrainingDiverged` and keeps its last good checkpoint.
     With ``data.cv_folds`` and no ``data.fold``, every fold is trained in ``run_dir/fold-NN``.
+
+    Under an MPI launcher (``mpiexec -n N``), or with ``distributed=True``, the run is data-parallel
+    over the ranks (:mod:`rnnlab.training.distributed`), and cross-validation folds are dealt out to
+    the ranks instead; ``distributed=False`` trains in this process alone.
     """
     run_dir = Path(run_dir)
+    comm = None if distributed is False else _world(bool(distributed))
     if config.data.cv_folds is not None and config.data.fold is None:
-        return _cross_validate(config, run_dir, data_dir=data_dir, resume=resume)
+        return _cross_validate(config, run_dir, data_dir=data_dir, resume=resume, comm=comm)
     vocab = scaler = None
     if resume:
         if latest_checkpoint(run_dir) is None:
@@ -147,27 +153,59 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
         raise RunError(f"'{run_dir}' already holds a training run; pass --resume to continue it, or choose another "
                        "--run-dir")
     task = build_task(config, data_dir, vocab=vocab, scaler=scaler)
-    claim_run_dir(run_dir)  # a directory of other files is refused: nothing of theirs is overwritten
-    with writing(run_dir, "the run's configuration"):
-        write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
-        task.save_artefacts(run_dir)
-        trainer = task.trainer(run_dir)
-        trainer.log("data: " + " ".join(task.description))
-    trainer.run(resume=resume)
-    with writing(run_dir, "the final model and metrics", "the latest checkpoint is kept: free space, then resume"):
-        model_io.save(task.model, run_dir / MODEL_DIR)
+    root = comm is None or comm.is_root  # only rank 0 writes the run directory
+    with mpi.abort_on_error(comm):
+        if root:
+            claim_run_dir(run_dir)  # a directory of other files is refused: nothing of theirs is overwritten
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        with writing(run_dir, "the run's configuration"):
+            if root:
+                write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
+                task.save_artefacts(run_dir)
+            trainer = task.trainer(run_dir)
+            if comm is not None:
+                _attach(trainer, comm)
+            trainer.log("data: " + " ".join(task.description))
+        trainer.run(resume=resume)
         metrics = _finite(task.final_metrics(trainer))
-        _write_json(run_dir / METRICS_FILE, metrics)
-        if task.finish is not None:
-            task.finish(task.model, run_dir, trainer.log)
+    if comm is not None:
+        metrics["world_size"] = comm.size
+    if root:
+        with writing(run_dir, "the final model and metrics", "the latest checkpoint is kept: free space, then resume"):
+            model_io.save(task.model, run_dir / MODEL_DIR)
+            _write_json(run_dir / METRICS_FILE, metrics)
+            if task.finish is not None:
+                task.finish(task.model, run_dir, trainer.log)
     return metrics
+
+
+def rank() -> int:
+    """This process's rank in an MPI launch (0 outside one): who reports a data-parallel run."""
+    return mpi.launch_rank()
+
+
+def _world(required: bool):
+    try:
+        return mpi.world(required)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _attach(trainer, comm) -> None:
+    """Make ``trainer`` data-parallel over ``comm`` and say so in the log."""
+    try:
+        mpi.attach(trainer, comm)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"data-parallel training over {comm.size} ranks: {exc}") from None
+    trainer.log(f"data-parallel training: world_size {comm.size}; {mpi.limit_threads(comm)}")
 
 
 _HEADER = ("The resolved configuration of this run, written by `rnnlab train`.\n"
            "`rnnlab train <this file>` repeats the run.")
 
 
-def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool) -> dict:
+def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool, comm=None) -> dict:
     k = config.data.cv_folds
     started = [d for d in sorted(run_dir.glob("fold-*")) if latest_checkpoint(d) is not None]
     resuming = resume and (run_dir / CONFIG_FILE).is_file()
@@ -176,26 +214,40 @@ def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool)
     elif not resume and started:
         raise RunError(f"'{run_dir}' already holds a cross-validation run ({', '.join(d.name for d in started)} "
                        "started); pass --resume to continue it, or choose another --run-dir")
-    claim_run_dir(run_dir, recognised=resuming)  # its config.toml read back: a run of rnnlab's
-    with writing(run_dir, "the run's configuration"):
-        write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
-    folds = []
-    for fold in range(1, k + 1):
-        fold_dir = run_dir / f"fold-{fold:02d}"
-        done = fold_dir / METRICS_FILE
-        if resume and done.is_file():
-            folds.append(json.loads(done.read_text("utf-8")))
-            continue
-        fold_config = dataclasses.replace(config, data=dataclasses.replace(config.data, fold=fold))
-        folds.append(train(fold_config, fold_dir, data_dir=data_dir,
-                           resume=resume and latest_checkpoint(fold_dir) is not None))
+    if comm is None or comm.is_root:
+        claim_run_dir(run_dir, recognised=resuming)  # its config.toml read back: a run of rnnlab's
+        with writing(run_dir, "the run's configuration"):
+            write_atomic(run_dir / CONFIG_FILE, to_toml(config, header=_HEADER).encode("utf-8"))
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    folds = {}
+    mine = list(range(1, k + 1)) if comm is None else mpi.split_work(list(range(1, k + 1)), comm.rank, comm.size)
+    with mpi.abort_on_error(comm):  # the folds are independent: each rank trains its own, alone
+        for fold in mine:
+            fold_dir = run_dir / f"fold-{fold:02d}"
+            done = fold_dir / METRICS_FILE
+            if resume and done.is_file():
+                folds[fold] = json.loads(done.read_text("utf-8"))
+                continue
+            fold_config = dataclasses.replace(config, data=dataclasses.replace(config.data, fold=fold))
+            folds[fold] = train(fold_config, fold_dir, data_dir=data_dir, distributed=False,
+                                resume=resume and latest_checkpoint(fold_dir) is not None)
+    if comm is not None:  # every fold's metrics.json is written: read the others' folds back
+        comm.barrier(timed=False)  # a rank with fewer folds waits for the others' whole folds
+        for fold in range(1, k + 1):
+            if fold not in folds:
+                folds[fold] = json.loads((run_dir / f"fold-{fold:02d}" / METRICS_FILE).read_text("utf-8"))
+    folds = [folds[fold] for fold in range(1, k + 1)]
     accuracies = [f["test"]["accuracy"] for f in folds]
     summary = {"task": config.data.task, "dataset": config.data.dataset, "cv_folds": k,
                "fold_accuracy": accuracies, "accuracy_mean": float(np.mean(accuracies)),
                "accuracy_std": float(np.std(accuracies, ddof=1)),
                "fold_val_accuracy": [f.get("val", {}).get("accuracy") for f in folds]}
+    if comm is not None:
+        summary["world_size"] = comm.size
     summary = _finite(summary)
-    _write_json(run_dir / METRICS_FILE, summary)
+    if comm is None or comm.is_root:
+        _write_json(run_dir / METRICS_FILE, summary)
     return summary
 
 

@@ -99,7 +99,7 @@ def _raise_if_not_finite(model: Module) -> None:
 
 def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=None, loss_mask=None,
                states: StateMap | None = None, n_out: int | None = None, clip_value: float | None = None,
-               clip_norm: float | None = None, max_loss: float | None = None) -> StepResult:
+               clip_norm: float | None = None, max_loss: float | None = None, after_backward=None) -> StepResult:
     """One update of ``model`` on ``(x, y)``: forward, loss, backward, finite checks, clipping, optimizer step.
 
     Parameters
@@ -125,6 +125,10 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
         See :func:`rnnlab.optim.clip_grad_value` and :func:`rnnlab.optim.clip_grad_norm`.
     max_loss : float, optional
         A loss above it is divergence too (the trainer's limit on an exploding loss).
+    after_backward : callable, optional
+        ``after_backward(model, loss)``, called right after the backward pass, before the checks and
+        the clipping (data-parallel training sums the ranks' gradients there; it is called even when
+        the backward pass found a non-finite value, so every rank reaches it).
 
     Raises
     ------
@@ -176,6 +180,8 @@ def train_step(model: Module, loss: Loss, optimizer: Optimizer, x, y, *, mask=No
             model.backward(dy, input_grad=False)
     except NonFiniteError as exc:  # an array checked inside the model (a layer's dy) is not finite
         problem = exc
+    if after_backward is not None:
+        after_backward(model, loss)
     grad_norm = None
     if clip_norm is not None and clip_value is None and problem is None:
         # one pass: the global norm is finite only when every gradient is, and it raises before changing any

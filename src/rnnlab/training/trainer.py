@@ -193,6 +193,7 @@ class Trainer:
         self._losses = LossWatch()
         self._restored = False
         self._evaluated: dict[tuple, tuple] = {}  # (id(data), backend, weights fingerprint) -> (data, results)
+        self.distributed = None  # a training.distributed.DataParallel when training on several MPI ranks (attach)
 
     # ------------------------------------------------------------------ setup helpers
     @staticmethod
@@ -214,6 +215,8 @@ class Trainer:
     def log(self, message: str) -> None:
         """Append ``message`` to ``train.log``, then print it (through the progress bar when one is
         shown): a run stopped by its output (``| head``) has the line in its log all the same."""
+        if self.distributed is not None and not self.distributed.is_root:
+            return  # rank 0 alone logs
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as f:
@@ -284,6 +287,8 @@ class Trainer:
             if self.stop_training or self.finished or self.batch >= n_batches:
                 break
         logs = {"epoch": epoch + 1, "step": self.step, "lr": float(self.optimizer.lr)}
+        if self.distributed is not None:
+            self.distributed.reduce_results([0.0, 0.0], self.metrics)
         logs.update(self._results(self._acc.get("loss"), self.metrics))
         if self.val is not None:
             logs.update({f"val_{k}": v for k, v in self.evaluate(self.val).items()})
@@ -379,7 +384,8 @@ class Trainer:
         try:
             result = train_step(self.model, self.loss, self.optimizer, x, y, mask=mask, states=self._state_map(state0),
                                 n_out=n_out, clip_value=self.config.clip_value, clip_norm=self.config.clip_norm,
-                                max_loss=max_loss)
+                                max_loss=max_loss,
+                                after_backward=None if self.distributed is None else self.distributed.reduce_gradients)
         except StepDiverged as exc:
             exploded = exc.name == "loss"
             raise self._diverged(step, f"{exc} ({RULE})" if exploded else str(exc),
@@ -390,6 +396,8 @@ class Trainer:
             if not m.update_from_loss(self.loss):
                 m.update(result.outputs, y, mask=result.mask)
         stats = {"loss": result.loss, "weight": _n_targets(y, result.mask)}
+        if self.distributed is not None:
+            stats.update(self.distributed.step_stats())  # the global batch's
         if result.grad_norm is not None:
             stats["grad_norm"] = result.grad_norm
         return self._state_list(result.states), stats
@@ -457,6 +465,7 @@ class Trainer:
 
     def _evaluate(self, data) -> dict[str, float]:
         stream, loss_acc = Stream(), [0.0, 0.0]
+        data = data if self.distributed is None else self.distributed.shard(data)
         metrics = {name: copy.deepcopy(m) for name, m in self.metrics.items()}
         for m in metrics.values():
             m.reset()
@@ -486,6 +495,8 @@ class Trainer:
             for m in metrics.values():  # the loss was just computed on y_out, y, out_mask
                 if not m.update_from_loss(self.loss):
                     m.update(y_out, y, mask=out_mask)
+        if self.distributed is not None:
+            self.distributed.reduce_results(loss_acc, metrics)
         return self._results(loss_acc, metrics)
 
     def _weights_fingerprint(self) -> str:
@@ -504,6 +515,10 @@ class Trainer:
             document["model"]["config"] = self.model.get_config()
         except Exception:  # a custom model without a JSON config is still trainable  # noqa: BLE001
             document["model"]["config"] = None
+        if self.distributed is not None:
+            document["world_size"] = self.distributed.world_size
+            if not self.distributed.is_root:
+                return
         text = json.dumps(document, indent=2, default=str) + "\n"
         path = self.run_dir / RUN_CONFIG
         before = json.loads(path.read_text("utf-8"))["config"] if path.exists() else None
@@ -538,6 +553,9 @@ class Trainer:
         if problem is not None:
             raise self._diverged(self.step + 1, f"not checkpointing: {problem} after step {self.step}")
         stream_meta, stream_arrays = self._stream.arrays("train")
+        if self.distributed is not None:  # rank 0 writes every rank's rows and the metrics summed
+            stream_arrays = self.distributed.gather_stream(stream_arrays)
+            self.distributed.merge_metrics(self.metrics)
         state = {
             "epoch": self.epoch,
             "batch": self.batch,
@@ -552,6 +570,9 @@ class Trainer:
             "optimizer": self.config.optimizer,
             "losses": self._losses.state_dict(),
         }
+        if self.distributed is not None:
+            return self.distributed.root_writes(write_checkpoint, self.run_dir, self.model,
+                                                self.optimizer.state_dict(), stream_arrays, state)
         return write_checkpoint(self.run_dir, self.model, self.optimizer.state_dict(), stream_arrays, state)
 
     def load_checkpoint(self) -> Path:
@@ -578,7 +599,8 @@ class Trainer:
         for key, cb in self._callback_keys():
             if key in callback_states:
                 cb.load_state_dict(callback_states[key])
-        self._stream.load("train", state["stream"], ckpt.streams)
+        streams = ckpt.streams if self.distributed is None else self.distributed.scatter_stream(ckpt.streams)
+        self._stream.load("train", state["stream"], streams)
         self.epoch, self.batch, self.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
         self.stop_training = bool(state["stop_training"])
         self.history = {k: list(v) for k, v in state["history"].items()}
@@ -587,6 +609,8 @@ class Trainer:
             m.reset()
             if name in state["metric_accumulators"]:
                 m.total, m.count = state["metric_accumulators"][name]
+                if self.distributed is not None and not self.distributed.is_root:
+                    m.total, m.count = 0.0, 0  # rank 0 holds the sums
         self._restored = True
         self.log(f"resumed from {ckpt.directory} at epoch {self.epoch + 1}, batch {self.batch}, step {self.step}")
         return ckpt.directory

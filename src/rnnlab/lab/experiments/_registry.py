@@ -39,6 +39,7 @@ from rnnlab.lab.experiments.vanishing import (
     _findings_vanishing,
     _tables_vanishing,
 )
+from rnnlab.training.distributed import launch_rank
 
 MODES = ("fast", "full")
 #: the default output directory, relative to the working directory: ``experiments/NAME``
@@ -133,6 +134,9 @@ class Experiment:
                    "command": command, "settings": asdict(settings),
                    **measured, "elapsed_seconds": round(time.perf_counter() - started, 2)}
         results["findings"] = self.findings(results)
+        if launch_rank() != 0:  # under mpiexec the ranks shared the runs; rank 0 writes the report
+            results["figures"] = []
+            return results
         _write_json(out / "results.json", results)  # the numbers are safe before anything is drawn
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a cosmetic matplotlib warning must not lose a finished run

@@ -15,33 +15,35 @@ from rnnlab.lab.experiments._report import _count
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense
 from rnnlab.nn.sequential import Sequential
+from rnnlab.training.distributed import spread_over_ranks, world
 
 
 def _compute_adding(s: CurveSettings, seed: int, log) -> dict:
     """Adam on fresh batches of the adding problem; validation MSE on a fixed set per T."""
-    runs = []
-    for T in s.timesteps:
-        for cell in s.cells:
-            train_rng, val_rng, weight_rng = _curve_seeds(seed, T)
-            x_val, y_val = adding_problem(s.val_size, T, val_rng)
-            model = Sequential([make_recurrent(cell, s.hidden_size, input_size=2, seed=weight_rng),
-                                Dense(1, seed=weight_rng)])
-            loss_fn = losses.get("mse")
+    def one(T_cell):
+        T, cell = T_cell
+        train_rng, val_rng, weight_rng = _curve_seeds(seed, T)
+        x_val, y_val = adding_problem(s.val_size, T, val_rng)
+        model = Sequential([make_recurrent(cell, s.hidden_size, input_size=2, seed=weight_rng),
+                            Dense(1, seed=weight_rng)])
+        loss_fn = losses.get("mse")
 
-            def evaluate(model=model, x_val=x_val, y_val=y_val):
-                pred = _predict(model, x_val)
-                return {"val_mse": float(np.mean((pred.astype(np.float64) - y_val) ** 2))}
+        def evaluate(model=model, x_val=x_val, y_val=y_val):
+            pred = _predict(model, x_val)
+            return {"val_mse": float(np.mean((pred.astype(np.float64) - y_val) ** 2))}
 
-            def draw(T=T, rng=train_rng):
-                x, y = adding_problem(s.batch_size, T, rng)
-                return x, y, None
+        def draw(T=T, rng=train_rng):
+            x, y = adding_problem(s.batch_size, T, rng)
+            return x, y, None
 
-            curve = _learning_curve(model, loss_fn, optim.get("adam", lr=s.lr), draw, evaluate,
-                                    batch_size=s.batch_size, max_sequences=s.max_sequences, eval_every=s.eval_every,
-                                    clip_norm=s.clip_norm, solved=lambda m: m["val_mse"] < ADDING_SOLVED_MSE,
-                                    stop_when_solved=s.stop_when_solved, log=log, label=f"adding {_label(cell)} T={T}")
-            runs.append({"cell": cell, "label": _label(cell), "T": T, **curve,
-                         "best_val_mse": min(curve["val_mse"])})
+        curve = _learning_curve(model, loss_fn, optim.get("adam", lr=s.lr), draw, evaluate,
+                                batch_size=s.batch_size, max_sequences=s.max_sequences, eval_every=s.eval_every,
+                                clip_norm=s.clip_norm, solved=lambda m: m["val_mse"] < ADDING_SOLVED_MSE,
+                                stop_when_solved=s.stop_when_solved, log=log, label=f"adding {_label(cell)} T={T}")
+        return {"cell": cell, "label": _label(cell), "T": T, **curve,
+                "best_val_mse": min(curve["val_mse"])}
+
+    runs = spread_over_ranks(one, [(T, cell) for T in s.timesteps for cell in s.cells], world())
     return {"baseline_mse": ADDING_BASELINE_MSE, "solved_mse": ADDING_SOLVED_MSE, "runs": runs}
 
 

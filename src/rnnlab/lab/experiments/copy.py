@@ -13,6 +13,7 @@ from rnnlab.lab.experiments._report import _count, _pct
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense, OneHot
 from rnnlab.nn.sequential import Sequential
+from rnnlab.training.distributed import spread_over_ranks, world
 
 #: recall accuracy (on the 10 symbols to reproduce) that counts as solved
 COPY_SOLVED_ACCURACY = 0.99
@@ -20,37 +21,38 @@ COPY_SOLVED_ACCURACY = 0.99
 
 def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
     """Adam on fresh batches of the copy-memory task; mean per-step cross-entropy and recall accuracy."""
-    runs = []
-    for T in s.timesteps:
-        for cell in s.cells:
-            train_rng, val_rng, weight_rng = _curve_seeds(seed, T)
-            x_val, y_val = copy_memory(s.val_size, T, val_rng)
-            classes = COPY_SYMBOLS + 2
-            model = Sequential([OneHot(classes),
-                                make_recurrent(cell, s.hidden_size, input_size=classes, seed=weight_rng,
-                                               return_sequences=True),
-                                Dense(classes, seed=weight_rng)])
-            loss_fn = losses.get("cross_entropy")
+    def one(T_cell):
+        T, cell = T_cell
+        train_rng, val_rng, weight_rng = _curve_seeds(seed, T)
+        x_val, y_val = copy_memory(s.val_size, T, val_rng)
+        classes = COPY_SYMBOLS + 2
+        model = Sequential([OneHot(classes),
+                            make_recurrent(cell, s.hidden_size, input_size=classes, seed=weight_rng,
+                                           return_sequences=True),
+                            Dense(classes, seed=weight_rng)])
+        loss_fn = losses.get("cross_entropy")
 
-            def evaluate(model=model, x_val=x_val, y_val=y_val):
-                logits = _predict(model, x_val)  # (n, T+20, 10)
-                value = float(losses.get("cross_entropy")(logits, y_val))
-                recall = logits[:, -COPY_LENGTH:].argmax(axis=-1) == y_val[:, -COPY_LENGTH:]
-                return {"val_loss": value, "recall_accuracy": float(recall.mean())}
+        def evaluate(model=model, x_val=x_val, y_val=y_val):
+            logits = _predict(model, x_val)  # (n, T+20, 10)
+            value = float(losses.get("cross_entropy")(logits, y_val))
+            recall = logits[:, -COPY_LENGTH:].argmax(axis=-1) == y_val[:, -COPY_LENGTH:]
+            return {"val_loss": value, "recall_accuracy": float(recall.mean())}
 
-            def draw(T=T, rng=train_rng):
-                x, y = copy_memory(s.batch_size, T, rng)
-                return x, y, None
+        def draw(T=T, rng=train_rng):
+            x, y = copy_memory(s.batch_size, T, rng)
+            return x, y, None
 
-            curve = _learning_curve(model, loss_fn, optim.get("adam", lr=s.lr), draw, evaluate,
-                                    batch_size=s.batch_size, max_sequences=s.max_sequences, eval_every=s.eval_every,
-                                    clip_norm=s.clip_norm,
-                                    solved=lambda m: m["recall_accuracy"] >= COPY_SOLVED_ACCURACY,
-                                    stop_when_solved=s.stop_when_solved, log=log, label=f"copy {_label(cell)} T={T}")
-            below = [n for n, v in zip(curve["sequences"], curve["val_loss"]) if v < copy_memory_baseline(T)]
-            runs.append({"cell": cell, "label": _label(cell), "T": T, "baseline": copy_memory_baseline(T), **curve,
-                         "best_val_loss": min(curve["val_loss"]), "best_recall_accuracy": max(curve["recall_accuracy"]),
-                         "below_baseline_at": below[0] if below else None})
+        curve = _learning_curve(model, loss_fn, optim.get("adam", lr=s.lr), draw, evaluate,
+                                batch_size=s.batch_size, max_sequences=s.max_sequences, eval_every=s.eval_every,
+                                clip_norm=s.clip_norm,
+                                solved=lambda m: m["recall_accuracy"] >= COPY_SOLVED_ACCURACY,
+                                stop_when_solved=s.stop_when_solved, log=log, label=f"copy {_label(cell)} T={T}")
+        below = [n for n, v in zip(curve["sequences"], curve["val_loss"]) if v < copy_memory_baseline(T)]
+        return {"cell": cell, "label": _label(cell), "T": T, "baseline": copy_memory_baseline(T), **curve,
+                "best_val_loss": min(curve["val_loss"]), "best_recall_accuracy": max(curve["recall_accuracy"]),
+                "below_baseline_at": below[0] if below else None}
+
+    runs = spread_over_ranks(one, [(T, cell) for T in s.timesteps for cell in s.cells], world())
     return {"solved_accuracy": COPY_SOLVED_ACCURACY, "chance_accuracy": 1.0 / COPY_SYMBOLS, "runs": runs}
 
 

@@ -18,6 +18,7 @@ from rnnlab.lab.experiments._report import _count
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense, OneHot
 from rnnlab.nn.sequential import Sequential
+from rnnlab.training.distributed import spread_over_ranks, world
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,13 @@ def _train_truncated(s: TruncationSettings, k: int, lag: int, seed: int) -> dict
 
 
 def _compute_truncation(s: TruncationSettings, seed: int, log) -> dict:
-    runs = []
-    for k in s.windows:
-        for lag in s.lags:
-            run = _train_truncated(s, k, lag, seed)
-            runs.append(run)
-            log(f"truncation: k={k} lag={lag}: recall accuracy {run['accuracy']:.3f}")
+    def one(k_lag):
+        k, lag = k_lag
+        run = _train_truncated(s, k, lag, seed)
+        log(f"truncation: k={k} lag={lag}: recall accuracy {run['accuracy']:.3f}")
+        return run
+
+    runs = spread_over_ranks(one, [(k, lag) for k in s.windows for lag in s.lags], world())  # independent runs
     longest = {}
     for k in s.windows:
         learned = [r["lag"] for r in runs if r["k"] == k and r["accuracy"] >= s.threshold]
