@@ -27,6 +27,7 @@ import rnnlab
 from rnnlab.data.batches import ArrayBatches, LMStream
 from rnnlab.training import distributed
 from rnnlab.training.callbacks import HistoryWriter
+from rnnlab.training.checkpoint import claim_run_dir
 from rnnlab.training.config import TrainConfig
 from rnnlab.training.trainer import Trainer
 
@@ -108,7 +109,7 @@ def run(spec: str, root: Path, args) -> None:
     comm = distributed.world()
     root_rank = comm is None or comm.is_root
     if root_rank and not args.resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        claim_run_dir(run_dir)  # an rnnlab run directory (the trainer refuses others), with this worker's files in it
         np.savez(run_dir / "initial.npz", **dict(model.named_parameters()))
     trainer = Trainer(model, loss, config, train, val, run_dir)
     trainer.print_fn = lambda message: None

@@ -253,7 +253,8 @@ class Trainer:
         elif not self._restored and latest_checkpoint(self.run_dir) is not None:
             raise FileExistsError(f"'{self.run_dir}' already holds a training checkpoint; pass resume=True to continue "
                                   "that run, or choose another run_dir")
-        claim_run_dir(self.run_dir)  # refuses a directory of someone else's files
+        if self.distributed is None or self.distributed.is_root:  # rank 0 alone writes the run directory
+            claim_run_dir(self.run_dir)  # refuses a directory of someone else's files
         self._restored = True  # from here on run_dir's checkpoints are this trainer's own
         self.error = None
         try:
