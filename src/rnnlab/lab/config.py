@@ -4,8 +4,8 @@
 ``--set section.key=value`` overrides, and validates everything before any data is read::
 
     [data]                      # DataConfig: what to learn from
-    task = "language_model"     # sentiment | language_model | forecasting | adding | copy
-    dataset = "ptb"
+    task = "language_model"     # sentiment | classification | language_model | forecasting | adding | copy
+    dataset = "ptb"             # a built-in data set, or your own files: path = "corpus/*.txt"
     batch_size = 20
     bptt = 20
 
@@ -29,6 +29,10 @@ Rules
   ``[1, 2]``, ``{momentum = 0.9}``); a value that is not a TOML literal, such as a bare word, is
   taken as a string, so ``--set model.cell=gru`` works although the shell removes quotes. Deeper
   paths set entries of a table: ``--set train.optimizer_args.momentum=0.9``.
+* Your own files: ``path`` (a file, a directory or a glob) or ``train_path`` with optional
+  ``val_path``/``test_path``, relative to the config file's folder (:func:`load_config` makes them
+  absolute, so a run's saved ``config.toml`` still finds them); ``format`` when the suffix does not
+  tell. See :mod:`rnnlab.lab.userdata` for how they are read and split.
 * :func:`to_toml` writes the resolved configuration (every default filled in, only the keys that
   apply); :func:`load_config` reads it back to the same :class:`RunConfig`.
 
@@ -48,17 +52,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnlab.data.readers import FORMATS, resolve_path
 from rnnlab.nn import initializers
 from rnnlab.nn.recurrent import RECURRENT
 from rnnlab.training import metrics as metrics_module
 from rnnlab.training.trainer import TrainConfig
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TASKS", "DATASETS", "CELLS", "SECTIONS",
-           "load_config", "parse_config", "apply_overrides", "to_toml"]
+           "PATH_KEYS", "load_config", "parse_config", "apply_overrides", "to_toml", "resolve_data_paths"]
 
-#: task -> the data sets it reads (None: generated data, no data set)
+#: task -> the built-in data sets it reads (None: generated data, no data set; empty: only the user's files)
 DATASETS: dict[str, tuple[str, ...] | None] = {
     "sentiment": ("mr", "uci_sentiment"),
+    "classification": (),
     "language_model": ("ptb", "tiny_shakespeare"),
     "forecasting": ("airline-passengers", "monthly-sunspots", "daily-min-temperatures"),
     "adding": None,
@@ -212,10 +218,15 @@ class _Section:
 # =========================================================================== [data]
 _COMMON_DATA = ("task", "dataset", "batch_size", "seed")
 _TEXT = ("level", "tokenizer", "min_freq", "max_size", "limit")
+#: the [data] keys naming the user's own files (a task reads files when its TASK_KEYS hold them)
+PATH_KEYS = ("path", "train_path", "val_path", "test_path")
+_FILES = PATH_KEYS + ("format",)
 #: task -> the [data] keys that apply to it
 TASK_KEYS: dict[str, tuple[str, ...]] = {
     "sentiment": _COMMON_DATA + _TEXT + ("maxlen", "padding", "bucket", "val_frac", "test_frac", "cv_folds", "fold"),
-    "language_model": _COMMON_DATA + _TEXT + ("bptt", "eval_bptt"),
+    "classification": ("task", "batch_size", "seed") + _FILES + _TEXT + (
+        "text_column", "label_column", "maxlen", "padding", "bucket", "val_frac", "test_frac"),
+    "language_model": _COMMON_DATA + _FILES + _TEXT + ("bptt", "eval_bptt", "val_frac", "test_frac"),
     "forecasting": _COMMON_DATA + ("lookback", "horizon", "many_to_many", "season", "scaler", "val_frac", "test_frac",
                                    "limit"),
     "adding": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
@@ -241,8 +252,21 @@ class DataConfig(_Section):
     dataset: str | None = _f(None, _Check("str", optional=True), "the data set (see DATASETS)")
     batch_size: int = _f(32, _INT1, "samples (rows of the stream) per batch")
     seed: int = _f(0, _Check("int", low=0), "seeds the splits, the order of the batches and generated data")
+    # the user's own files (see rnnlab.lab.userdata)
+    path: str | None = _f(None, _Check("str", optional=True), "your data: a file, a directory or a glob, relative to "
+                                                              "the config file's folder; split by val_frac/test_frac")
+    format: str | None = _f(None, _Check("choice", choices=FORMATS, optional=True),
+                            "the files' format when the suffix does not tell (.txt .csv .tsv .jsonl .conll, "
+                            "optionally .gz .bz2 .xz)")
+    train_path: str | None = _f(None, _Check("str", optional=True), "given splits: the training files (not path)")
+    val_path: str | None = _f(None, _Check("str", optional=True), "given splits: the validation files")
+    test_path: str | None = _f(None, _Check("str", optional=True), "given splits: the test files")
+    text_column: str = _f("text", _Check("str"), "classification: the column (CSV/TSV) or field (JSONL) of the text")
+    label_column: str = _f("label", _Check("str"), "classification: the column or field of the label")
     # text
-    level: str = _f("word", _Check("choice", choices=("word", "char")), "tokens are words or characters")
+    level: str = _f("word", _Check("choice", choices=("word", "char", "subword")),
+                    "tokens are words, characters, or BPE subwords (language_model from files; the subword extra); "
+                    "subword: max_size is the BPE vocabulary size (default 1000)")
     tokenizer: str | None = _f(None, _Check("choice", choices=("word", "whitespace"), optional=True),
                                "word level: rnnlab.text.word_tokenize (lower-cases, splits punctuation) or str.split; "
                                "default: whitespace for the pre-tokenized ptb and mr, word otherwise")
@@ -284,19 +308,59 @@ class DataConfig(_Section):
 
     def applicable(self) -> list[str]:
         keys = set(TASK_KEYS[self.task])
-        if self.level == "char":
+        if self.level in ("char", "subword"):
             keys.discard("tokenizer")
+        if self.reads_files():
+            keys.discard("dataset")
+        else:
+            keys.difference_update(_FILES)
+            if self.task == "language_model":  # a built-in corpus comes with its splits
+                keys.difference_update(("val_frac", "test_frac"))
         return [k for k in self.keys() if k in keys]
+
+    def reads_files(self) -> bool:
+        """Whether the task reads the user's own files (``path`` or ``train_path`` set) rather than a data set."""
+        return "path" in TASK_KEYS[self.task] and (self.path is not None or self.train_path is not None)
+
+    def _validate_files(self) -> None:
+        """``path`` or ``train_path`` (+ ``val_path``/``test_path``), never both, never with ``dataset``."""
+        if self.path is not None and self.train_path is not None:
+            raise ConfigError(f"config [data]: give either path (split by val_frac/test_frac) or train_path "
+                              f"(with val_path/test_path), not both; got path={self.path!r} and "
+                              f"train_path={self.train_path!r}")
+        for key in ("val_path", "test_path"):
+            if getattr(self, key) is not None and self.train_path is None:
+                raise ConfigError(f"config [data] {key}: needs train_path (the training files); got {key}="
+                                  f"{getattr(self, key)!r} without it")
+        if self.dataset is not None:
+            raise ConfigError(f"config [data]: give either dataset (a built-in data set) or your own files "
+                              f"(path/train_path), not both; got dataset={self.dataset!r}")
+        if self.train_path is not None:
+            for key in ("val_frac", "test_frac"):
+                if getattr(self, key) is not None:
+                    raise ConfigError(f"config [data] {key}: the splits are given by train_path/val_path/test_path; "
+                                      f"leave {key} out (got {getattr(self, key)})")
 
     def _validate(self) -> None:
         datasets = DATASETS[self.task]
-        if datasets is None:
+        if self.level == "subword" and not (self.task == "language_model" and self.reads_files()):
+            raise ConfigError(f"config [data] level: 'subword' is for a language_model on your own files (path or "
+                              f"train_path); expected 'word' or 'char' here, got {self.level!r}")
+        if self.reads_files():
+            self._validate_files()
+        elif "path" in TASK_KEYS[self.task] and (self.val_path is not None or self.test_path is not None):
+            raise ConfigError("config [data] val_path/test_path: need train_path (the training files)")
+        elif datasets == ():
+            raise ConfigError(f"config [data]: task {self.task!r} reads your own files; set path = \"...\" (a file, "
+                              f"directory or glob) or train_path = \"...\"")
+        elif datasets is None:
             if self.dataset is not None:
                 raise ConfigError(f"config [data] dataset: task {self.task!r} generates its data and reads no "
                                   f"data set; got {self.dataset!r}")
         elif self.dataset is None:
+            files = " or your own files (path = \"...\")" if "path" in TASK_KEYS[self.task] else ""
             raise ConfigError(f"config [data]: task {self.task!r} needs a dataset, one of "
-                              f"{', '.join(repr(d) for d in datasets)}")
+                              f"{', '.join(repr(d) for d in datasets)}{files}")
         elif self.dataset not in datasets:
             raise ConfigError(f"config [data] dataset: expected one of {', '.join(repr(d) for d in datasets)} for task "
                               f"{self.task!r}, got {self.dataset!r}")
@@ -312,6 +376,9 @@ class DataConfig(_Section):
         if self.cv_folds is not None and self.test_frac is not None:
             raise ConfigError(f"config [data] test_frac: with cv_folds each fold is the test part in turn; leave "
                               f"test_frac out (got {self.test_frac})")
+        if self.task == "classification" and self.text_column == self.label_column:
+            raise ConfigError(f"config [data] label_column: must differ from text_column, got {self.label_column!r} "
+                              "for both")
         if self.val_frac is not None and self.test_frac is not None and self.val_frac + self.test_frac >= 1:
             raise ConfigError(f"config [data] val_frac + test_frac must be < 1 to leave training data, got "
                               f"{self.val_frac} + {self.test_frac}")
@@ -467,17 +534,32 @@ def apply_overrides(document: Mapping, overrides: Sequence[str]) -> dict:
     return doc
 
 
-def parse_config(text: str, overrides: Sequence[str] = (), *, source: str = "config") -> RunConfig:
-    """A validated :class:`RunConfig` from TOML ``text`` and ``--set`` ``overrides``."""
+def resolve_data_paths(config: RunConfig, base_dir) -> RunConfig:
+    """``config`` with its ``[data]`` :data:`PATH_KEYS` made absolute: a relative one is joined to ``base_dir``
+    (the config file's folder), so the run's saved configuration reads the same files from anywhere."""
+    d = config.data
+    changes = {key: str(resolve_path(getattr(d, key), base_dir).absolute())
+               for key in PATH_KEYS if getattr(d, key) is not None}
+    if not changes:
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(d, **changes))
+
+
+def parse_config(text: str, overrides: Sequence[str] = (), *, source: str = "config", base_dir=None) -> RunConfig:
+    """A validated :class:`RunConfig` from TOML ``text`` and ``--set`` ``overrides``.
+
+    The ``[data]`` paths are made absolute, relative ones against ``base_dir`` (default: the current folder)."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
-    return RunConfig.from_dict(apply_overrides(document, overrides))
+    return resolve_data_paths(RunConfig.from_dict(apply_overrides(document, overrides)), base_dir)
 
 
 def load_config(path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read the TOML file ``path``, apply ``overrides`` (``["train.lr=0.5", ...]``), validate."""
+    """Read the TOML file ``path``, apply ``overrides`` (``["train.lr=0.5", ...]``), validate.
+
+    Relative ``[data]`` paths (``path``, ``train_path``, ...) are taken from the config file's folder."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -485,7 +567,7 @@ def load_config(path, overrides: Sequence[str] = ()) -> RunConfig:
         raise ConfigError(f"config file '{path}' not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file '{path}': {exc}") from None
-    return parse_config(text, overrides, source=f"config file '{path}'")
+    return parse_config(text, overrides, source=f"config file '{path}'", base_dir=path.parent)
 
 
 def _toml_value(value) -> str:

@@ -9,9 +9,13 @@ Run directory
     vocab.json      the vocabulary (text tasks)          scaler.json   the scaler (forecasting)
     model/          the final model (rnnlab.io.save)     metrics.json  final validation/test metrics
 
+and, for tasks on the user's files (:mod:`rnnlab.lab.filetasks`): ``labels.json`` (the class names of
+a classification), ``confusion-val.json``/``confusion-test.json`` (and ``.png``), ``tokenizer.json``
+(a subword language model's BPE), ``data/`` (a language model's corpus encoded as token ids).
+
 A cross-validation run holds one such directory per fold (``fold-01`` ...) and, at its top, the
 configuration and ``metrics.json`` with every fold's accuracy, their mean and standard deviation.
-:func:`evaluate`, :func:`generate` and :func:`predict` read a run directory back.
+:func:`evaluate`, :func:`generate`, :func:`predict` and :func:`predict_file` read a run directory back.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab._files import write_atomic
+from rnnlab.data.subword import SPACE
 from rnnlab.data.text import (
     Vocabulary,
 )
@@ -34,6 +39,7 @@ from rnnlab.data.timeseries import (
 )
 from rnnlab.generate import predict_proba, predict_values, rank_next, sample
 from rnnlab.io import files as model_io
+from rnnlab.lab import filetasks
 from rnnlab.lab.config import (
     ConfigError,
     RunConfig,
@@ -53,9 +59,9 @@ from rnnlab.lab.tasks import (
     tokenizer_of,
 )
 from rnnlab.nn.module import Module
-from rnnlab.training.trainer import latest_checkpoint
+from rnnlab.training.trainer import Trainer, latest_checkpoint
 
-__all__ = ["train", "evaluate", "generate", "predict", "load_run", "LoadedRun"]
+__all__ = ["train", "evaluate", "generate", "predict", "predict_file", "load_run", "LoadedRun"]
 
 
 # =========================================================================== run directories
@@ -130,16 +136,20 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
     if config.data.cv_folds is not None and config.data.fold is None:
         return _cross_validate(config, run_dir, data_dir=data_dir, resume=resume)
     vocab = scaler = None
+    saved: dict = {}
     if resume:
         if latest_checkpoint(run_dir) is None:
             raise RunError(f"nothing to resume: '{run_dir}' holds no checkpoint (looked for "
                            f"'{run_dir / 'checkpoint.json'}'); start the run without --resume")
         _check_resumable(config, run_dir)
         vocab, scaler = _load_artefacts(run_dir)
+        saved = filetasks.load_saved(run_dir)
     elif latest_checkpoint(run_dir) is not None:
         raise RunError(f"'{run_dir}' already holds a training run; pass --resume to continue it, or choose another "
                        "--run-dir")
-    task = build_task(config, data_dir, vocab=vocab, scaler=scaler)
+    if config.data.reads_files():  # the task may keep derived data in the run directory
+        run_dir.mkdir(parents=True, exist_ok=True)
+    task = build_task(config, data_dir, vocab=vocab, scaler=scaler, run_dir=run_dir, saved=saved)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
     task.save_artefacts(run_dir)
@@ -148,6 +158,9 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False) ->
     trainer.run(resume=resume)
     model_io.save(task.model, run_dir / MODEL_DIR)
     metrics = _finite(task.final_metrics(trainer))
+    for split in ("val", "test"):
+        if isinstance(metrics.get(split), dict) and "confusion_matrix" in metrics[split]:
+            filetasks.write_confusion(run_dir, split, metrics[split]["confusion_matrix"], log=trainer.log)
     _write_json(run_dir / METRICS_FILE, metrics)
     return metrics
 
@@ -196,6 +209,7 @@ class LoadedRun:
     vocab: Vocabulary | None
     scaler: Scaler | None
     model_source: Path
+    saved: dict = dataclasses.field(default_factory=dict)
 
 
 def load_run(run_dir) -> LoadedRun:
@@ -215,13 +229,44 @@ def load_run(run_dir) -> LoadedRun:
         source = checkpoint / "model"
     model = model_io.load(source)
     vocab, scaler = _load_artefacts(run_dir)
-    return LoadedRun(run_dir, config, model, vocab, scaler, source)
+    return LoadedRun(run_dir, config, model, vocab, scaler, source, filetasks.load_saved(run_dir))
 
 
-def evaluate(run_dir, split: str | None = None, *, data_dir=None) -> dict:
-    """Loss, metrics and the task's report of a run's model on ``split`` (default: test, else val)."""
+def _file_task(run: LoadedRun, option: str) -> filetasks.FileTask:
+    task = run.config.data.task
+    if task not in filetasks.FILE_TASKS or not run.config.data.reads_files():
+        kinds = ", ".join(filetasks.FILE_TASKS)
+        raise ConfigError(f"{option} works on runs trained on your own files (tasks {kinds}); '{run.run_dir}' is a "
+                          f"{task} run" + ("" if run.config.data.reads_files() else " of a built-in data set"))
+    return filetasks.FILE_TASKS[task]
+
+
+def _other_files(run: LoadedRun, path, option: str) -> filetasks.DataFiles:
+    """The files ``path`` names (relative to the current folder), in the run's ``format`` when it set one."""
+    d = run.config.data
+    other = dataclasses.replace(d, path=str(Path(path).absolute()), train_path=None, val_path=None, test_path=None,
+                                val_frac=None, test_frac=None)
+    try:
+        return filetasks.data_files(other)
+    except ConfigError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+
+
+def evaluate(run_dir, split: str | None = None, *, data_dir=None, path=None) -> dict:
+    """Loss, metrics and the task's report of a run's model on ``split`` (default: test, else val), or on
+    the file(s) ``path`` in the format of the training files (a run trained on the user's files)."""
     run = load_run(run_dir)
-    task = build_task(run.config, data_dir, vocab=run.vocab, scaler=run.scaler)
+    if path is not None:
+        if split is not None:
+            raise ConfigError("evaluate: give either --split or --path, not both")
+        hooks = _file_task(run, "--path")
+        batches, report = hooks.batches(run.config, run.model, run.vocab, run.saved, _other_files(run, path, "--path"))
+        trainer = Trainer(run.model, hooks.loss, run.config.train, batches, batches, run.run_dir)  # writes nothing
+        results = trainer.evaluate(batches)
+        if report is not None:
+            results.update(report(run.model))
+        return {"run": str(run.run_dir), "model": str(run.model_source), "path": str(path), **_finite(results)}
+    task = build_task(run.config, data_dir, vocab=run.vocab, scaler=run.scaler, run_dir=run.run_dir, saved=run.saved)
     task.model = run.model
     parts = task.splits()
     split = split or ("test" if "test" in parts else "val")
@@ -247,17 +292,26 @@ def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0
     if run.config.data.task != "language_model":
         raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; "
                        "generate needs a language_model run")
-    tokenize, joiner = tokenizer_of(run.config.data)
+    tokenize, joiner = _text_tokenizer(run)
     text = _library_call(sample, run.model, run.vocab, prime, length=length, temperature=temperature, top_k=top_k,
                          top_p=top_p, greedy=greedy, seed=seed, stop=stop, include_stop=include_stop,
                          tokenizer=tokenize, joiner=joiner)
+    if run.config.data.level == "subword":  # pieces joined as they are: "▁" marks a space
+        return prime + text.replace(SPACE, " ")
     return prime + (joiner if text else "") + text
+
+
+def _text_tokenizer(run: LoadedRun):
+    """``(tokenize, joiner)`` of a text run: its BPE pieces for level = "subword", else :func:`tokenizer_of`."""
+    if run.config.data.level == "subword":
+        return filetasks.text_tokenizer(run.config.data, run.saved)[0], ""
+    return tokenizer_of(run.config.data)
 
 
 def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], list[tuple]]:
     """Predictions of a run's model for raw ``inputs``: ``(header, rows)``.
 
-    * sentiment: one row per text, ``(label, probability of that label, text)``;
+    * sentiment, classification: one row per text, ``(label, probability of that label, text)``;
     * forecasting: the inputs are numbers, the latest ``lookback`` of them (at least that many) form
       the window; one row per step ahead, ``(step, value)`` in the series' units;
     * language_model: the inputs are joined into one prefix; the ``k`` most probable next tokens,
@@ -265,11 +319,14 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
     """
     run = load_run(run_dir)
     d = run.config.data
-    if d.task == "sentiment":
+    if d.task in ("sentiment", "classification"):
         tokenize, _ = tokenizer_of(d)
+        classes = LABELS if d.task == "sentiment" else run.saved.get("labels")
+        if classes is None:
+            raise RunError(f"'{run.run_dir}' has no {filetasks.LABELS_FILE} (the class names)")
         proba = _library_call(predict_proba, run.model, run.vocab, list(inputs), tokenizer=tokenize, maxlen=d.maxlen)
         labels = proba.argmax(axis=1)
-        return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text)
+        return ["label", "probability", "text"], [(classes[c], float(p[c]), text)
                                                   for c, p, text in zip(labels, proba, inputs)]
     if d.task == "forecasting":
         try:
@@ -283,9 +340,24 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
         forecast = _last_step(_library_call(predict_values, run.model, window, scaler=run.scaler))[0]  # (H,)
         return ["step", "value"], [(f"t+{h + 1}", float(v)) for h, v in enumerate(forecast)]
     if d.task == "language_model":
-        tokenize, joiner = tokenizer_of(d)
+        tokenize, joiner = _text_tokenizer(run)
         ranked = _library_call(rank_next, run.model, run.vocab, joiner.join(inputs), k, tokenizer=tokenize)
         return ["token", "probability"], [(token, p) for token, p in ranked]
     raise RunError(f"predict reads raw text or numbers; a run of task {d.task!r} takes generated sequences "
                    "(use rnnlab evaluate for it)")
 
+
+
+def predict_file(run_dir, path) -> tuple[list[str], list[tuple]]:
+    """Predictions of a run trained on the user's files for every input of the file(s) ``path``:
+    ``(header, rows)``, one row per input (see :data:`rnnlab.lab.filetasks.FILE_TASKS`).
+
+    * classification: one text per line of a ``.txt`` file, or the ``text_column`` of each row of a
+      CSV/TSV/JSONL file; rows ``(label, probability, text)``;
+    * language_model: one text per line (or ``text_column``); rows ``(perplexity, tokens, text)``: the
+      line's perplexity read from a fresh state after an end-of-line token, all its tokens and its end
+      predicted.
+    """
+    run = load_run(run_dir)
+    hooks = _file_task(run, "--file")
+    return hooks.predict(run.config, run.model, run.vocab, run.saved, _other_files(run, path, "--file"))

@@ -8,6 +8,7 @@ data's shapes:
 task                batches                                      loss            metrics (and final report)
 ==================  ==========================================  ==============  ===============================
 ``sentiment``       padded ids + mask, bucketed (ArrayBatches)   cross-entropy   accuracy
+``classification``  as sentiment, from the user's files          cross-entropy   accuracy; macro-F1, confusion
 ``language_model``  one token stream, state carried (LMStream)   cross-entropy   perplexity (word) / bits per char
 ``forecasting``     windows of the scaled series                 MSE             MSE, MAE; RMSE/MAE in original
                                                                                  units next to naive baselines
@@ -33,6 +34,7 @@ tokens one forward pass reads, not what is computed (up to float rounding). Fore
 ``1 - val_frac - test_frac`` / ``val_frac`` / ``test_frac`` (defaults 0.15, 0.15). Synthetic
 tasks: ``n_train``/``n_val``/``n_test`` sequences from independent seeds.
 
+Tasks on the user's own files (``[data] path`` or ``train_path``): :mod:`rnnlab.lab.filetasks`.
 Running a task and reading a run directory back: :mod:`rnnlab.lab.runs`.
 """
 
@@ -75,6 +77,7 @@ from rnnlab.data.timeseries import (
     seasonal_naive_forecast,
 )
 from rnnlab.generate import predict_values
+from rnnlab.lab import filetasks
 from rnnlab.lab.config import (
     ConfigError,
     DataConfig,
@@ -152,6 +155,11 @@ class Task:
         Forecasting: ``split -> (x, y)`` windows and targets in original units, for the final report.
     description : list of str
         One line per part: sizes and shapes.
+    artefacts : dict of str -> bytes
+        Further files the run directory keeps (``labels.json``, ``tokenizer.json``).
+    report : callable or None
+        ``report(split, model) -> dict``: results :meth:`evaluate` adds (a classifier's macro-F1 and
+        confusion matrix).
     """
 
     config: RunConfig
@@ -166,6 +174,8 @@ class Task:
     labels: tuple[str, ...] | None = None
     raw: dict = field(default_factory=dict)
     description: list[str] = field(default_factory=list)
+    artefacts: dict[str, bytes] = field(default_factory=dict)
+    report: Callable[[str, Module], dict] | None = None
 
     def splits(self) -> dict:
         """``{"train": ..., "val": ..., "test": ...}`` for the parts that exist."""
@@ -204,6 +214,8 @@ class Task:
             results["baseline_mse"] = ADDING_BASELINE_MSE
         elif task == "copy":
             results["baseline_loss"] = copy_memory_baseline(self.config.data.seq_len)
+        if self.report is not None:
+            results.update(self.report(split, self.model))
         return results
 
     def final_metrics(self, trainer: Trainer) -> dict:
@@ -211,6 +223,10 @@ class Task:
         d = self.config.data
         out = {"task": d.task, "dataset": d.dataset, "epochs": len(trainer.history.get("epoch", [])),
                "steps": trainer.step}
+        if d.reads_files():
+            del out["dataset"]
+            out["data"] = {key: getattr(d, key) for key in ("path", "train_path", "val_path", "test_path")
+                           if getattr(d, key) is not None}
         if d.fold is not None:
             out["fold"] = d.fold
         if d.task == "adding":
@@ -234,6 +250,8 @@ class Task:
             write_atomic(run_dir / VOCAB_FILE, self.vocab.to_json().encode("utf-8"))
         if self.scaler is not None:
             write_atomic(run_dir / SCALER_FILE, self.scaler.to_json().encode("utf-8"))
+        for name, data in self.artefacts.items():
+            write_atomic(run_dir / name, data)
 
 
 @dataclass
@@ -256,6 +274,8 @@ class _Data:
     labels: tuple[str, ...] | None = None
     raw: dict = field(default_factory=dict)
     description: list[str] = field(default_factory=list)
+    artefacts: dict[str, bytes] = field(default_factory=dict)
+    report: Callable[[str, Module], dict] | None = None
 
 
 def _config_error(what: str, exc: Exception) -> ConfigError:
@@ -470,7 +490,7 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
 
 
 def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = None,
-               scaler: Scaler | None = None) -> Task:
+               scaler: Scaler | None = None, run_dir=None, saved: dict | None = None) -> Task:
     """Read (or generate) the data of ``config`` and build the model on its shapes.
 
     Parameters
@@ -481,13 +501,21 @@ def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = N
     vocab, scaler : optional
         A saved vocabulary / scaler to use instead of fitting one (to rebuild a run's data exactly).
         With ``cv_folds`` and no ``fold``, fold 1 is built.
+    run_dir : path, optional
+        Tasks on the user's files keep derived data there (a language model's encoded corpus).
+    saved : dict, optional
+        Further saved artefacts of a run (:func:`rnnlab.lab.filetasks.load_saved`: class names, tokenizer).
 
     Returns
     -------
     Task
         Its ``config`` has ``train.metrics`` set to the task's metrics when the file gave none.
     """
-    data = _BUILDERS[config.data.task](config, data_dir, vocab, scaler)
+    if config.data.reads_files() and config.data.task in filetasks.FILE_BUILDERS:
+        data = _Data(**filetasks.FILE_BUILDERS[config.data.task](
+            config, run_dir=run_dir, saved={**(saved or {}), **({} if vocab is None else {"vocab": vocab})}))
+    else:
+        data = _BUILDERS[config.data.task](config, data_dir, vocab, scaler)
     if not config.train.metrics:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, metrics=data.metrics))
     model = build_model(config.model, inputs=data.inputs, n_inputs=data.n_inputs, n_outputs=data.n_outputs,
@@ -495,7 +523,8 @@ def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = N
     input_shape = (None, data.timesteps) if data.inputs == "ids" else (None, data.timesteps, data.n_inputs)
     model.build(input_shape)
     return Task(config, model, data.loss, data.train, data.val, data.test, input_shape, vocab=data.vocab,
-                scaler=data.scaler, labels=data.labels, raw=data.raw, description=data.description)
+                scaler=data.scaler, labels=data.labels, raw=data.raw, description=data.description,
+                artefacts=data.artefacts, report=data.report)
 
 
 def describe(config: RunConfig, data_dir=None) -> str:
