@@ -34,7 +34,7 @@ from rnnlab.data.text import Vocabulary
 __all__ = ["encode_corpus", "load_corpus", "corpus_fingerprint", "MANIFEST"]
 
 MANIFEST = "tokens.json"
-_CHUNK = 1 << 20  # ids per chunk written or read
+_CHUNK = 1 << 18  # ids per chunk written or read
 
 
 class _FirstSeen(dict):

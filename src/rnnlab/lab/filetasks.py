@@ -222,19 +222,22 @@ def write_confusion(run_dir, split: str, confusion: dict, log=print) -> list[Pat
 
 # =========================================================================== language model
 def _count_lines(files: list[Path]) -> int:
-    """Lines of the files (a last line without a newline counts), read as bytes in chunks."""
+    """Lines of the files (a last line without a newline counts), read as bytes in chunks; an empty file is an
+    error."""
     total = 0
     for path in files:
         _, compression = split_suffix(path)
         opener = COMPRESSIONS[compression].open if compression else open
-        last = b"\n"
+        last, seen = b"\n", False
         try:
             with opener(path, "rb") as f:
                 for chunk in iter(lambda f=f: f.read(1 << 22), b""):
                     total += chunk.count(b"\n")
-                    last = chunk[-1:]
+                    last, seen = chunk[-1:], True
         except (OSError, EOFError, ValueError) as exc:
             raise DatasetFormatError(f"{str(path)!r}: cannot read the file ({exc})") from None
+        if last == b"\n" and not seen:
+            raise DatasetFormatError(f"{str(path)!r} is empty: a language model needs text")
         total += last != b"\n"
     return total
 
