@@ -349,7 +349,9 @@ class DataConfig(_Section):
         if self.reads_files():
             self._validate_files()
         elif "path" in TASK_KEYS[self.task] and (self.val_path is not None or self.test_path is not None):
-            raise ConfigError("config [data] val_path/test_path: need train_path (the training files)")
+            key = "val_path" if self.val_path is not None else "test_path"
+            raise ConfigError(f"config [data] {key}: needs train_path (the training files); got {key}="
+                              f"{getattr(self, key)!r} without it")
         elif datasets == ():
             raise ConfigError(f"config [data]: task {self.task!r} reads your own files; set path = \"...\" (a file, "
                               f"directory or glob) or train_path = \"...\"")
