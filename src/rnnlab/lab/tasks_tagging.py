@@ -30,7 +30,7 @@ from rnnlab.lab.config import ConfigError, DataConfig, RunConfig
 from rnnlab.nn.grad_mode import no_grad
 from rnnlab.nn.state import forward_with_states
 
-__all__ = ["TAGS_FILE", "build", "read_tags", "evaluate_file", "predict_file"]
+__all__ = ["TAGS_FILE", "build", "read_tags", "file_batches", "predict_file"]
 
 TAGS_FILE = "tags.json"
 
@@ -40,9 +40,11 @@ def _data_error(exc: Exception) -> ConfigError:
     return ConfigError(str(exc))
 
 
-def _read(path_text: str, d: DataConfig, *, tags: bool = True) -> list[Sentence]:
+def _read(source, d: DataConfig, *, tags: bool = True) -> list[Sentence]:
+    """The sentences of ``source``: a path, directory or glob (str), or a list of files."""
+    path_text = source if isinstance(source, str) else ", ".join(map(str, source))
     try:
-        paths = resolve_paths(path_text)
+        paths = resolve_paths(source) if isinstance(source, str) else [Path(p) for p in source]
         if tags:
             fmt = detect_format(paths, d.format)
         else:  # prediction: the file's own suffix (.conll or .txt), else the training files' format
@@ -172,25 +174,21 @@ def read_tags(run_dir: Path) -> tuple[str, ...]:
         raise ConfigError(f"the tagging run's tag list '{path}' is missing or unusable ({exc})") from None
 
 
-def evaluate_file(config: RunConfig, model, vocab: Vocabulary, tags: tuple[str, ...], path, evaluate) -> dict:
-    """Loss, token accuracy and entity scores of a trained tagger on another CoNLL file.
-
-    ``evaluate(batches)`` computes the loss and metrics (a trainer's ``evaluate``)."""
+def file_batches(config: RunConfig, vocab: Vocabulary, tags: tuple[str, ...], paths) -> tuple:
+    """The batches of other CoNLL files ``paths`` for a trained tagger (``rnnlab evaluate --path``), and
+    ``report(model) -> dict``: their number of sentences and, for BIO tags, the entity scores."""
     d = config.data
-    sentences = _read(str(path), d)
+    sentences = _read(paths, d)
     _check_known_tags("evaluated", sentences, set(tags))
     ids, mask, y = _encode(sentences, vocab, {t: i for i, t in enumerate(tags)}, d.maxlen)
     batches = ArrayBatches(ids, y, batch_size=d.batch_size, mask=mask, shuffle=False, bucket=False)
-    results = dict(evaluate(batches))
-    results["sentences"] = len(sentences)
-    results.update(_entity_report(model, tags, sentences, ids, mask))
-    return results
+    return batches, lambda model: {"sentences": len(sentences), **_entity_report(model, tags, sentences, ids, mask)}
 
 
-def predict_file(config: RunConfig, model, vocab: Vocabulary, tags: tuple[str, ...], path) -> tuple[list, list]:
-    """One row per token of a CoNLL file (its token column; tags, if any, ignored) or of a text file (one
+def predict_file(config: RunConfig, model, vocab: Vocabulary, tags: tuple[str, ...], paths) -> tuple[list, list]:
+    """One row per token of CoNLL files (their token column; tags, if any, ignored) or of text files (one
     sentence per line, tokens separated by whitespace): ``(sentence, token, tag, probability)``."""
-    sentences = _read(str(path), config.data, tags=False)
+    sentences = _read(paths, config.data, tags=False)
     ids, mask, _ = _encode(sentences, vocab, None, None)
     pred, proba = _predict_ids(model, ids, mask)
     rows = [(i + 1, token, tags[pred[i, j]], float(proba[i, j]))
