@@ -31,7 +31,6 @@ from rnnlab._files import write_atomic
 from rnnlab.data.batches import ArrayBatches
 from rnnlab.data.readers import detect_format, resolve_paths
 from rnnlab.data.series_csv import SeriesTable, format_date, read_series_csv
-from rnnlab.data.sources import DatasetError
 from rnnlab.data.timeseries import (
     MinMaxScaler,
     Scaler,
@@ -41,6 +40,7 @@ from rnnlab.data.timeseries import (
     seasonal_naive_forecast,
 )
 from rnnlab.lab.config import ConfigError, DataConfig, RunConfig
+from rnnlab.lab.userdata import data_errors
 from rnnlab.nn.grad_mode import no_grad
 from rnnlab.nn.state import forward_with_states
 
@@ -58,7 +58,7 @@ def _inputs(d: DataConfig) -> tuple[str, ...]:
 def _read(source, d: DataConfig, names) -> SeriesTable:
     """The table of ``source``: a path or glob (str) or a list of files, which must name one CSV/TSV file."""
     path_text = source if isinstance(source, str) else ", ".join(map(str, source))
-    try:
+    with data_errors():  # a data file error is a usage error: one line, exit code 2
         paths = resolve_paths(source) if isinstance(source, str) else [Path(p) for p in source]
         if len(paths) != 1:
             raise ConfigError(f"forecasting reads one CSV file; {path_text!r} names {len(paths)} files")
@@ -68,8 +68,6 @@ def _read(source, d: DataConfig, names) -> SeriesTable:
                               f"{fmt!r}")
         return read_series_csv(paths[0], list(dict.fromkeys(names)), date_column=d.date_column, missing=d.missing,
                                delimiter="\t" if fmt == "tsv" else ",")
-    except DatasetError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def _scaler(name: str) -> Scaler | None:
