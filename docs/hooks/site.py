@@ -91,7 +91,24 @@ def on_files(files, config):
     with redirect_stdout(io.StringIO()):
         reference = _cli_reference()
     files.append(File.generated(config, "howto/cli.md", content=reference))
+    readme = (docs.parent / "README.md").read_text(encoding="utf-8")
+    for heading, page in README_PAGES.items():
+        files.append(File.generated(config, page, content=_readme_section(readme, heading)))
     return files
+
+
+#: README sections that are also pages of the site (one source, so the two cannot drift apart)
+README_PAGES = {"Train on your own data": "howto/own-data.md", "Deploy and exchange": "howto/deploy.md"}
+
+
+def _readme_section(readme: str, heading: str) -> str:
+    """The README's ``## heading`` section as a page: its subsections one level up, links into docs/ fixed."""
+    start = readme.index(f"\n## {heading}\n")
+    end = readme.find("\n## ", start + 1)
+    body = readme[start + 1:end if end != -1 else None]
+    body = "# " + body[3:]
+    body = re.sub(r"^###", "##", body, flags=re.M)
+    return re.sub(r"\]\(docs/", "](../", body)
 
 
 # ----------------------------------------------------------------------------------------- maths

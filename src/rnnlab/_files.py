@@ -12,11 +12,14 @@ killed writes never pile up.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 #: ``.<name>.<pid>-<hex>.tmp``; also the names of earlier versions: ``.<name>.<pid>.tmp`` (write_atomic) and
 #: ``.<name>.<16 hex>.tmp`` (model files), which carry no usable process id
@@ -102,5 +105,23 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # after a failure; a no-op after the rename
+    fsync_directory(path.parent)
+    remove_stale_temps(path)
+
+
+@contextlib.contextmanager
+def open_atomic(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to stream into, renamed over ``path`` when the block ends without an exception
+    (:func:`write_atomic` for data too large to hold in memory); after an exception ``path`` is untouched."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     fsync_directory(path.parent)
     remove_stale_temps(path)

@@ -31,7 +31,7 @@ def test_columns_and_target_take_a_name_or_a_list_and_read_back():
     ('[data]\ntask = "tagging"\n', "reads your own files; set path"),
     (TAGGING + 'dataset = "ptb"\n', "leave dataset out"),
     (TAGGING + 'train_path = "t.conll"\n', "either path .* or train_path"),
-    ('[data]\ntask = "tagging"\nval_path = "v.conll"\n', "need train_path too"),
+    ('[data]\ntask = "tagging"\nval_path = "v.conll"\n', "needs train_path"),
     ('[data]\ntask = "forecasting"\npath = "s.csv"\n', "needs target"),
     (CSV + 'missing = "zero"\n', r"missing: expected one of 'error', 'drop', 'interpolate'"),
     (CSV + 'format = "xlsx"\n', r"format: expected one of 'txt', 'csv'"),

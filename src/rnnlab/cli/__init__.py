@@ -20,9 +20,9 @@ Commands around a run configuration (:mod:`rnnlab.cli.run`; see :mod:`rnnlab.lab
 :mod:`rnnlab.lab.tasks`)::
 
     rnnlab train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--data-dir DIR] [--resume]
-    rnnlab evaluate RUN [--split val|test] [--data-dir DIR]
+    rnnlab evaluate RUN [--split val|test | --path FILE] [--data-dir DIR]
     rnnlab generate RUN --prime TEXT [--length N --temperature T --top-k K --top-p P --greedy --seed S --stop TEXT]
-    rnnlab predict RUN INPUT...
+    rnnlab predict RUN (INPUT... | --file FILE [--out PREDICTIONS.csv|.jsonl]) [--format table|json]
     rnnlab summary CONFIG.toml [--set ...] [--data-dir DIR]
 
 Gradient flow (:mod:`rnnlab.cli.diagnose`, :mod:`rnnlab.cli.experiment`, :mod:`rnnlab.cli.inspect`; see

@@ -3,7 +3,7 @@
     rnnlab train CONFIG.toml [--set section.key=value ...] [--run-dir DIR] [--data-dir DIR] [--resume] [--distributed]
     rnnlab evaluate RUN [--split val|test | --path FILE] [--data-dir DIR]
     rnnlab generate RUN --prime TEXT [--length N --temperature T --top-k K --top-p P --greedy --seed S --stop TEXT]
-    rnnlab predict RUN INPUT...  |  rnnlab predict RUN --file FILE [--out PRED.csv|.jsonl] [--format text|json]
+    rnnlab predict RUN (INPUT... | --file FILE [--out PRED.csv|.tsv|.jsonl]) [--format table|json]
     rnnlab summary CONFIG.toml [--set ...] [--data-dir DIR]
 """
 
@@ -103,16 +103,16 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("train", "val", "test"), default=None,
                         help="the part of the data to evaluate on (default: test, or val when there is no test part)")
     parser.add_argument("--path", metavar="FILE", default=None,
-                        help="evaluate on this file instead, in the format the run was trained on")
+                        help="evaluate on this file (or directory, or glob) instead, in the format of the run's "
+                             "training files (runs trained on your own files)")
     add_data_dir(parser)
 
 
-@command("evaluate", "evaluate a trained run on its validation or test data", _configure_evaluate)
+@command("evaluate", "evaluate a trained run on its validation or test data, or on another file",
+         _configure_evaluate)
 def _run_evaluate(args: argparse.Namespace) -> int:
     from rnnlab.lab import runs
 
-    if args.path is not None and args.split is not None:
-        raise ConfigError("evaluate: give --split or --path, not both")
     _print_results(runs.evaluate(args.run_dir, args.split, data_dir=args.data_dir, path=args.path))
     return 0
 
@@ -173,18 +173,22 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- predict
 def _configure_predict(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN", help="a run directory (sentiment, forecasting or language_model)")
+    parser.add_argument("run_dir", metavar="RUN", help="a run directory (sentiment, classification, forecasting, "
+                                                       "language_model or tagging)")
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="texts to classify, the latest values of a series, or a language model's prefix")
     parser.add_argument("--file", metavar="FILE", default=None,
-                        help="predict for every input of this file (tagging: .conll or .txt; forecasting: a .csv)")
-    parser.add_argument("--out", metavar="PRED.csv|PRED.jsonl", default=None,
-                        help="write the predictions to this file (CSV or JSON lines, by suffix) instead of stdout")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="stdout: tab-separated text (default) or one JSON document")
+                        help="predict for every input of this file (runs trained on your own files): one text per "
+                             "line (.txt) or the training files' columns (.csv, .tsv, .jsonl); tagging: .conll or "
+                             ".txt (one sentence per line); forecasting: a .csv with the input columns")
+    parser.add_argument("--out", metavar="PREDICTIONS", default=None,
+                        help="with --file: write the predictions to this .csv, .tsv or .jsonl file instead of stdout")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="stdout: tab-separated lines (default) or one JSON document (a list of objects)")
 
 
-def _write_predictions(path: str, header: list[str], rows: list[tuple]) -> None:
+def _write_predictions(path, header: list[str], rows: list[tuple]) -> None:
+    """``rows`` as a CSV/TSV file with a header line, or as JSON lines, by the suffix of ``path`` (atomically)."""
     import csv
     import io
     import json
@@ -192,44 +196,46 @@ def _write_predictions(path: str, header: list[str], rows: list[tuple]) -> None:
 
     from rnnlab._files import write_atomic
 
-    suffix = Path(path).suffix.lower()
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".jsonl"):
+        raise ConfigError(f"--out: expected a .csv, .tsv or .jsonl file name, got {str(path)!r}")
+    buf = io.StringIO()
     if suffix == ".jsonl":
-        text = "".join(json.dumps(dict(zip(header, row)), ensure_ascii=False) + "\n" for row in rows)
-    elif suffix in (".csv", ".tsv"):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
+        for row in rows:
+            buf.write(json.dumps(dict(zip(header, row)), ensure_ascii=False) + "\n")
+    else:
+        writer = csv.writer(buf, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-        text = buffer.getvalue()
-    else:
-        raise ConfigError(f"--out: expected a .csv, .tsv or .jsonl file name, got {path!r}")
-    write_atomic(Path(path), text.encode("utf-8"))
+    if not path.parent.is_dir():
+        raise ConfigError(f"--out: the folder {str(path.parent)!r} does not exist")
+    write_atomic(path, buf.getvalue().encode("utf-8"))
 
 
 @command("predict", "predict for new raw inputs: a label per text, a forecast, or the next tokens", _configure_predict)
 def _run_predict(args: argparse.Namespace) -> int:
+    import json
+
     from rnnlab.lab import runs
 
+    if (args.file is None) == (not args.inputs):
+        raise ConfigError("predict: give either inputs on the command line or --file FILE (one of the two)")
+    if args.out is not None and args.file is None:
+        raise ConfigError("predict: --out needs --file")
     if args.file is not None:
-        if args.inputs:
-            raise ConfigError("predict: give the inputs on the command line or --file, not both")
         header, rows = runs.predict_file(args.run_dir, args.file)
-    elif not args.inputs:
-        raise ConfigError("predict: give the inputs on the command line, or --file FILE")
     else:
         header, rows = runs.predict(args.run_dir, args.inputs)
     if args.out is not None:
         _write_predictions(args.out, header, rows)
         print(f"{len(rows)} predictions written to {args.out}")
-        return 0
-    if args.format == "json":
-        import json
-
-        print(json.dumps([dict(zip(header, row)) for row in rows], ensure_ascii=False))
-        return 0
-    print("\t".join(header))
-    for row in rows:
-        print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    elif args.format == "json":
+        print(json.dumps([dict(zip(header, row)) for row in rows], ensure_ascii=False, indent=1))
+    else:
+        print("\t".join(header))
+        for row in rows:
+            print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
     return 0
 
 

@@ -330,7 +330,8 @@ class LMStream(_EpochBatches):
             raise ValueError(f"ids must be a 1-D stream of token ids, got shape {ids.shape}")
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
-        if ids.size and ids.min() < 0:
+        if ids.size and np.issubdtype(ids.dtype, np.signedinteger) and ids.min() < 0:  # (unsigned: a memory map
+            # of a corpus on disk is not read through)
             raise ValueError(f"ids must be non-negative token ids, got minimum {ids.min()}")
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.bptt = check_positive_int("bptt", bptt)

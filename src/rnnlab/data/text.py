@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -152,6 +152,14 @@ class Vocabulary:
                 if not isinstance(tok, str):
                     raise TypeError(f"tokens must be str; item {i} holds {type(tok).__name__} {tok!r:.60}")
             counter.update(tokens)
+        return self.fit_counts(counter)
+
+    def fit_counts(self, counts: Mapping[str, int]) -> Vocabulary:
+        """Build the table from token counts already made (``{token: count}``), as :meth:`fit` does from
+        the token lists; for corpora too large to hold as lists. Returns ``self``."""
+        if not isinstance(counts, Mapping):
+            raise TypeError(f"counts must be a mapping of token to count, got {type(counts).__name__}")
+        counter = counts
         special = set(self.specials)
         kept = sorted(((t, c) for t, c in counter.items() if c >= self.min_freq and t not in special),
                       key=lambda tc: (-tc[1], tc[0]))

@@ -4,8 +4,8 @@
 ``--set section.key=value`` overrides, and validates everything before any data is read::
 
     [data]                      # DataConfig: what to learn from
-    task = "language_model"     # sentiment | language_model | forecasting | tagging | adding | copy
-    dataset = "ptb"
+    task = "language_model"     # sentiment | classification | language_model | forecasting | tagging | adding | copy
+    dataset = "ptb"             # a built-in data set, or your own files: path = "corpus/*.txt"
     batch_size = 20
     bptt = 20
 
@@ -29,6 +29,10 @@ Rules
   ``[1, 2]``, ``{momentum = 0.9}``); a value that is not a TOML literal, such as a bare word, is
   taken as a string, so ``--set model.cell=gru`` works although the shell removes quotes. Deeper
   paths set entries of a table: ``--set train.optimizer_args.momentum=0.9``.
+* Your own files: ``path`` (a file, a directory or a glob) or ``train_path`` with optional
+  ``val_path``/``test_path``, relative to the config file's folder (:func:`load_config` makes them
+  absolute, so a run's saved ``config.toml`` still finds them); ``format`` when the suffix does not
+  tell. See :mod:`rnnlab.lab.userdata` for how they are read and split.
 * :func:`to_toml` writes the resolved configuration (every default filled in, only the keys that
   apply); :func:`load_config` reads it back to the same :class:`RunConfig`.
 
@@ -56,11 +60,12 @@ from rnnlab.training import metrics as metrics_module
 from rnnlab.training.trainer import TrainConfig
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TASKS", "DATASETS", "CELLS", "SECTIONS",
-           "load_config", "parse_config", "apply_overrides", "to_toml"]
+           "PATH_KEYS", "load_config", "parse_config", "apply_overrides", "to_toml", "resolve_data_paths"]
 
-#: task -> the data sets it reads (None: generated data, no data set)
+#: task -> the built-in data sets it reads (None: generated data, no data set; empty: only the user's files)
 DATASETS: dict[str, tuple[str, ...] | None] = {
     "sentiment": ("mr", "uci_sentiment"),
+    "classification": (),
     "language_model": ("ptb", "tiny_shakespeare"),
     "forecasting": ("airline-passengers", "monthly-sunspots", "daily-min-temperatures"),
     "tagging": (),  # the user's own files only ([data] path or train_path)
@@ -223,14 +228,21 @@ class _Section:
 # =========================================================================== [data]
 _COMMON_DATA = ("task", "dataset", "batch_size", "seed")
 _TEXT = ("level", "tokenizer", "min_freq", "max_size", "limit")
+#: the [data] keys naming the user's own files (a task reads files when its TASK_KEYS hold them)
+PATH_KEYS = ("path", "train_path", "val_path", "test_path")
+_FILES = PATH_KEYS + ("format",)
+#: the keys that apply only when the task reads files (a CSV forecaster's columns)
+_FILES_ONLY = _FILES + ("columns", "target", "date_column", "missing")
 #: task -> the [data] keys that apply to it
 TASK_KEYS: dict[str, tuple[str, ...]] = {
     "sentiment": _COMMON_DATA + _TEXT + ("maxlen", "padding", "bucket", "val_frac", "test_frac", "cv_folds", "fold"),
-    "language_model": _COMMON_DATA + _TEXT + ("bptt", "eval_bptt"),
+    "classification": ("task", "batch_size", "seed") + _FILES + _TEXT + (
+        "text_column", "label_column", "maxlen", "padding", "bucket", "val_frac", "test_frac"),
+    "language_model": _COMMON_DATA + _FILES + _TEXT + ("bptt", "eval_bptt", "val_frac", "test_frac"),
     "forecasting": _COMMON_DATA + ("lookback", "horizon", "many_to_many", "season", "scaler", "val_frac", "test_frac",
                                    "limit") + ("path", "format", "columns", "target", "date_column", "missing"),
-    "tagging": ("task", "batch_size", "seed", "path", "format", "train_path", "val_path", "test_path", "token_column",
-                "tag_column", "min_freq", "max_size", "limit", "maxlen", "bucket", "val_frac", "test_frac"),
+    "tagging": ("task", "batch_size", "seed") + _FILES + ("token_column", "tag_column", "min_freq", "max_size", "limit",
+                                                         "maxlen", "bucket", "val_frac", "test_frac"),
     "adding": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
     "copy": ("task", "batch_size", "seed", "seq_len", "n_train", "n_val", "n_test"),
 }
@@ -255,8 +267,21 @@ class DataConfig(_Section):
     dataset: str | None = _f(None, _Check("str", optional=True), "the data set (see DATASETS)")
     batch_size: int = _f(32, _INT1, "samples (rows of the stream) per batch")
     seed: int = _f(0, _Check("int", low=0), "seeds the splits, the order of the batches and generated data")
+    # the user's own files (see rnnlab.lab.userdata)
+    path: str | None = _f(None, _Check("str", optional=True), "your data: a file, a directory or a glob, relative to "
+                                                              "the config file's folder; split by val_frac/test_frac")
+    format: str | None = _f(None, _Check("choice", choices=FORMATS, optional=True),
+                            "the files' format when the suffix does not tell (.txt .csv .tsv .jsonl .conll, "
+                            "optionally .gz .bz2 .xz)")
+    train_path: str | None = _f(None, _Check("str", optional=True), "given splits: the training files (not path)")
+    val_path: str | None = _f(None, _Check("str", optional=True), "given splits: the validation files")
+    test_path: str | None = _f(None, _Check("str", optional=True), "given splits: the test files")
+    text_column: str = _f("text", _Check("str"), "classification: the column (CSV/TSV) or field (JSONL) of the text")
+    label_column: str = _f("label", _Check("str"), "classification: the column or field of the label")
     # text
-    level: str = _f("word", _Check("choice", choices=("word", "char")), "tokens are words or characters")
+    level: str = _f("word", _Check("choice", choices=("word", "char", "subword")),
+                    "tokens are words, characters, or BPE subwords (language_model from files; the subword extra); "
+                    "subword: max_size is the BPE vocabulary size (default 1000)")
     tokenizer: str | None = _f(None, _Check("choice", choices=("word", "whitespace"), optional=True),
                                "word level: rnnlab.text.word_tokenize (lower-cases, splits punctuation) or str.split; "
                                "default: whitespace for the pre-tokenized ptb and mr, word otherwise")
@@ -287,13 +312,6 @@ class DataConfig(_Section):
     season: int | None = _f(None, _OPT_INT1, "period of the seasonal-naive baseline (default 12 for monthly, "
                                              "365 for daily series); at most lookback")
     scaler: str = _f("minmax", _Check("choice", choices=("minmax", "standard", NONE)), "fitted on the training part")
-    # the user's own files (issue 15): relative paths are relative to the config file's folder
-    path: str | None = _f(None, _Check("str", optional=True), "a data file, directory or glob (instead of dataset)")
-    format: str | None = _f(None, _Check("choice", choices=FORMATS, optional=True),
-                            "the files' format (default: from the suffix)")
-    train_path: str | None = _f(None, _Check("str", optional=True), "the training part's file(s), instead of path")
-    val_path: str | None = _f(None, _Check("str", optional=True), "with train_path: the validation part's file(s)")
-    test_path: str | None = _f(None, _Check("str", optional=True), "with train_path: the test part's file(s)")
     # tagging
     token_column: int = _f(0, _Check("int"), "tagging: the column of the tokens (0-based, negative from the end)")
     tag_column: int = _f(-1, _Check("int"), "tagging: the column of the tags (0-based, negative from the end)")
@@ -317,31 +335,62 @@ class DataConfig(_Section):
 
     def applicable(self) -> list[str]:
         keys = set(TASK_KEYS[self.task])
-        if self.level == "char":
+        if self.level in ("char", "subword"):
             keys.discard("tokenizer")
-        if self.task == "forecasting" and self.path is None:
-            keys -= {"format", "columns", "target", "date_column", "missing"}
+        if self.reads_files():
+            keys.discard("dataset")
+        else:
+            keys.difference_update(_FILES_ONLY)
+            if self.task == "language_model":  # a built-in corpus comes with its splits
+                keys.difference_update(("val_frac", "test_frac"))
         return [k for k in self.keys() if k in keys]
 
-    def own_files(self) -> bool:
-        """Whether the data come from the user's files (any of ``path``, ``train_path``, ``val_path``,
-        ``test_path``), not a built-in data set."""
-        return any(getattr(self, key) is not None for key in ("path", "train_path", "val_path", "test_path"))
+    def reads_files(self) -> bool:
+        """Whether the task reads the user's own files (``path`` or ``train_path`` set, and the task takes
+        them: see :data:`TASK_KEYS`) rather than a built-in data set."""
+        return "path" in TASK_KEYS[self.task] and (self.path is not None or self.train_path is not None)
+
+    def _validate_files(self) -> None:
+        """``path`` or ``train_path`` (+ ``val_path``/``test_path``), never both, never with ``dataset``; a
+        forecaster of a CSV needs its ``target``."""
+        if self.path is not None and self.train_path is not None:
+            raise ConfigError(f"config [data]: give either path (split by val_frac/test_frac) or train_path "
+                              f"(with val_path/test_path), not both; got path={self.path!r} and "
+                              f"train_path={self.train_path!r}")
+        if self.dataset is not None:
+            raise ConfigError(f"config [data] dataset: give either dataset (a built-in data set) or your own files "
+                              f"(path/train_path), not both: leave dataset out (got {self.dataset!r})")
+        if self.train_path is not None:
+            for key in ("val_frac", "test_frac"):  # 0 (no such part) agrees with the given splits
+                if getattr(self, key):
+                    raise ConfigError(f"config [data] {key}: the splits are given by train_path/val_path/test_path; "
+                                      f"leave {key} out (got {getattr(self, key)})")
+        if self.task == "forecasting" and self.target is None:
+            raise ConfigError("config [data]: forecasting from a file needs target = \"column\" (or an array of "
+                              "columns), the value(s) to forecast")
 
     def _validate(self) -> None:
         datasets = DATASETS[self.task]
-        if self.own_files():
-            self._validate_own_files()
+        if self.level == "subword" and not (self.task == "language_model" and self.reads_files()):
+            raise ConfigError(f"config [data] level: 'subword' is for a language_model on your own files (path or "
+                              f"train_path); expected 'word' or 'char' here, got {self.level!r}")
+        if self.reads_files():
+            self._validate_files()
+        elif "train_path" in TASK_KEYS[self.task] and (self.val_path is not None or self.test_path is not None):
+            key = "val_path" if self.val_path is not None else "test_path"
+            raise ConfigError(f"config [data] {key}: needs train_path (the training files); got {key}="
+                              f"{getattr(self, key)!r} without it")
         elif datasets == ():
-            raise ConfigError(f"config [data]: task {self.task!r} reads your own files; set path = \"...\" "
-                              "(or train_path, with val_path and test_path)")
+            raise ConfigError(f"config [data]: task {self.task!r} reads your own files; set path = \"...\" (a file, "
+                              f"directory or glob) or train_path = \"...\"")
         elif datasets is None:
             if self.dataset is not None:
                 raise ConfigError(f"config [data] dataset: task {self.task!r} generates its data and reads no "
                                   f"data set; got {self.dataset!r}")
         elif self.dataset is None:
+            files = " or your own files (path = \"...\")" if "path" in TASK_KEYS[self.task] else ""
             raise ConfigError(f"config [data]: task {self.task!r} needs a dataset, one of "
-                              f"{', '.join(repr(d) for d in datasets)}")
+                              f"{', '.join(repr(d) for d in datasets)}{files}")
         elif self.dataset not in datasets:
             raise ConfigError(f"config [data] dataset: expected one of {', '.join(repr(d) for d in datasets)} for task "
                               f"{self.task!r}, got {self.dataset!r}")
@@ -357,24 +406,14 @@ class DataConfig(_Section):
         if self.cv_folds is not None and self.test_frac is not None:
             raise ConfigError(f"config [data] test_frac: with cv_folds each fold is the test part in turn; leave "
                               f"test_frac out (got {self.test_frac})")
+        if self.task == "classification" and self.text_column == self.label_column:
+            raise ConfigError(f"config [data] label_column: must differ from text_column, got {self.label_column!r} "
+                              "for both")
         if self.val_frac is not None and self.test_frac is not None and self.val_frac + self.test_frac >= 1:
             raise ConfigError(f"config [data] val_frac + test_frac must be < 1 to leave training data, got "
                               f"{self.val_frac} + {self.test_frac}")
         if self.task == "forecasting" and self.test_frac == 0:
             raise ConfigError("config [data] test_frac: forecasting needs a test part, got 0")
-
-    def _validate_own_files(self) -> None:
-        if self.dataset is not None:
-            raise ConfigError(f"config [data] dataset: the data come from path/train_path; leave dataset out "
-                              f"(got {self.dataset!r})")
-        if self.path is not None and self.train_path is not None:
-            raise ConfigError("config [data] train_path: give either path (split by val_frac/test_frac) or "
-                              "train_path (with val_path, test_path), not both")
-        if self.train_path is None and (self.val_path is not None or self.test_path is not None):
-            raise ConfigError("config [data] val_path/test_path: need train_path too")
-        if self.task == "forecasting" and self.target is None:
-            raise ConfigError("config [data]: forecasting from a file needs target = \"column\" (or an array of "
-                              "columns), the value(s) to forecast")
 
 
 # =========================================================================== [model]
@@ -553,17 +592,32 @@ def apply_overrides(document: Mapping, overrides: Sequence[str]) -> dict:
     return doc
 
 
-def parse_config(text: str, overrides: Sequence[str] = (), *, source: str = "config") -> RunConfig:
-    """A validated :class:`RunConfig` from TOML ``text`` and ``--set`` ``overrides``."""
+def resolve_data_paths(config: RunConfig, base_dir) -> RunConfig:
+    """``config`` with its ``[data]`` :data:`PATH_KEYS` made absolute: a relative one is joined to ``base_dir``
+    (the config file's folder), so the run's saved configuration reads the same files from anywhere."""
+    d = config.data
+    changes = {key: str(resolve_path(getattr(d, key), base_dir).absolute())
+               for key in PATH_KEYS if getattr(d, key) is not None}
+    if not changes:
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(d, **changes))
+
+
+def parse_config(text: str, overrides: Sequence[str] = (), *, source: str = "config", base_dir=None) -> RunConfig:
+    """A validated :class:`RunConfig` from TOML ``text`` and ``--set`` ``overrides``.
+
+    The ``[data]`` paths are made absolute, relative ones against ``base_dir`` (default: the current folder)."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
-    return RunConfig.from_dict(apply_overrides(document, overrides))
+    return resolve_data_paths(RunConfig.from_dict(apply_overrides(document, overrides)), base_dir)
 
 
 def load_config(path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read the TOML file ``path``, apply ``overrides`` (``["train.lr=0.5", ...]``), validate."""
+    """Read the TOML file ``path``, apply ``overrides`` (``["train.lr=0.5", ...]``), validate.
+
+    Relative ``[data]`` paths (``path``, ``train_path``, ...) are taken from the config file's folder."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -571,21 +625,7 @@ def load_config(path, overrides: Sequence[str] = ()) -> RunConfig:
         raise ConfigError(f"config file '{path}' not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file '{path}': {exc}") from None
-    return _anchor_paths(parse_config(text, overrides, source=f"config file '{path}'"), path.parent)
-
-
-#: [data] keys naming files, relative to the config file's folder
-_PATH_KEYS = ("path", "train_path", "val_path", "test_path")
-
-
-def _anchor_paths(config: RunConfig, folder: Path) -> RunConfig:
-    """``config`` with its relative ``[data]`` paths made absolute against ``folder`` (the config file's), so a
-    run directory's copy of the configuration reads the same files from anywhere."""
-    anchored = {key: str(resolve_path(value, folder.absolute())) for key in _PATH_KEYS
-                if isinstance(value := getattr(config.data, key), str)}
-    if not anchored:
-        return config
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, **anchored))
+    return parse_config(text, overrides, source=f"config file '{path}'", base_dir=path.parent)
 
 
 def _toml_value(value) -> str:

@@ -9,9 +9,13 @@ Run directory
     vocab.json      the vocabulary (text tasks)          scaler.json   the scaler (forecasting)
     model/          the final model (rnnlab.io.save)     metrics.json  final validation/test metrics
 
+and, for tasks on the user's files (:mod:`rnnlab.lab.filetasks`): ``labels.json`` (the class names of
+a classification), ``confusion-val.json``/``confusion-test.json`` (and ``.png``), ``tokenizer.json``
+(a subword language model's BPE), ``data/`` (a language model's corpus encoded as token ids).
+
 A cross-validation run holds one such directory per fold (``fold-01`` ...) and, at its top, the
 configuration and ``metrics.json`` with every fold's accuracy, their mean and standard deviation.
-:func:`evaluate`, :func:`generate` and :func:`predict` read a run directory back.
+:func:`evaluate`, :func:`generate`, :func:`predict` and :func:`predict_file` read a run directory back.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 from rnnlab._errors import RnnlabWarning
 from rnnlab._files import write_atomic
+from rnnlab.data.subword import SPACE
 from rnnlab.data.text import (
     Vocabulary,
 )
@@ -36,7 +41,7 @@ from rnnlab.data.timeseries import (
 )
 from rnnlab.generate import predict_proba, predict_values, rank_next, sample
 from rnnlab.io import files as model_io
-from rnnlab.lab import tasks_series, tasks_tagging
+from rnnlab.lab import filetasks
 from rnnlab.lab.config import (
     ConfigError,
     RunConfig,
@@ -57,8 +62,7 @@ from rnnlab.lab.tasks import (
 )
 from rnnlab.nn.module import Module
 from rnnlab.training import distributed as mpi
-from rnnlab.training.checkpoint import claim_run_dir, writing
-from rnnlab.training.config import TrainConfig
+from rnnlab.training.checkpoint import RUN_MARKER, claim_run_dir, writing
 from rnnlab.training.trainer import Trainer, latest_checkpoint
 
 __all__ = ["train", "evaluate", "generate", "predict", "predict_file", "load_run", "LoadedRun"]
@@ -143,22 +147,30 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False, di
     if config.data.cv_folds is not None and config.data.fold is None:
         return _cross_validate(config, run_dir, data_dir=data_dir, resume=resume, comm=comm)
     vocab = scaler = None
+    saved: dict = {}
     if resume:
         if latest_checkpoint(run_dir) is None:
             raise RunError(f"nothing to resume: '{run_dir}' holds no checkpoint (looked for "
                            f"'{run_dir / 'checkpoint.json'}'); start the run without --resume")
         _check_resumable(config, run_dir)
         vocab, scaler = _load_artefacts(run_dir)
+        saved = filetasks.load_saved(run_dir)
     elif latest_checkpoint(run_dir) is not None:
         raise RunError(f"'{run_dir}' already holds a training run; pass --resume to continue it, or choose another "
                        "--run-dir")
-    task = build_task(config, data_dir, vocab=vocab, scaler=scaler)
     root = comm is None or comm.is_root  # only rank 0 writes the run directory
     with mpi.abort_on_error(comm):
         if root:
+            created = not run_dir.exists()
             claim_run_dir(run_dir)  # a directory of other files is refused: nothing of theirs is overwritten
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
+        try:  # a language model of the user's files encodes its corpus into the run directory here
+            task = build_task(config, data_dir, vocab=vocab, scaler=scaler, run_dir=run_dir, saved=saved)
+        except BaseException:
+            if root and created:
+                _unclaim(run_dir)  # a failed build leaves no run directory behind
+            raise
         with writing(run_dir, "the run's configuration"):
             if root:
                 write_atomic(run_dir / CONFIG_FILE, to_toml(task.config, header=_HEADER).encode("utf-8"))
@@ -174,6 +186,9 @@ def train(config: RunConfig, run_dir, *, data_dir=None, resume: bool = False, di
     if root:
         with writing(run_dir, "the final model and metrics", "the latest checkpoint is kept: free space, then resume"):
             model_io.save(task.model, run_dir / MODEL_DIR)
+            for split in ("val", "test"):
+                if isinstance(metrics.get(split), dict) and "confusion_matrix" in metrics[split]:
+                    filetasks.write_confusion(run_dir, split, metrics[split]["confusion_matrix"], log=trainer.log)
             _write_json(run_dir / METRICS_FILE, metrics)
             if task.finish is not None:
                 task.finish(task.model, run_dir, trainer.log)
@@ -199,6 +214,18 @@ def _attach(trainer, comm) -> None:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"data-parallel training over {comm.size} ranks: {exc}") from None
     trainer.log(f"data-parallel training: world_size {comm.size}; {mpi.limit_threads(comm)}")
+
+
+def _unclaim(run_dir: Path) -> None:
+    """Remove a run directory this call created and marked, when the mark (and empty folders) are all it holds."""
+    marker = run_dir / RUN_MARKER
+    leftovers = [p for p in run_dir.rglob("*") if p != marker and not p.is_dir()]
+    if leftovers:
+        return
+    marker.unlink(missing_ok=True)
+    for folder in sorted((p for p in run_dir.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        folder.rmdir()
+    run_dir.rmdir()
 
 
 _HEADER = ("The resolved configuration of this run, written by `rnnlab train`.\n"
@@ -261,6 +288,7 @@ class LoadedRun:
     vocab: Vocabulary | None
     scaler: Scaler | None
     model_source: Path
+    saved: dict = dataclasses.field(default_factory=dict)
 
 
 def load_run(run_dir) -> LoadedRun:
@@ -282,7 +310,7 @@ def load_run(run_dir) -> LoadedRun:
     _check_artefacts(run_dir, config, vocab, scaler)
     model = model_io.load(source)
     _warn_if_exploded(model, source)
-    return LoadedRun(run_dir, config, model, vocab, scaler, source)
+    return LoadedRun(run_dir, config, model, vocab, scaler, source, filetasks.load_saved(run_dir))
 
 
 #: a weight of larger magnitude marks a model whose training blew up (trained recurrent weights stay within tens)
@@ -305,9 +333,9 @@ def _warn_if_exploded(model: Module, source: Path) -> None:
 def _check_artefacts(run_dir: Path, config: RunConfig, vocab, scaler) -> None:
     """A text run needs its vocabulary, a scaled forecasting run its scaler: name the missing file."""
     d = config.data
-    if d.task in ("sentiment", "language_model", "tagging") and vocab is None:
+    if d.task in ("sentiment", "classification", "language_model", "tagging") and vocab is None:
         missing = VOCAB_FILE
-    elif d.task == "forecasting" and not d.own_files() and d.scaler != "none" and scaler is None:
+    elif d.task == "forecasting" and not d.reads_files() and d.scaler != "none" and scaler is None:
         # (a forecaster of the user's own CSV keeps its input and target scalers in its own file)
         missing = SCALER_FILE
     else:
@@ -317,14 +345,41 @@ def _check_artefacts(run_dir: Path, config: RunConfig, vocab, scaler) -> None:
                    "training. Restore the file or train the run again")
 
 
+def _file_task(run: LoadedRun, option: str) -> filetasks.FileTask:
+    task = run.config.data.task
+    if task not in filetasks.FILE_TASKS or not run.config.data.reads_files():
+        kinds = ", ".join(filetasks.FILE_TASKS)
+        raise ConfigError(f"{option} works on runs trained on your own files (tasks {kinds}); '{run.run_dir}' is a "
+                          f"{task} run" + ("" if run.config.data.reads_files() else " of a built-in data set"))
+    return filetasks.FILE_TASKS[task]
+
+
+def _other_files(run: LoadedRun, path, option: str) -> filetasks.DataFiles:
+    """The files ``path`` names (relative to the current folder), in the run's ``format`` when it set one."""
+    d = run.config.data
+    other = dataclasses.replace(d, path=str(Path(path).absolute()), train_path=None, val_path=None, test_path=None,
+                                val_frac=None, test_frac=None)
+    try:
+        return filetasks.data_files(other)
+    except ConfigError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+
+
 def evaluate(run_dir, split: str | None = None, *, data_dir=None, path=None) -> dict:
     """Loss, metrics and the task's report of a run's model on ``split`` (default: test, else val), or on
-    the file(s) ``path`` in the training data's format (``rnnlab evaluate RUN --path FILE``)."""
+    the file(s) ``path`` in the format of the training files (a run trained on the user's files)."""
     run = load_run(run_dir)
     if path is not None:
-        return {"run": str(run.run_dir), "model": str(run.model_source), "path": str(path),
-                **_finite(_evaluate_path(run, path))}
-    task = build_task(run.config, data_dir, vocab=run.vocab, scaler=run.scaler)
+        if split is not None:
+            raise ConfigError("evaluate: give either --split or --path, not both")
+        hooks = _file_task(run, "--path")
+        batches, report = hooks.batches(run.config, run.model, run.vocab, run.saved, _other_files(run, path, "--path"))
+        trainer = Trainer(run.model, hooks.loss, run.config.train, batches, batches, run.run_dir)  # writes nothing
+        results = trainer.evaluate(batches)
+        if report is not None:
+            results.update(report(run.model))
+        return {"run": str(run.run_dir), "model": str(run.model_source), "path": str(path), **_finite(results)}
+    task = build_task(run.config, data_dir, vocab=run.vocab, scaler=run.scaler, run_dir=run.run_dir, saved=run.saved)
     task.model = run.model
     parts = task.splits()
     split = split or ("test" if "test" in parts else "val")
@@ -352,47 +407,6 @@ def _warn_unknown(vocab: Vocabulary, token_lists: Sequence[Sequence[str]], what:
                   f"{vocab.tokens[vocab.unk_id]!r}: {shown}", RnnlabWarning, stacklevel=3)
 
 
-#: the loss of the tasks that evaluate other files
-_FILE_LOSSES = {"tagging": "cross_entropy", "forecasting": "mse"}
-
-
-def _evaluate_path(run: LoadedRun, path) -> dict:
-    """A run's model on another file of the training data's format (tagging; forecasting from a CSV)."""
-    d = run.config.data
-
-    def evaluate(batches) -> dict:
-        trainer = Trainer(run.model, _FILE_LOSSES[d.task], TrainConfig(metrics=run.config.train.metrics), batches,
-                          None, run.run_dir)
-        return trainer.evaluate(batches)
-
-    if d.task == "tagging":
-        return tasks_tagging.evaluate_file(run.config, run.model, run.vocab, tasks_tagging.read_tags(run.run_dir),
-                                           path, evaluate)
-    if d.task == "forecasting" and d.own_files():
-        return tasks_series.evaluate_file(run.config, run.model, tasks_series.read_series_info(run.run_dir), path,
-                                          evaluate)
-    raise ConfigError(f"evaluate --path: a {d.task} run trained on {d.dataset or 'its files'} cannot read "
-                      "other files; use --split")
-
-
-def predict_file(run_dir, path) -> tuple[list[str], list[tuple]]:
-    """Batched predictions of a run's model over a file: ``(header, rows)``.
-
-    * tagging: a ``.conll`` file (its token column) or a ``.txt`` file (one sentence per line); one
-      row per token, ``(sentence, token, tag, probability)``;
-    * forecasting from a CSV: a CSV with the input columns; one row per window of ``lookback`` rows,
-      its last row's date (or line) and the forecast of each target for each step ahead.
-    """
-    run = load_run(run_dir)
-    d = run.config.data
-    if d.task == "tagging":
-        return tasks_tagging.predict_file(run.config, run.model, run.vocab, tasks_tagging.read_tags(run.run_dir), path)
-    if d.task == "forecasting" and d.own_files():
-        return tasks_series.predict_file(run.config, run.model, tasks_series.read_series_info(run.run_dir), path)
-    raise ConfigError(f"predict --file: not available for a {d.task} run trained on {d.dataset or 'its files'}; "
-                      "pass the inputs on the command line")
-
-
 def _library_call(function, *args, **kwargs):
     """Call a generation/prediction function; its argument errors are usage errors (exit code 2)."""
     try:
@@ -415,7 +429,8 @@ def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0
     if run.config.data.task != "language_model":
         raise RunError(f"'{run.run_dir}' is a run of task {run.config.data.task!r}; "
                        "generate needs a language_model run")
-    tokenize, joiner = tokenizer_of(run.config.data)
+    tokenize, joiner = _text_tokenizer(run)
+    subword = run.config.data.level == "subword"  # pieces joined as they are: "▁" marks a space
     if isinstance(prime, str):
         _warn_unknown(run.vocab, [tokenize(prime)], "the prime")
     pieces = 0
@@ -424,6 +439,8 @@ def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0
         nonlocal pieces
         if not pieces:
             on_text(prime)
+        if subword:
+            piece = piece.replace(SPACE, " ")
         on_text(piece if pieces else joiner + piece)  # the first piece follows the prime
         pieces += 1
 
@@ -434,13 +451,22 @@ def generate(run_dir, prime: str, *, length: int = 200, temperature: float = 1.0
                          tokenizer=tokenize, joiner=joiner, on_text=None if on_text is None else show)
     if on_text is not None and not pieces:
         on_text(prime)
+    if subword:
+        return prime + text.replace(SPACE, " ")
     return prime + (joiner if text else "") + text
+
+
+def _text_tokenizer(run: LoadedRun):
+    """``(tokenize, joiner)`` of a text run: its BPE pieces for level = "subword", else :func:`tokenizer_of`."""
+    if run.config.data.level == "subword":
+        return filetasks.text_tokenizer(run.config.data, run.saved)[0], ""
+    return tokenizer_of(run.config.data)
 
 
 def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], list[tuple]]:
     """Predictions of a run's model for raw ``inputs``: ``(header, rows)``.
 
-    * sentiment: one row per text, ``(label, probability of that label, text)``;
+    * sentiment, classification: one row per text, ``(label, probability of that label, text)``;
     * forecasting: the inputs are numbers, the latest ``lookback`` of them (at least that many) form
       the window; one row per step ahead, ``(step, value)`` in the series' units;
     * language_model: the inputs are joined into one prefix; the ``k`` most probable next tokens,
@@ -448,14 +474,17 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
     """
     run = load_run(run_dir)
     d = run.config.data
-    if d.task == "sentiment":
+    if d.task in ("sentiment", "classification"):
         tokenize, _ = tokenizer_of(d)
         _warn_unknown(run.vocab, [tokenize(t) for t in inputs if isinstance(t, str)], "the input")
+        classes = LABELS if d.task == "sentiment" else run.saved.get("labels")
+        if classes is None:
+            raise RunError(f"'{run.run_dir}' has no {filetasks.LABELS_FILE} (the class names)")
         proba = _library_call(predict_proba, run.model, run.vocab, list(inputs), tokenizer=tokenize, maxlen=d.maxlen)
         labels = proba.argmax(axis=1)
-        return ["label", "probability", "text"], [(LABELS[c], float(p[c]), text)
+        return ["label", "probability", "text"], [(classes[c], float(p[c]), text)
                                                   for c, p, text in zip(labels, proba, inputs)]
-    if d.task == "tagging" or (d.task == "forecasting" and d.own_files()):
+    if d.task == "tagging" or (d.task == "forecasting" and d.reads_files()):
         raise ConfigError(f"a {d.task} run trained on files predicts from a file: rnnlab predict {run_dir} --file FILE")
     if d.task == "forecasting":
         try:
@@ -473,10 +502,28 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
         forecast = _last_step(_library_call(predict_values, run.model, window, scaler=run.scaler))[0]  # (H,)
         return ["step", "value"], [(f"t+{h + 1}", float(v)) for h, v in enumerate(forecast)]
     if d.task == "language_model":
-        tokenize, joiner = tokenizer_of(d)
+        tokenize, joiner = _text_tokenizer(run)
         _warn_unknown(run.vocab, [tokenize(joiner.join(inputs))], "the prefix")
         ranked = _library_call(rank_next, run.model, run.vocab, joiner.join(inputs), k, tokenizer=tokenize)
         return ["token", "probability"], [(token, p) for token, p in ranked]
     raise RunError(f"predict reads raw text or numbers; a run of task {d.task!r} takes generated sequences "
                    "(use rnnlab evaluate for it)")
 
+
+def predict_file(run_dir, path) -> tuple[list[str], list[tuple]]:
+    """Predictions of a run trained on the user's files for every input of the file(s) ``path``:
+    ``(header, rows)``, one row per input (see :data:`rnnlab.lab.filetasks.FILE_TASKS`).
+
+    * classification: one text per line of a ``.txt`` file, or the ``text_column`` of each row of a
+      CSV/TSV/JSONL file; rows ``(label, probability, text)``;
+    * language_model: one text per line (or ``text_column``); rows ``(perplexity, tokens, text)``: the
+      line's perplexity read from a fresh state after an end-of-line token, all its tokens and its end
+      predicted;
+    * tagging: a ``.conll`` file (its token column) or a ``.txt`` file (one sentence per line); one
+      row per token, ``(sentence, token, tag, probability)``;
+    * forecasting from a CSV: a CSV with the input columns; one row per window of ``lookback`` rows,
+      its last row's date (or line) and the forecast of each target for each step ahead.
+    """
+    run = load_run(run_dir)
+    hooks = _file_task(run, "--file")
+    return hooks.predict(run.config, run.model, run.vocab, run.saved, _other_files(run, path, "--file"))

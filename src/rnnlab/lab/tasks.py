@@ -8,6 +8,7 @@ data's shapes:
 task                batches                                      loss            metrics (and final report)
 ==================  ==========================================  ==============  ===============================
 ``sentiment``       padded ids + mask, bucketed (ArrayBatches)   cross-entropy   accuracy
+``classification``  as sentiment, from the user's files          cross-entropy   accuracy; macro-F1, confusion
 ``language_model``  one token stream, state carried (LMStream)   cross-entropy   perplexity (word) / bits per char
 ``forecasting``     windows of the scaled series                 MSE             MSE, MAE; RMSE/MAE in original
                                                                                  units next to naive baselines
@@ -16,8 +17,10 @@ task                batches                                      loss           
 ``tagging``         padded ids + per-step tags + mask            cross-entropy   token accuracy; entity P/R/F1 (BIO)
 ==================  ==========================================  ==============  ===============================
 
-The user's own files: ``tagging`` (CoNLL files, :mod:`rnnlab.lab.tasks_tagging`) and ``forecasting``
-with ``[data] path`` (a CSV, :mod:`rnnlab.lab.tasks_series`) are built in their own modules.
+The user's own files (``[data] path`` or ``train_path``: ``classification``, ``tagging``, and
+``language_model`` and ``forecasting`` without a ``dataset``) are built by the builders of
+:data:`rnnlab.lab.filetasks.FILE_BUILDERS` (tagging in :mod:`rnnlab.lab.tasks_tagging`, a CSV
+forecaster in :mod:`rnnlab.lab.tasks_series`).
 
 The model is ``Embedding`` (or one-hot vectors) -> ``num_layers`` recurrent layers
 (``rnnlab.stack``, optionally bidirectional) -> ``Dense``, with dropout on the non-recurrent
@@ -37,6 +40,7 @@ tokens one forward pass reads, not what is computed (up to float rounding). Fore
 ``1 - val_frac - test_frac`` / ``val_frac`` / ``test_frac`` (defaults 0.15, 0.15). Synthetic
 tasks: ``n_train``/``n_val``/``n_test`` sequences from independent seeds.
 
+Tasks on the user's own files (``[data] path`` or ``train_path``): :mod:`rnnlab.lab.filetasks`.
 Running a task and reading a run directory back: :mod:`rnnlab.lab.runs`.
 """
 
@@ -80,8 +84,9 @@ from rnnlab.data.timeseries import (
     seasonal_naive_forecast,
 )
 from rnnlab.generate import predict_values
-from rnnlab.lab import tasks_series, tasks_tagging
+from rnnlab.lab import filetasks
 from rnnlab.lab.config import (
+    PATH_KEYS,
     ConfigError,
     DataConfig,
     ModelConfig,
@@ -159,10 +164,12 @@ class Task:
     description : list of str
         One line per part: sizes and shapes.
     report : callable, optional
-        ``report(model, split) -> dict``: the task's extra results on a part (tagging's entity scores,
-        a CSV forecaster's errors in original units), added by :meth:`evaluate`.
-    artefacts : dict
-        File name -> bytes, written into the run directory by :meth:`save_artefacts` (``tags.json`` ...).
+        ``report(model, split) -> dict``: the task's extra results on a part (a classifier's macro-F1 and
+        confusion matrix, a tagger's entity scores, a CSV forecaster's errors in original units), added by
+        :meth:`evaluate`.
+    artefacts : dict of str -> bytes
+        Further files the run directory keeps, written by :meth:`save_artefacts` (``labels.json``,
+        ``tokenizer.json``, ``tags.json``, ``series.json``).
     finish : callable, optional
         ``finish(model, run_dir, log)``, run once training is done (a CSV forecaster's ``forecast.png``).
     """
@@ -229,6 +236,9 @@ class Task:
         d = self.config.data
         out = {"task": d.task, "dataset": d.dataset, "epochs": len(trainer.history.get("epoch", [])),
                "steps": trainer.step}
+        if d.reads_files():
+            del out["dataset"]
+            out["data"] = {key: getattr(d, key) for key in PATH_KEYS if getattr(d, key) is not None}
         if d.fold is not None:
             out["fold"] = d.fold
         if d.task == "adding":
@@ -373,8 +383,6 @@ def _season(d: DataConfig) -> int:
 
 def _forecasting(config: RunConfig, data_dir, vocab, scaler: Scaler | None) -> _Data:
     d = config.data
-    if d.own_files():
-        return _Data(**tasks_series.build(config))
     dtype = np.dtype(config.model.dtype)
     _, values = time_series(d.dataset, data_dir)
     if d.limit is not None:
@@ -438,9 +446,9 @@ def _synthetic(config: RunConfig, data_dir, vocab, scaler) -> _Data:
                  ("accuracy",), d.seq_len + 20, description=[line])
 
 
+#: task -> the builder of its built-in or generated data (the user's files: filetasks.FILE_BUILDERS)
 _BUILDERS = {"sentiment": _sentiment, "language_model": _language_model, "forecasting": _forecasting,
-             "adding": _synthetic, "copy": _synthetic,
-             "tagging": lambda config, data_dir, vocab, scaler: _Data(**tasks_tagging.build(config, vocab))}
+             "adding": _synthetic, "copy": _synthetic}
 
 
 # =========================================================================== the model
@@ -512,7 +520,7 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
 
 
 def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = None,
-               scaler: Scaler | None = None) -> Task:
+               scaler: Scaler | None = None, run_dir=None, saved: dict | None = None) -> Task:
     """Read (or generate) the data of ``config`` and build the model on its shapes.
 
     Parameters
@@ -523,6 +531,10 @@ def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = N
     vocab, scaler : optional
         A saved vocabulary / scaler to use instead of fitting one (to rebuild a run's data exactly).
         With ``cv_folds`` and no ``fold``, fold 1 is built.
+    run_dir : path, optional
+        Tasks on the user's files keep derived data there (a language model's encoded corpus).
+    saved : dict, optional
+        Further saved artefacts of a run (:func:`rnnlab.lab.filetasks.load_saved`: class names, tokenizer).
 
     Returns
     -------
@@ -530,7 +542,11 @@ def build_task(config: RunConfig, data_dir=None, *, vocab: Vocabulary | None = N
         Its ``config`` has ``train.metrics`` set to the task's metrics when the file gave none.
     """
     try:
-        data = _BUILDERS[config.data.task](config, data_dir, vocab, scaler)
+        if config.data.reads_files():
+            data = _Data(**filetasks.FILE_BUILDERS[config.data.task](
+                config, run_dir=run_dir, saved={**(saved or {}), **({} if vocab is None else {"vocab": vocab})}))
+        else:
+            data = _BUILDERS[config.data.task](config, data_dir, vocab, scaler)
     except DatasetNotFoundError as exc:
         if exc.download_hint is None:
             raise

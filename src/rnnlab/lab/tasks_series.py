@@ -31,7 +31,6 @@ from rnnlab._files import write_atomic
 from rnnlab.data.batches import ArrayBatches
 from rnnlab.data.readers import detect_format, resolve_paths
 from rnnlab.data.series_csv import SeriesTable, format_date, read_series_csv
-from rnnlab.data.sources import DatasetError
 from rnnlab.data.timeseries import (
     MinMaxScaler,
     Scaler,
@@ -41,10 +40,11 @@ from rnnlab.data.timeseries import (
     seasonal_naive_forecast,
 )
 from rnnlab.lab.config import ConfigError, DataConfig, RunConfig
+from rnnlab.lab.userdata import data_errors
 from rnnlab.nn.grad_mode import no_grad
 from rnnlab.nn.state import forward_with_states
 
-__all__ = ["SERIES_FILE", "PLOT_FILE", "build", "draw_forecast", "read_series_info", "evaluate_file", "predict_file"]
+__all__ = ["SERIES_FILE", "PLOT_FILE", "build", "draw_forecast", "read_series_info", "file_batches", "predict_file"]
 
 SERIES_FILE = "series.json"
 PLOT_FILE = "forecast.png"
@@ -55,9 +55,11 @@ def _inputs(d: DataConfig) -> tuple[str, ...]:
     return d.columns if d.columns is not None else d.target
 
 
-def _read(path_text: str, d: DataConfig, names) -> SeriesTable:
-    try:
-        paths = resolve_paths(path_text)
+def _read(source, d: DataConfig, names) -> SeriesTable:
+    """The table of ``source``: a path or glob (str) or a list of files, which must name one CSV/TSV file."""
+    path_text = source if isinstance(source, str) else ", ".join(map(str, source))
+    with data_errors():  # a data file error is a usage error: one line, exit code 2
+        paths = resolve_paths(source) if isinstance(source, str) else [Path(p) for p in source]
         if len(paths) != 1:
             raise ConfigError(f"forecasting reads one CSV file; {path_text!r} names {len(paths)} files")
         fmt = detect_format(paths, d.format)
@@ -66,8 +68,6 @@ def _read(path_text: str, d: DataConfig, names) -> SeriesTable:
                               f"{fmt!r}")
         return read_series_csv(paths[0], list(dict.fromkeys(names)), date_column=d.date_column, missing=d.missing,
                                delimiter="\t" if fmt == "tsv" else ",")
-    except DatasetError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def _scaler(name: str) -> Scaler | None:
@@ -235,13 +235,14 @@ def read_series_info(run_dir: Path) -> tuple[Scaler | None, Scaler | None]:
         raise ConfigError(f"the forecasting run's '{path}' is missing or unusable ({exc})") from None
 
 
-def evaluate_file(config: RunConfig, model, scalers, path, evaluate) -> dict:
-    """Loss, metrics and errors in original units of a trained forecaster on every window of another CSV file
-    with the same columns. ``evaluate(batches)`` computes the loss and metrics (a trainer's ``evaluate``)."""
+def file_batches(config: RunConfig, scalers, paths) -> tuple:
+    """The batches of every window of another CSV file with the same columns for a trained forecaster
+    (``rnnlab evaluate --path``), and ``report(model) -> dict``: the number of windows and the errors in
+    original units."""
     d = config.data
     in_scaler, t_scaler = scalers
     inputs, targets = _inputs(d), d.target
-    table = _read(str(path), d, [*inputs, *targets])
+    table = _read(paths, d, [*inputs, *targets])
     raw_in, raw_t = table.column(inputs), table.column(targets)
     try:
         x, y, _ = _windows(_scale(in_scaler, raw_in), _scale(t_scaler, raw_t), d)
@@ -250,19 +251,18 @@ def evaluate_file(config: RunConfig, model, scalers, path, evaluate) -> dict:
         raise ConfigError(f"{table.source!r}: {exc}") from None
     dtype = np.dtype(config.model.dtype)
     x = x.astype(dtype)
-    results = dict(evaluate(ArrayBatches(x, y.astype(dtype), batch_size=d.batch_size, shuffle=False)))
-    results["windows"] = len(x)
-    results.update(_original_units(model, x, x_t_raw, y_raw, t_scaler, d, targets))
-    return results
+    batches = ArrayBatches(x, y.astype(dtype), batch_size=d.batch_size, shuffle=False)
+    return batches, lambda model: {"windows": len(x), **_original_units(model, x, x_t_raw, y_raw, t_scaler, d,
+                                                                        targets)}
 
 
-def predict_file(config: RunConfig, model, scalers, path) -> tuple[list, list]:
+def predict_file(config: RunConfig, model, scalers, paths) -> tuple[list, list]:
     """The forecasts after every window of ``lookback`` rows of a CSV file with the input columns: one row per
     window, labelled by its last row's date (or line), with ``target t+h`` for each target and step ahead."""
     d = config.data
     in_scaler, t_scaler = scalers
     inputs = _inputs(d)
-    table = _read(str(path), d, inputs)
+    table = _read(paths, d, inputs)
     raw_in = table.column(inputs)  # (T, F)
     if len(raw_in) < d.lookback:
         raise ConfigError(f"{table.source!r}: {len(raw_in)} rows, fewer than the lookback = {d.lookback} rows one "

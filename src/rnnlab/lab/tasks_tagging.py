@@ -1,7 +1,8 @@
 """The ``tagging`` task: one tag per token (part of speech, named entities), from CoNLL-style files.
 
-Data: :func:`rnnlab.data.tagging.read_conll` reads ``[data] path`` (split by sentence, seeded:
-``test_frac`` then ``val_frac`` of the rest, defaults 0.1 and 0.1) or ``train_path`` with optional
+Data: :func:`rnnlab.data.tagging.read_conll` reads ``[data] path`` (split by sentence as every task
+on files splits, :func:`rnnlab.lab.userdata.split_indices`: seeded, ``val_frac`` and ``test_frac``
+of the sentences, defaults 0.1 and 0.1) or ``train_path`` with optional
 ``val_path`` and ``test_path``. The vocabulary (``<pad>``, ``<unk>``, then the training tokens) and
 the tag set (the training tags, sorted) come from the training part only: an unknown token reads as
 ``<unk>``, an unknown tag in the validation or test part is an error naming the tag, file and line.
@@ -21,28 +22,25 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.data.batches import ArrayBatches, train_val_split
+from rnnlab.data.batches import ArrayBatches
 from rnnlab.data.readers import detect_format, resolve_paths, split_suffix
-from rnnlab.data.sources import DatasetError
 from rnnlab.data.tagging import Sentence, chunk_scores, is_bio, read_conll, read_token_lines
 from rnnlab.data.text import Vocabulary, pad_sequences
 from rnnlab.lab.config import ConfigError, DataConfig, RunConfig
+from rnnlab.lab.userdata import data_errors, split_fractions, split_indices
 from rnnlab.nn.grad_mode import no_grad
 from rnnlab.nn.state import forward_with_states
 
-__all__ = ["TAGS_FILE", "build", "read_tags", "evaluate_file", "predict_file"]
+__all__ = ["TAGS_FILE", "build", "read_tags", "file_batches", "predict_file"]
 
 TAGS_FILE = "tags.json"
 
 
-def _data_error(exc: Exception) -> ConfigError:
-    """A data file error as a usage error: one line, exit code 2."""
-    return ConfigError(str(exc))
-
-
-def _read(path_text: str, d: DataConfig, *, tags: bool = True) -> list[Sentence]:
-    try:
-        paths = resolve_paths(path_text)
+def _read(source, d: DataConfig, *, tags: bool = True) -> list[Sentence]:
+    """The sentences of ``source``: a path, directory or glob (str), or a list of files."""
+    path_text = source if isinstance(source, str) else ", ".join(map(str, source))
+    with data_errors():  # a data file error is a usage error: one line, exit code 2
+        paths = resolve_paths(source) if isinstance(source, str) else [Path(p) for p in source]
         if tags:
             fmt = detect_format(paths, d.format)
         else:  # prediction: the file's own suffix (.conll or .txt), else the training files' format
@@ -55,8 +53,6 @@ def _read(path_text: str, d: DataConfig, *, tags: bool = True) -> list[Sentence]
             raise ConfigError(f"tagging reads CoNLL-style files (.conll, optionally .gz/.bz2/.xz){also}; "
                               f"{path_text!r} is {fmt!r}")
         return read_conll(paths, d.token_column, d.tag_column if tags else None)
-    except DatasetError as exc:
-        raise _data_error(exc) from None
 
 
 def _check_known_tags(part: str, sentences: list[Sentence], known: set[str]) -> None:
@@ -80,18 +76,9 @@ def _parts(d: DataConfig) -> dict[str, list[Sentence] | None]:
     if d.limit is not None and d.limit < len(sentences):
         keep = np.sort(np.random.default_rng(d.seed).permutation(len(sentences))[:d.limit])
         sentences = [sentences[i] for i in keep]
-    everything = np.arange(len(sentences))
-    test_frac = 0.1 if d.test_frac is None else d.test_frac
-    val_frac = 0.1 if d.val_frac is None else d.val_frac
-    try:
-        rest, test_idx = (train_val_split(everything, val_frac=test_frac, seed=d.seed) if test_frac > 0
-                          else (everything, None))
-        train_idx, val_idx = (train_val_split(rest, val_frac=val_frac, seed=d.seed) if val_frac > 0
-                              else (rest, None))
-    except ValueError as exc:
-        raise ConfigError(f"cannot split {len(sentences)} sentences with the [data] settings: {exc}") from None
-    return {name: None if idx is None else [sentences[i] for i in idx]
-            for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}
+    val_frac, test_frac = split_fractions(d)
+    idx = split_indices(len(sentences), val_frac, test_frac, seed=d.seed, what="sentences")
+    return {name: None if ix is None else [sentences[i] for i in ix] for name, ix in idx.items()}
 
 
 def _encode(sentences: list[Sentence], vocab: Vocabulary, tag_ids: dict[str, int] | None, maxlen: int | None):
@@ -172,25 +159,21 @@ def read_tags(run_dir: Path) -> tuple[str, ...]:
         raise ConfigError(f"the tagging run's tag list '{path}' is missing or unusable ({exc})") from None
 
 
-def evaluate_file(config: RunConfig, model, vocab: Vocabulary, tags: tuple[str, ...], path, evaluate) -> dict:
-    """Loss, token accuracy and entity scores of a trained tagger on another CoNLL file.
-
-    ``evaluate(batches)`` computes the loss and metrics (a trainer's ``evaluate``)."""
+def file_batches(config: RunConfig, vocab: Vocabulary, tags: tuple[str, ...], paths) -> tuple:
+    """The batches of other CoNLL files ``paths`` for a trained tagger (``rnnlab evaluate --path``), and
+    ``report(model) -> dict``: their number of sentences and, for BIO tags, the entity scores."""
     d = config.data
-    sentences = _read(str(path), d)
+    sentences = _read(paths, d)
     _check_known_tags("evaluated", sentences, set(tags))
     ids, mask, y = _encode(sentences, vocab, {t: i for i, t in enumerate(tags)}, d.maxlen)
     batches = ArrayBatches(ids, y, batch_size=d.batch_size, mask=mask, shuffle=False, bucket=False)
-    results = dict(evaluate(batches))
-    results["sentences"] = len(sentences)
-    results.update(_entity_report(model, tags, sentences, ids, mask))
-    return results
+    return batches, lambda model: {"sentences": len(sentences), **_entity_report(model, tags, sentences, ids, mask)}
 
 
-def predict_file(config: RunConfig, model, vocab: Vocabulary, tags: tuple[str, ...], path) -> tuple[list, list]:
-    """One row per token of a CoNLL file (its token column; tags, if any, ignored) or of a text file (one
+def predict_file(config: RunConfig, model, vocab: Vocabulary, tags: tuple[str, ...], paths) -> tuple[list, list]:
+    """One row per token of CoNLL files (their token column; tags, if any, ignored) or of text files (one
     sentence per line, tokens separated by whitespace): ``(sentence, token, tag, probability)``."""
-    sentences = _read(str(path), config.data, tags=False)
+    sentences = _read(paths, config.data, tags=False)
     ids, mask, _ = _encode(sentences, vocab, None, None)
     pred, proba = _predict_ids(model, ids, mask)
     rows = [(i + 1, token, tags[pred[i, j]], float(proba[i, j]))

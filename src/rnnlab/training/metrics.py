@@ -62,7 +62,7 @@ from rnnlab.nn.functional import log_softmax
 
 __all__ = ["Metric", "Accuracy", "Perplexity", "BitsPerCharacter", "MeanSquaredError", "MeanAbsoluteError",
            "RootMeanSquaredError", "accuracy", "perplexity", "bits_per_character", "mse", "mae", "rmse",
-           "perplexity_from_nll", "bpc_from_nll", "get", "NAMES"]
+           "perplexity_from_nll", "bpc_from_nll", "get", "NAMES", "confusion_matrix", "macro_f1"]
 
 
 # --------------------------------------------------------------------------- checks
@@ -387,3 +387,37 @@ def get(name_or_instance, /, **kwargs) -> Metric:
     """
     entry = registry_entry("metric", name_or_instance, Metric, NAMES, kwargs)
     return entry if isinstance(entry, Metric) else entry(**kwargs)
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """``C`` (K, K) int64: ``C[i, j]`` counts the samples of true class i predicted as class j.
+
+    >>> confusion_matrix([0, 1, 1], [0, 0, 1], 2).tolist()
+    [[1, 0], [1, 1]]
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64).ravel(), np.asarray(y_pred, dtype=np.int64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred must have the same length, got {y_true.size} and {y_pred.size}")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name} must hold class ids in [0, {num_classes}), got {int(y.min())}..{int(y.max())}")
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes)
+
+
+def macro_f1(confusion) -> float:
+    """The mean over the classes of F1 = 2 TP / (2 TP + FP + FN), from a confusion matrix (K, K).
+
+    A class with no true and no predicted sample (F1 = 0/0) is left out of the mean, as it has no
+    sample to be right or wrong about.
+
+    >>> round(macro_f1([[1, 0], [1, 1]]), 4)
+    0.6667
+    """
+    c = np.asarray(confusion, dtype=np.float64)  # (K, K)
+    tp = np.diag(c)  # (K,)
+    denominator = c.sum(axis=0) + c.sum(axis=1)  # 2 TP + FP + FN
+    present = denominator > 0
+    if not present.any():
+        return float("nan")
+    return float(np.mean(2 * tp[present] / denominator[present]))
