@@ -138,7 +138,17 @@ def on_page_markdown(markdown, page, config, files):
     return markdown
 
 
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):<code>(~?)([^<]+)</code>")
+
+
+def _role(match) -> str:
+    """A Sphinx role left in a docstring (``:class:`~a.b.C```) as code: ``C`` with ``~``, else the whole name."""
+    short, name = match.group(1), match.group(2)
+    return f"<code>{name.rsplit('.', 1)[-1] if short else name}</code>"
+
+
 def on_page_content(content, page, config, files):
+    content = _ROLE.sub(_role, content)  # the docstrings' Sphinx roles read as plain code names
     stash = page.meta.get("_rnnlab_math", [])
     for i, mathml in enumerate(stash):
         content = content.replace(_TOKEN.format(i), mathml)

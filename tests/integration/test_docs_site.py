@@ -132,6 +132,13 @@ def test_the_maths_is_rendered_and_no_raw_formula_is_left(pages):
         assert pages[name].maths > 0, f"{name} has formulas but no MathML"
 
 
+def test_no_sphinx_role_is_left_in_the_api_reference(site, pages):
+    for name in pages:
+        html = (site / name).read_text(encoding="utf-8")
+        left = re.search(r":(class|func|meth|mod|attr|data|exc):<code>", html)
+        assert left is None, f"{name}: a raw Sphinx role: {html[left.start():left.start() + 80]!r}"
+
+
 def test_every_tutorial_shows_its_outputs_and_figures(site, pages):
     for script in TUTORIALS:
         html = (site / "tutorials" / f"{script.stem}.html").read_text(encoding="utf-8")
