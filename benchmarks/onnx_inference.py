@@ -138,8 +138,8 @@ def markdown(result: dict) -> str:
              f"Model: Embedding({spec['V']}, {spec['E']}) -> LSTM({spec['H']}) x {spec['L']} -> Dense({spec['V']}), "
              f"float32. Batch case: B={m['batch']['B']}, T={m['batch']['T']}; step case: B=1, T=1 with states.",
              f"Machine: {m['machine']['cpu']}, {m['machine']['logical_cpus']} logical CPUs, load average "
-             f"{m['machine']['load_average']} at the start (a busy shared machine: take the ratios, not the "
-             f"absolute times). {m['rounds']} rounds, libraries alternated, one process each.", "",
+             f"{m['machine']['load_average']} at the start (take the ratios, not the absolute times, on a shared "
+             f"machine). {m['rounds']} rounds, libraries alternated, one process each.", "",
              "| case | rnnlab (ms) | ONNX Runtime (ms) | rnnlab / ORT (median of rounds) |", "|---|---|---|---|"]
     for row in result["summary"]:
         lines.append(f"| {row['case']} | {row['rnnlab_ms']:.3f} | {row['onnxruntime_ms']:.3f} | "
