@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from rnnlab import cli
+from cli_helpers import in_tmp_path, run  # noqa: F401  (in_tmp_path: an autouse fixture)
 
 ADDING = """
 [data]
@@ -27,17 +26,6 @@ hidden_size = 5
 epochs = 1
 lr = 0.01
 """
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])

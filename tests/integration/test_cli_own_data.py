@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import in_tmp_path, run  # noqa: F401  (in_tmp_path: an autouse fixture)
 
-from rnnlab import cli
 from rnnlab.lab.config import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -35,17 +35,6 @@ embedding_dim = 8
 epochs = 1
 lr = 0.01
 """
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def texts(n: int, seed: int = 0) -> list[tuple[str, str]]:

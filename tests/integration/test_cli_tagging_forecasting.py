@@ -19,25 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from rnnlab import cli
+from cli_helpers import in_tmp_path, run  # noqa: F401  (in_tmp_path: an autouse fixture)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 PEOPLE = ["anna", "bruno", "chen", "dara"]
 PLACES = ["oslo", "lima", "kyoto"]
 WORDS = ["went", "to", "saw", "the", "river", "and", "met"]
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def failed_with_one_line(result, *fragments) -> None:

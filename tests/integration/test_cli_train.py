@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import in_tmp_path, run  # noqa: F401  (in_tmp_path: an autouse fixture)
 
-from rnnlab import cli
 from rnnlab.data.text import Vocabulary
 from rnnlab.io import files as io
 from rnnlab.lab.config import load_config
@@ -41,20 +41,9 @@ lr = 0.01
 """
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
 def write(name: str, text: str) -> str:
     Path(name).write_text(text, encoding="utf-8")
     return name
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def weights(path) -> dict:

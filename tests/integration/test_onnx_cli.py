@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import in_tmp_path, run  # noqa: F401  (in_tmp_path: an autouse fixture)
 
-from rnnlab import cli
 from rnnlab.generate.predict import predict_proba
 from rnnlab.generate.text import encode_texts
 from rnnlab.lab.runs import load_run
@@ -25,17 +25,6 @@ CHAR_LM = ('[data]\ntask = "language_model"\ndataset = "tiny_shakespeare"\nlevel
 SENTIMENT = ('[data]\ntask = "sentiment"\ndataset = "uci_sentiment"\nlimit = 200\nbatch_size = 20\n'
              '[model]\ncell = "gru"\nbidirectional = true\nhidden_size = 4\nembedding_dim = 4\n'
              '[train]\nmax_steps = 2\n')
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def session(path):
