@@ -142,9 +142,15 @@ _ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):<code>(~?)([^<]+
 
 
 def _role(match) -> str:
-    """A Sphinx role left in a docstring (``:class:`~a.b.C```) as code: ``C`` with ``~``, else the whole name."""
+    """A Sphinx role left in a docstring (``:class:`~a.b.C```) as a cross-reference: shown as code (``C``
+    with ``~``, else the whole name), linked by mkdocs-autorefs to the object's entry in the API reference
+    when the name is a full dotted path that the reference documents (``optional``: no warning when not)."""
     short, name = match.group(1), match.group(2)
-    return f"<code>{name.rsplit('.', 1)[-1] if short else name}</code>"
+    shown = f"<code>{name.rsplit('.', 1)[-1] if short else name}</code>"
+    if not name.startswith("rnnlab."):
+        return shown
+    return f'<autoref identifier="{html.escape(name)}" optional>{shown}</autoref>'
+
 
 
 def on_page_content(content, page, config, files):
