@@ -9,6 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The README's command gives RNNLAB_DATA relative to the checkout (../shared/data); many tests run in
+# their own temporary directory, and subprocesses (the CLI, mpiexec ranks, the tutorials' kernels)
+# start elsewhere too: anchor it here, once, where pytest starts.
+if os.environ.get("RNNLAB_DATA") and not os.path.isabs(os.environ["RNNLAB_DATA"]):
+    os.environ["RNNLAB_DATA"] = os.path.abspath(os.environ["RNNLAB_DATA"])
+
 # marker -> what a CI run must install so that its tests run
 _GUARDED = {
     "reference": ("the PyTorch reference tests",
