@@ -79,6 +79,9 @@ def _repo_files(docs: Path) -> set[str]:
 
 def on_files(files, config):
     docs = Path(config["docs_dir"])
+    data = os.environ.get("RNNLAB_DATA")
+    if data and not os.path.isabs(data):  # the tutorials run in temporary directories: anchor it here
+        os.environ["RNNLAB_DATA"] = os.path.abspath(data)
     for relative in sorted(_repo_files(docs)):
         source = docs.parent / relative
         if source.is_file():  # a missing one stays a broken link, which the strict build reports
