@@ -18,6 +18,7 @@ from rnnlab.lab.experiments._report import _positive, _sci
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense
 from rnnlab.nn.sequential import Sequential
+from rnnlab.training.distributed import spread_over_ranks, world
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ def _compute_exploding(s: ExplodingSettings, seed: int, log) -> dict:
     """
     batches = [adding_problem(s.batch_size, s.timesteps, np.random.default_rng([seed, 0, step]), dtype="float64")
                for step in range(s.steps)]
-    runs = {}
-    for key, clip in (("unclipped", None), ("clipped", s.clip_norm)):
+
+    def one(job: tuple[str, float | None]) -> dict:
+        key, clip = job
         weight_rng = np.random.default_rng([seed, 1])
         model = Sequential([make_recurrent("irnn", s.hidden_size, input_size=2, seed=weight_rng, dtype="float64"),
                             Dense(1, seed=weight_rng, dtype="float64")])
@@ -115,7 +117,7 @@ def _compute_exploding(s: ExplodingSettings, seed: int, log) -> dict:
             except _Diverged as exc:
                 stop, overflowed = {"step": step, "reason": str(exc)}, True
                 break
-        runs[key] = {"clip_norm": clip, "loss": loss_curve, "grad_norm": norm_curve, "steps": len(loss_curve),
+        result = {"clip_norm": clip, "loss": loss_curve, "grad_norm": norm_curve, "steps": len(loss_curve),
                      "stopped": stop, "overflowed": overflowed,
                      "peak_grad_norm": max(norm_curve) if norm_curve else None,
                      "first_loss": loss_curve[0] if loss_curve else None,
@@ -124,7 +126,11 @@ def _compute_exploding(s: ExplodingSettings, seed: int, log) -> dict:
                      "clipped_steps": sum(1 for n in norm_curve if clip is not None and n > clip)}
         log(f"exploding: {key}: {len(loss_curve)} steps" + (f", stopped at step {stop['step']}: {stop['reason']}"
                                                             if stop else ""))
-    return {"baseline_mse": ADDING_BASELINE_MSE, "runs": runs}
+        return result
+
+    jobs = [("unclipped", None), ("clipped", s.clip_norm)]  # independent runs: on several MPI ranks, one each
+    return {"baseline_mse": ADDING_BASELINE_MSE,
+            "runs": dict(zip([key for key, _ in jobs], spread_over_ranks(one, jobs, world())))}
 
 
 def _findings_exploding(res: dict) -> list[str]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from rnnlab.lab.experiments._cells import _label, make_recurrent
 from rnnlab.lab.experiments._report import _finite_list, _positive, _sci
+from rnnlab.training.distributed import spread_over_ranks, world
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,10 @@ def _compute_vanishing(s: VanishingSettings, seed: int, log) -> dict:
     """
     T = s.timesteps
     norms = {cell: [] for cell in s.cells}  # cell -> list of (B, T) arrays, index 0 = lag 0
-    for r in range(s.repeats):
+
+    def one(r: int) -> dict:
         x, u = vanishing_draw(seed, r, s)
+        out = {}
         for cell in s.cells:
             layer = make_recurrent(cell, s.hidden_size, input_size=s.input_size, seed=vanishing_weights_seed(seed, r),
                                    dtype="float64")
@@ -66,9 +69,13 @@ def _compute_vanishing(s: VanishingSettings, seed: int, log) -> dict:
             with np.errstate(over="raise", invalid="raise", divide="raise"):
                 layer(x)
                 layer.backward(u)
-            g = layer.grad_norms["h"][:, ::-1]  # (B, T): column `lag` holds ||dL_T/dh_{T-1-lag}||
-            norms[cell].append(g)
+            out[cell] = layer.grad_norms["h"][:, ::-1].tolist()  # (B, T): column `lag` holds ||dL_T/dh_{T-1-lag}||
         log(f"vanishing: repeat {r + 1}/{s.repeats} done")
+        return out
+
+    for result in spread_over_ranks(one, list(range(s.repeats)), world()):  # repeats are independent: over ranks
+        for cell in s.cells:
+            norms[cell].append(np.asarray(result[cell], dtype=np.float64))
     out = {"lags": list(range(T)), "cells": {}}
     for cell, arrays in norms.items():
         g = np.concatenate(arrays, axis=0)  # (repeats*B, T)
