@@ -87,6 +87,15 @@ def test_train_text_task_saves_its_vocabulary_and_predict_and_evaluate_use_it(ca
     for line, text in zip(lines[1:], ("What a great phone", "Awful, it broke.")):
         label, p, shown = line.split("\t")
         assert label in ("negative", "positive") and 0.5 <= float(p) <= 1 and shown == text
+    # the same texts from a file, one per line, and from a CSV's text column: the same rows
+    Path("texts.txt").write_text("What a great phone\n\nAwful, it broke.\n")
+    Path("texts.csv").write_text('id,text\n1,What a great phone\n2,"Awful, it broke."\n')
+    for name in ("texts.txt", "texts.csv"):
+        code, from_file, err = run(capsys, "predict", "run", "--file", name)
+        assert code == 0, err
+        assert from_file == out
+    code, _, err = run(capsys, "predict", "run", "--file", "nothing.txt")
+    assert code == 2 and err.count("\n") == 1 and "nothing.txt" in err
     code, out, err = run(capsys, "evaluate", "run", "--data-dir", data_dir)
     assert code == 0, err
     accuracy = float(re.search(r"^accuracy\s+(\S+)", out, re.M).group(1))

@@ -32,6 +32,8 @@ import numpy as np
 
 from rnnlab._errors import RnnlabWarning
 from rnnlab._files import write_atomic
+from rnnlab.data import readers, records
+from rnnlab.data.sources import DatasetFormatError
 from rnnlab.data.subword import SPACE
 from rnnlab.data.text import (
     Vocabulary,
@@ -41,7 +43,7 @@ from rnnlab.data.timeseries import (
 )
 from rnnlab.generate import predict_proba, predict_values, rank_next, sample
 from rnnlab.io import files as model_io
-from rnnlab.lab import filetasks
+from rnnlab.lab import filetasks, userdata
 from rnnlab.lab.config import (
     ConfigError,
     RunConfig,
@@ -511,8 +513,10 @@ def predict(run_dir, inputs: Sequence[str], *, k: int = 10) -> tuple[list[str], 
 
 
 def predict_file(run_dir, path) -> tuple[list[str], list[tuple]]:
-    """Predictions of a run trained on the user's files for every input of the file(s) ``path``:
-    ``(header, rows)``, one row per input (see :data:`rnnlab.lab.filetasks.FILE_TASKS`).
+    """Predictions of a run trained on the user's files, or of a built-in sentiment run, for every input
+    of the file(s) ``path``: ``(header, rows)``, one row per input (see :data:`rnnlab.lab.filetasks.FILE_TASKS`).
+
+    * sentiment (the built-in sets): as classification below;
 
     * classification: one text per line of a ``.txt`` file, or the ``text_column`` of each row of a
       CSV/TSV/JSONL file; rows ``(label, probability, text)``;
@@ -525,5 +529,15 @@ def predict_file(run_dir, path) -> tuple[list[str], list[tuple]]:
       its last row's date (or line) and the forecast of each target for each step ahead.
     """
     run = load_run(run_dir)
+    d = run.config.data
+    if d.task == "sentiment" and not d.reads_files():  # a built-in sentiment run: the texts of any text file
+        with userdata.data_errors():
+            files = readers.resolve_paths(Path(path).absolute())
+            fmt = readers.detect_format(files)
+            if fmt == "conll":
+                raise DatasetFormatError(f"{str(path)!r}: a sentiment run predicts texts, one per line of a .txt "
+                                         "file or the 'text' column of a CSV/TSV/JSONL file, not a .conll file")
+            texts = records.read_texts(files, fmt)
+        return predict(run_dir, texts)
     hooks = _file_task(run, "--file")
     return hooks.predict(run.config, run.model, run.vocab, run.saved, _other_files(run, path, "--file"))
