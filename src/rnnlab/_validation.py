@@ -8,6 +8,7 @@ callers catch by type.
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 from collections.abc import Iterable
@@ -211,3 +212,15 @@ def check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+def optional_module(name: str, needed_by: str, install: str):
+    """Import the optional package ``name``, or raise ``ImportError`` saying what needs it and how to install it.
+
+    ``needed_by`` names the caller (``"rnnlab.onnx.export"``), ``install`` the command (``pip install 'rnnlab[onnx]'``).
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"{needed_by} needs {name}, an optional dependency of rnnlab; install it with "
+                          f"{install}") from exc

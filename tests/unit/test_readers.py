@@ -57,3 +57,4 @@ def test_detect_format_suffixes_explicit_and_mixtures():
         detect_format(["a.csv", "b.jsonl"])
     with pytest.raises(ValueError, match="format must be one of"):
         detect_format(["a.csv"], "xlsx")
+

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab._validation import as_generator
+from rnnlab._validation import as_generator, optional_module
 from rnnlab.io.keras import H5PY_REQUIREMENT, KERAS_REQUIREMENT, from_keras, load_keras, save_keras, to_keras
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.layers import Dropout
@@ -56,12 +56,8 @@ _ACCEPTED_RNNLAB = ("a SimpleRNN, LSTM or GRU layer, a Bidirectional of one, or 
 
 def _import_torch():
     """Import PyTorch, or explain how to install it."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(f"rnnlab.interop needs PyTorch, an optional dependency of rnnlab; install it with "
-                          f"`pip install {TORCH_REQUIREMENT}` (or `pip install 'rnnlab[torch]'`)") from exc
-    return torch
+    return optional_module("torch", "rnnlab.interop",
+                           f"`pip install {TORCH_REQUIREMENT}` (or `pip install 'rnnlab[torch]'`)")
 
 
 # ---------------------------------------------------------------------- the weight map, one direction of one layer

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab._files import write_atomic
+from rnnlab._validation import optional_module
 from rnnlab.nn.bidirectional import MERGE_MODES, Bidirectional
 from rnnlab.nn.functional import ACTIVATIONS
 from rnnlab.nn.layers import Dense, Dropout, Embedding
@@ -58,22 +59,14 @@ _FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful")
 
 def _import_keras():
     """Import Keras 3, or explain how to install it."""
-    try:
-        import keras
-    except ImportError as exc:
-        raise ImportError(f"rnnlab.interop's Keras converters need Keras 3, an optional dependency of rnnlab; install "
-                          f"it with `pip install {KERAS_REQUIREMENT}` (and a backend, e.g. torch)") from exc
-    return keras
+    return optional_module("keras", "rnnlab.interop.from_keras and to_keras",
+                           f"`pip install {KERAS_REQUIREMENT}` (and a backend, e.g. torch)")
 
 
 def _import_h5py():
     """Import h5py, or explain how to install it."""
-    try:
-        import h5py
-    except ImportError as exc:
-        raise ImportError(f"reading and writing .keras files needs h5py, an optional dependency of rnnlab; install "
-                          f"it with `pip install {H5PY_REQUIREMENT}` (or `pip install 'rnnlab[keras]'`)") from exc
-    return h5py
+    return optional_module("h5py", "reading and writing .keras files",
+                           f"`pip install {H5PY_REQUIREMENT}` (or `pip install 'rnnlab[keras]'`)")
 
 
 # ---------------------------------------------------------------------- gate blocks and weights

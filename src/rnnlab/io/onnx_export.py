@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab._files import write_atomic
-from rnnlab._validation import check_choice
+from rnnlab._validation import check_choice, optional_module
 from rnnlab.nn.bidirectional import Bidirectional
 from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
 from rnnlab.nn.module import Module
@@ -63,12 +63,8 @@ _SUPPORTED = "Embedding, OneHot, SimpleRNN, LSTM, GRU, Bidirectional, Dense and 
 
 def import_onnx(function: str):
     """Import the ``onnx`` package, or explain which extra to install."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError(f"rnnlab.onnx.{function} needs the onnx package, an optional dependency of rnnlab; "
-                          f"install it with `pip install 'rnnlab[onnx]'` ({ONNX_REQUIREMENTS})") from exc
-    return onnx
+    return optional_module("onnx", f"rnnlab.onnx.{function}",
+                           f"`pip install 'rnnlab[onnx]'` ({ONNX_REQUIREMENTS})")
 
 
 def _layers_of(model: Module) -> list[Module]:
