@@ -51,9 +51,16 @@ def _run(name, kwargs, dtype, fused, monkeypatch):
     return model.p, opt.state_dict()
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name, kwargs", CONFIGS)
-def test_fused_update_equals_numpy_bit_for_bit(name, kwargs, dtype, monkeypatch):
+def test_fused_update_equals_numpy_bit_for_bit(name, kwargs, dtype, threads, monkeypatch):
+    """Also with the updates split in blocks between threads (small blocks, so that every
+    parameter the kernels take is split)."""
+    from rnnlab import _threads
+
+    monkeypatch.setattr(_threads, "_threads", threads)
+    monkeypatch.setattr(_fused, "_MIN_SPLIT", 100)
     fused_params, fused_state = _run(name, kwargs, dtype, True, monkeypatch)
     plain_params, plain_state = _run(name, kwargs, dtype, False, monkeypatch)
     for key in plain_params:

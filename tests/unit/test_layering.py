@@ -15,7 +15,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # lowest first; a module may import from its own layer and the layers before it
 LAYERS = [
-    ("core", ("rnnlab._validation", "rnnlab._files", "rnnlab._errors", "rnnlab._version", "rnnlab._startup")),
+    ("core", ("rnnlab._validation", "rnnlab._files", "rnnlab._errors", "rnnlab._version", "rnnlab._startup",
+              "rnnlab._threads")),
     ("optim", ("rnnlab.optim",)),
     ("nn", ("rnnlab.nn",)),
     ("io", ("rnnlab.io",)),

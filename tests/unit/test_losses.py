@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 
 import numpy as np
@@ -571,3 +572,77 @@ def test_terms_of_the_last_call(loss, make, rng):
     with pytest.raises(ValueError):
         loss(y_pred[..., :0] if isinstance(loss, SoftmaxCrossEntropy) else y_pred, y_true[:1])
     assert loss.terms is None  # a failed call leaves no terms behind
+
+
+# --------------------------------------------------------------------------- the row pass on several threads
+@pytest.fixture
+def threads(monkeypatch):
+    """Set :func:`rnnlab.nn.kernels.num_threads` for one test (and a small split size, so that a test
+    batch is split at all)."""
+    from rnnlab import _threads
+    from rnnlab.nn.losses import cross_entropy
+
+    monkeypatch.setattr(cross_entropy, "_MIN_SPLIT", 64)
+
+    def set_threads(n):
+        monkeypatch.setattr(_threads, "_threads", n)
+    return set_threads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_pass_on_threads_is_bit_identical(threads, rng, dtype):
+    """The kernel's rows split between 1, 2 and 3 threads give the same loss, terms and gradient bit for
+    bit, with a mask and uneven blocks."""
+    pytest.importorskip("numba")
+    from rnnlab.nn import kernels
+
+    logits = rng.standard_normal((7, 5, 33)).astype(dtype)
+    ids = rng.integers(0, 33, (7, 5))
+    mask = rng.random((7, 5)) > 0.3
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        with kernels.use("numba"):
+            loss = SoftmaxCrossEntropy()
+            value = loss(logits, ids, mask=mask)
+            results.append((value, loss.backward().copy()))
+    for value, grad in results[1:]:
+        assert value == results[0][0]
+        np.testing.assert_array_equal(grad, results[0][1])
+    assert np.abs(results[0][1]).sum() > 0
+
+
+def test_row_pass_on_threads_names_the_first_bad_row(threads, rng):
+    """A NaN or inf only in the second thread's block is found, and named at its position."""
+    pytest.importorskip("numba")
+    from rnnlab.nn import kernels
+
+    threads(2)
+    logits = rng.standard_normal((4, 6, 40)).astype(np.float32)
+    ids = rng.integers(0, 40, (4, 6))
+    logits[3, 1, 7] = np.nan  # row 19 of 24: the second block
+    with kernels.use("numba"), pytest.raises(ValueError, match=r"nan at index \(3, 1, 7\)"):
+        SoftmaxCrossEntropy()(logits, ids)
+
+
+def test_split_rows_blocks(monkeypatch):
+    """split_rows covers [0, n) once, in order, in at most num_threads blocks of at least min_rows."""
+    from rnnlab import _threads as kernels
+
+    monkeypatch.setattr(kernels, "_threads", 3)
+    assert kernels.split_rows(lambda lo, hi: (lo, hi), 10, 2) == [(0, 3), (3, 6), (6, 10)]
+    assert kernels.split_rows(lambda lo, hi: (lo, hi), 10, 6) == [(0, 10)]
+    assert kernels.split_rows(lambda lo, hi: (lo, hi), 0, 1) == [(0, 0)]
+
+
+@pytest.mark.parametrize("env, value, expected", [
+    ("RNNLAB_NUM_THREADS", "3", 3), ("OPENBLAS_NUM_THREADS", "1", 1), ("RNNLAB_NUM_THREADS", "zero", None)])
+def test_num_threads_from_the_environment(monkeypatch, env, value, expected):
+    from rnnlab import _threads as kernels
+
+    for name in ("RNNLAB_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(env, value)
+    monkeypatch.setattr(kernels, "_threads", None)
+    n = kernels.num_threads()
+    assert n == (expected if expected is not None else len(os.sched_getaffinity(0)))

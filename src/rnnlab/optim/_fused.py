@@ -16,8 +16,11 @@ from __future__ import annotations
 import math
 import os
 
+from rnnlab._threads import split_rows
+
 _KERNELS = None
 _MIN_SIZE = 1024  # below this, the NumPy form costs no more than the call
+_MIN_SPLIT = 1 << 17  # elements per thread below which an update is not split (a hand-off costs ~20 us)
 
 
 def kernels():
@@ -32,6 +35,15 @@ def usable(p, g) -> bool:
     """Whether ``p`` and its gradient ``g`` can take a kernel (large, contiguous, the same float dtype)."""
     return (p.size >= _MIN_SIZE and p.dtype.char in "fd" and g.dtype == p.dtype and p.flags.c_contiguous
             and g.flags.c_contiguous and kernels() is not None)
+
+
+def blocks(kernel, arrays, scalars) -> None:
+    """``kernel(*arrays, *scalars)`` on contiguous blocks of the flat ``arrays`` (the parameter, its
+    gradient, its buffers; an empty buffer stays empty) on :func:`rnnlab._threads.split_rows`' threads.
+    Elementwise, so the bits do not depend on the blocks."""
+    def run(lo, hi):
+        kernel(*(a[lo:hi] if a.size else a for a in arrays), *scalars)
+    split_rows(run, arrays[0].size, _MIN_SPLIT)
 
 
 def _build():

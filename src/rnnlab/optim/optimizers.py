@@ -277,9 +277,9 @@ class SGD(Optimizer):
         if _fused.usable(p, g):
             dt = p.dtype.type
             buf = state["momentum_buffer"].reshape(-1) if self.momentum else p.reshape(-1)[:0]
-            _fused.kernels().sgd(p.reshape(-1), g.reshape(-1), buf, dt(self.lr), dt(self.weight_decay),
-                                 dt(self.momentum), dt(1.0 - self.dampening), dt(self.dampening), state["step"] == 1,
-                                 self.nesterov)
+            args = (dt(self.lr), dt(self.weight_decay), dt(self.momentum), dt(1.0 - self.dampening),
+                    dt(self.dampening), state["step"] == 1, self.nesterov)
+            _fused.blocks(_fused.kernels().sgd, (p.reshape(-1), g.reshape(-1), buf), args)
             return
         if self.weight_decay:
             g = _add_scaled(g, p, self.weight_decay, out=a)
@@ -353,10 +353,10 @@ class Adam(Optimizer):
             vmax = state["max_exp_avg_sq"].reshape(-1) if self.amsgrad else p.reshape(-1)[:0]
             decay = 1.0 - self.lr * self.weight_decay if self._decoupled and self.weight_decay else 1.0
             coupled = 0.0 if self._decoupled else self.weight_decay
-            _fused.kernels().adam(p.reshape(-1), g.reshape(-1), state["exp_avg"].reshape(-1),
-                                  state["exp_avg_sq"].reshape(-1), vmax, dt(coupled),
-                                  dt(decay), dt(w), dt(1.0 - w), abs(w) < 0.5, dt(beta2), dt(1.0 - beta2),
-                                  dt((1.0 - beta2**t) ** 0.5), dt(self.eps), dt(self.lr / (1.0 - beta1**t)))
+            args = (dt(coupled), dt(decay), dt(w), dt(1.0 - w), abs(w) < 0.5, dt(beta2), dt(1.0 - beta2),
+                    dt((1.0 - beta2**t) ** 0.5), dt(self.eps), dt(self.lr / (1.0 - beta1**t)))
+            _fused.blocks(_fused.kernels().adam, (p.reshape(-1), g.reshape(-1), state["exp_avg"].reshape(-1),
+                                                  state["exp_avg_sq"].reshape(-1), vmax), args)
             return
         if self.weight_decay:
             if self._decoupled:

@@ -38,6 +38,8 @@ from typing import Protocol
 
 import numpy as np
 
+from rnnlab._threads import num_threads, split_rows  # noqa: F401  (re-exported: the kernels' thread blocks)
+
 BACKENDS = ("auto", "numba", "numpy")
 ENV = "RNNLAB_KERNELS"
 

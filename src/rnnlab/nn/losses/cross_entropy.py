@@ -229,16 +229,29 @@ class _Fused:
         self.grad, self.s, self.ids, self.valid, self.done = grad, s, ids, valid, done
 
 
+#: logits per thread below which the row pass is not split (a thread's hand-off costs tens of microseconds)
+_MIN_SPLIT = 1 << 18
 #: float dtype -> (the integer type of its width, the bits of +inf)
 _INT_VIEW = {np.dtype(np.float32): (np.int32, np.int32(0x7F800000)),
              np.dtype(np.float64): (np.int64, np.int64(0x7FF0000000000000))}
 
 
 def _run_xent_kernel(step_kernels, z2, ids, valid, weight, grad, keep, terms) -> int:
-    """Call ``softmax_xent_rows`` with its integer views and scratch; returns its first non-finite row or -1."""
+    """Call ``softmax_xent_rows`` with its integer views and scratch, over blocks of rows on
+    :func:`rnnlab.nn.kernels.split_rows`' threads (each row computed as by one thread); returns the
+    first non-finite row or -1."""
     itype, inf_bits = _INT_VIEW[z2.dtype]
-    bits = np.empty(z2.shape[1] if z2.dtype == np.float32 else 1, dtype=itype)  # the float32 exp's 2^n per class
-    m_bits = np.empty(1, dtype=itype)  # the row maximum's bits, read back as a float
-    return int(step_kernels.softmax_xent_rows(
-        z2, z2.view(itype), ids, valid, z2.dtype.type(weight), grad, keep, bits, bits.view(z2.dtype), m_bits,
-        m_bits.view(z2.dtype), itype(np.iinfo(itype).max), itype(np.iinfo(itype).bits - 1), inf_bits, terms))
+    zi, w = z2.view(itype), z2.dtype.type(weight)
+    absmask, shift = itype(np.iinfo(itype).max), itype(np.iinfo(itype).bits - 1)
+
+    def rows(lo: int, hi: int) -> int:
+        bits = np.empty(z2.shape[1] if z2.dtype == np.float32 else 1, dtype=itype)  # the float32 exp's 2^n per class
+        m_bits = np.empty(1, dtype=itype)  # the row maximum's bits, read back as a float
+        g = grad[lo:hi] if keep else grad
+        bad = int(step_kernels.softmax_xent_rows(z2[lo:hi], zi[lo:hi], ids[lo:hi], valid[lo:hi], w, g, keep, bits,
+                                                 bits.view(z2.dtype), m_bits, m_bits.view(z2.dtype), absmask, shift,
+                                                 inf_bits, terms[lo:hi]))
+        return bad if bad < 0 else lo + bad
+
+    bad = [b for b in kernels.split_rows(rows, z2.shape[0], max(1, _MIN_SPLIT // max(z2.shape[1], 1))) if b >= 0]
+    return min(bad) if bad else -1
