@@ -213,3 +213,9 @@ def test_the_command_writes_checks_and_reports_errors(tmp_path, capsys):
     assert err.count("\n") == 1 and "record 0, key 'techniques'" in err and "'magic'" in err
     assert results.main(["--records", str(tmp_path / "missing.json")]) == 2
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_the_example_of_the_module_docstring_is_a_valid_run_and_its_ablation():
+    example = json.loads("[" + results.__doc__.split("made up)::")[1].strip() + "]")
+    table = results.ablation_table(results.check_records(example)).splitlines()
+    assert len(table) == 4 and table[3].endswith("| +3 without tying |")

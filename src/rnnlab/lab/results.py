@@ -48,6 +48,16 @@ first) with each one's difference to the first.
 
 Adding a figure is adding a record to ``docs/results.json`` and running the ``--write`` command (a new
 data set, metric or technique is one entry in :data:`DATASETS`, :data:`METRICS` or :data:`TECHNIQUES`).
+A run and its ablation, for example (the figures made up)::
+
+    {"dataset": "ptb", "metric": "perplexity", "split": "test", "value": 84.0,
+     "techniques": ["locked_dropout", "variational_dropout", "tying"], "params": 6000000,
+     "command": "rnnlab train examples/ptb_regularised.toml --run-dir runs/ptb_reg", "date": "2026-12-08",
+     "model": "2 x 400 LSTM", "published": 85.1, "published_source": "Inan et al. 2016"},
+    {"dataset": "ptb", "metric": "perplexity", "split": "test", "value": 87.0,
+     "techniques": ["locked_dropout", "variational_dropout"], "params": 10000000,
+     "command": "rnnlab train examples/ptb_regularised.toml --set model.tie_weights=false --run-dir runs/ptb_untied",
+     "date": "2026-12-08", "model": "2 x 400 LSTM", "ablation_of": "tying"}
 """
 
 from __future__ import annotations
