@@ -80,6 +80,8 @@ def test_a_good_record_passes():
     ({"date": "7 Dec 2026"}, "date", "YYYY-MM-DD"),
     ({"date": "2026-13-01"}, "date", "YYYY-MM-DD"),
     ({"dataset": "imdb"}, "dataset", "'imdb'"),
+    ({"dataset": ["ptb"]}, "dataset", r"\['ptb'\]"),
+    ({"techniques": [["tying"]]}, "techniques", r"\['tying'\]"),
     ({"split": "train"}, "split", "'train'"),
     ({"command": ""}, "command", "non-empty one-line string"),
     ({"std": 1.0}, "std", "needs split 'cv'"),

@@ -143,7 +143,7 @@ def _text(where: str, key: str, value) -> str:
 
 
 def _choice(where: str, key: str, value, choices) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{where}, key {key!r}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
