@@ -1,6 +1,6 @@
 """MkDocs hooks of rnnlab's documentation site (``mkdocs.yml`` names this file under ``hooks``).
 
-Three things the site needs that MkDocs does not do by itself:
+What the site needs that MkDocs does not do by itself:
 
 - **Tutorials that run.** Each ``docs/tutorials/NN_name.py`` is a notebook kept as a plain-text
   script (jupytext's percent format). Every build executes it from top to bottom in a fresh kernel
@@ -9,6 +9,10 @@ Three things the site needs that MkDocs does not do by itself:
   quick look at the text (outputs are then missing; CI always executes).
 - **The command-line reference**, written from the parser the ``rnnlab`` command itself builds
   (:func:`rnnlab.cli.build_parser`), so it cannot drift from the code.
+- **The results from their records.** The summary and ablation tables of ``results.md`` are written
+  from ``docs/results.json`` (:mod:`rnnlab.lab.results`) when the page is built, so the site shows the
+  records even before ``python -m rnnlab.lab.results --write docs/results.md`` has refreshed the file
+  (a test checks that the file agrees too); ``results.json`` itself is on the site beside the page.
 - **Maths without JavaScript.** ``$...$`` (inline) and ``$$...$$`` (display) in Markdown, outside
   code, become MathML at build time (latex2mathml), which browsers render natively: no script, no
   network, and nothing left for the reader's browser to typeset.
@@ -114,6 +118,10 @@ def _readme_section(readme: str, heading: str) -> str:
     return re.sub(r"\]\(docs/", "](../", body)
 
 
+# ----------------------------------------------------------------------------------------- results
+RESULTS_PAGE, RESULTS_RECORDS = "results.md", "results.json"  # the page and, beside it, its records
+
+
 # ----------------------------------------------------------------------------------------- maths
 def _mathml(latex: str, display: bool) -> str:
     from latex2mathml.converter import convert
@@ -122,8 +130,13 @@ def _mathml(latex: str, display: bool) -> str:
 
 
 def on_page_markdown(markdown, page, config, files):
-    """Replace the maths by placeholders (Markdown would read ``_`` and ``*`` inside it), kept on the page."""
+    """Write the results page's tables from their records; replace the maths by placeholders (Markdown would
+    read ``_`` and ``*`` inside it), kept on the page."""
     stash: list[str] = []
+    if page.file.src_uri == RESULTS_PAGE:
+        from rnnlab.lab import results
+
+        markdown = results.rewrite(markdown, results.load(Path(config["docs_dir"]) / RESULTS_RECORDS))
 
     def replace_math(text: str) -> str:
         def one(match):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import re
 import shutil
 import subprocess
@@ -23,6 +24,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
+from rnnlab.lab import results
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("[0-9]*.py"))
@@ -149,6 +152,17 @@ def test_every_tutorial_shows_its_outputs_and_figures(site, pages):
         assert len(images) >= figures, f"{script.name}: {figures} figures made, {len(images)} shown"
         for image in images:
             assert (site / "tutorials" / image).stat().st_size > 2000, f"{script.name}: {image} is empty"
+
+
+def test_the_results_page_shows_the_tables_of_the_records(site, pages):
+    records = results.load(ROOT / "docs" / "results.json")
+    assert json.loads((site / "results.json").read_text(encoding="utf-8")) == records  # linked from the page
+    text = " ".join(pages["results.html"].text)
+    rows = results.summary_table(records).splitlines()[2:]
+    assert rows
+    for row in rows:
+        for cell in row.strip("| ").split(" | "):
+            assert cell.replace("\\|", "|") in text, f"results.html lacks {cell!r} of the row {row!r}"
 
 
 @pytest.fixture(scope="module")
