@@ -1,13 +1,14 @@
 """Milliseconds per PTB training step through the Trainer, and per operation of its hot path.
 
-    PYTHONPATH=src RNNLAB_DATA=<data dir> python -m benchmarks.hotpath [--steps 60] [--ops] [--phases]
+    PYTHONPATH=src RNNLAB_DATA=<data dir> python -m benchmarks.hotpath [--steps 60] [--ops] [--phases] [--bound]
 
 The step is ``Trainer._train_batch`` on real batches of ``examples/ptb_small.toml`` (2 x 200 LSTM,
 embedding 200, vocabulary 10,000, batches 20 x 20, SGD, clipping); the first batches warm up. The
 operations are the non-recurrent layers and the optimizer on the same shapes. Each figure is the
 median of the repeats (the machine is shared, so the minimum is printed too). ``--phases`` splits
 the step's time between the layers, the loss, the metrics and the optimizer (wrapping each in a
-timer, which costs a few microseconds per call). Set ``OPENBLAS_NUM_THREADS`` to compare runs on a
+timer, which costs a few microseconds per call). ``--bound`` times the step's passes besides its GEMMs,
+each at its fastest, whose sum over the GEMM floor bounds ``rnnlab / floor`` from below. Set ``OPENBLAS_NUM_THREADS`` to compare runs on a
 busy machine: BLAS threads that wait for a busy core make every GEMM erratic.
 """
 
@@ -161,6 +162,69 @@ def ops(repeats: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+def bound(repeats: int) -> dict[str, tuple[float, float]]:
+    """The PTB step's work besides its GEMMs, each pass at its fastest here: what the ``--ops`` GEMM
+    floor cannot include but every implementation must do (adding the output bias, the softmax rows,
+    the bias gradient, the LSTM gates and cell, the embedding's scatter-add, the gradient norm, the
+    update). Their sum over the e2e GEMM floor is the least ``rnnlab / floor`` any step can reach."""
+    from rnnlab import optim
+    from rnnlab.nn import kernels
+    from rnnlab.nn.layers import Embedding
+    from rnnlab.nn.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    B, T, H, V, L = 20, 20, 200, 10_000, 2
+    f32 = np.float32
+    out = {}
+    Y = rng.standard_normal((B * T, V)).astype(f32)
+    c = rng.standard_normal(V).astype(f32)
+    out["output bias added (400 x 10000)"] = _time(lambda: np.add(Y, c, out=Y), repeats)
+    ids = rng.integers(0, V, (B, T))
+    loss = SoftmaxCrossEntropy()
+    Y3 = Y.reshape(B, T, V)
+
+    def xent():
+        loss(Y3, ids)
+        loss.backward()
+    out[f"softmax cross-entropy rows, value and gradient ({kernels.num_threads()} threads)"] = _time(xent, repeats)
+    ones = np.ones(B * T, f32)
+    gc = np.empty(V, f32)
+    out["output bias gradient (one GEMV)"] = _time(lambda: np.matmul(ones, Y, out=gc), repeats)
+    k = kernels.module()
+    z, zh = rng.standard_normal((B, 4 * H)).astype(f32), rng.standard_normal((B, 4 * H)).astype(f32)
+    b = rng.standard_normal(4 * H).astype(f32)
+    cs = [rng.standard_normal((B, H)).astype(f32) for _ in range(6)]
+    h1 = np.empty((B, H), f32)
+    dy = rng.standard_normal((B, T, H)).astype(f32)
+    dz = np.empty((B, 4 * H), f32)
+
+    def gates():
+        for _ in range(L * T):  # the gates in z are overwritten in place: the kernels have no data-dependent branch
+            k.lstm_forward(z, zh, b, cs[0], cs[1], h1)
+            k.lstm_backward(cs[2], dy, 0, cs[3], z, cs[1], cs[0], cs[4], dz, cs[5])
+    out[f"LSTM gates and cell, forward and backward ({L} layers x {T} steps, numba kernels)"] = _time(gates, repeats)
+    emb = Embedding(V, H, seed=0)
+    emb(ids)
+    rows = rng.standard_normal((B, T, H)).astype(f32)
+    out["embedding gradient scatter-add (Embedding.backward)"] = _time(
+        lambda: emb.backward(rows, input_grad=False), repeats)
+    sizes = [V * H, 4 * H * H, 4 * H * H, 4 * H, 4 * H * H, 4 * H * H, 4 * H, V * H, V]
+    params = [rng.standard_normal(n).astype(f32) for n in sizes]
+    grads = [rng.standard_normal(n).astype(f32) for n in sizes]
+    out["gradient norm (4.6M parameters, one dot each)"] = _time(
+        lambda: sum(float(np.dot(g, g)) for g in grads), repeats)
+
+    class Model:
+        def named_parameters(self):
+            return iter(zip(map(str, range(len(params))), params))
+
+        def named_grads(self):
+            return iter(zip(map(str, range(len(grads))), grads))
+    sgd, model = optim.SGD(lr=1e-9), Model()
+    out["SGD update (4.6M parameters, fused)"] = _time(lambda: sgd.step(model), repeats)
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=EXAMPLE)
@@ -169,7 +233,14 @@ def main(argv=None) -> None:
     parser.add_argument("--ops", action="store_true", help="also time the single operations")
     parser.add_argument("--phases", action="store_true", help="split the PTB step's time by phase")
     parser.add_argument("--no-step", action="store_true", help="skip the PTB step")
+    parser.add_argument("--bound", action="store_true",
+                        help="time the step's work besides its GEMMs, each pass at its fastest, and their sum")
     args = parser.parse_args(argv)
+    if args.bound:
+        passes = bound(args.repeats)
+        for name, (med, low) in passes.items():
+            print(f"{name:80s} {med:8.2f} ms  (min {low:.2f})")
+        print(f"{'sum of the minima':80s} {sum(low for _, low in passes.values()):8.2f} ms")
     if args.ops:
         for name, (med, low) in ops(args.repeats).items():
             print(f"{name:60s} {med:8.2f} ms  (min {low:.2f})")
