@@ -8,8 +8,9 @@ operations are the non-recurrent layers and the optimizer on the same shapes. Ea
 median of the repeats (the machine is shared, so the minimum is printed too). ``--phases`` splits
 the step's time between the layers, the loss, the metrics and the optimizer (wrapping each in a
 timer, which costs a few microseconds per call). ``--bound`` times the step's passes besides its GEMMs,
-each at its fastest, whose sum over the GEMM floor bounds ``rnnlab / floor`` from below. Set ``OPENBLAS_NUM_THREADS`` to compare runs on a
-busy machine: BLAS threads that wait for a busy core make every GEMM erratic.
+each at its fastest, whose sum over the GEMM floor bounds ``rnnlab / floor`` from below. Set
+``OPENBLAS_NUM_THREADS`` to compare runs on a busy machine: BLAS threads that wait for a busy core make
+every GEMM erratic.
 """
 
 from __future__ import annotations
