@@ -109,7 +109,7 @@ def test_gradcheck_command_passes_and_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["module", "gradient", "of", "relative", "error", "result"]
     for label in ("SimpleRNN(tanh)", "LSTM", "GRU(reset_after=False)", "Bidirectional(LSTM)", "OneToMany(first)",
-                  "Seq2Seq(LSTM)"):
+                  "Seq2Seq(LSTM)", "GlobalMaxPool1D", "BiLSTM+GlobalAveragePool1D+Dense"):
         assert re.search(rf"^{re.escape(label)}\s", out, re.M), label
     assert re.search(r"^LSTM\s+initial_state\.1\s+\d\.\d{3}e-\d\d\s+ok$", out, re.M)
     assert "FAIL" not in out and out.rstrip().endswith("all passed")

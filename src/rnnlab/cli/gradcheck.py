@@ -26,6 +26,7 @@ def gradcheck_cases(seed: int = 0):
 
     from rnnlab.nn.bidirectional import Bidirectional
     from rnnlab.nn.layers import Dense, Embedding
+    from rnnlab.nn.pooling import GlobalAveragePool1D, GlobalMaxPool1D
     from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
     from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
     from rnnlab.nn.sequential import Sequential
@@ -48,6 +49,10 @@ def gradcheck_cases(seed: int = 0):
         ("LSTM(go_backwards)", LSTM(H, go_backwards=True, return_sequences=True, seed=seed, **f64), x, {"mask": mask}),
         ("Bidirectional(LSTM)", Bidirectional(LSTM(H, return_sequences=True, seed=seed, **f64)), x, {"mask": mask}),
         ("Dense(tanh)", Dense(5, activation="tanh", seed=seed, **f64), x, {}),
+        ("GlobalMaxPool1D", GlobalMaxPool1D(**f64), x, {"mask": mask}),
+        ("BiLSTM+GlobalAveragePool1D+Dense",
+         Sequential([Bidirectional(LSTM(H, return_sequences=True, seed=seed, **f64)), GlobalAveragePool1D(**f64),
+                     Dense(2, seed=seed, **f64)]), x, {"mask": mask}),
         ("Embedding+GRU+Dense", Sequential([Embedding(7, D, mask_zero=True, seed=seed, **f64), GRU(H, seed=seed, **f64),
                                             Dense(2, seed=seed, **f64)]),
          np.array([[1, 2, 3, 4], [5, 6, 0, 0], [1, 3, 5, 0]]), {}),

@@ -60,7 +60,8 @@ from rnnlab.training import metrics as metrics_module
 from rnnlab.training.trainer import TrainConfig
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TASKS", "DATASETS", "CELLS", "SECTIONS",
-           "PATH_KEYS", "load_config", "parse_config", "apply_overrides", "to_toml", "resolve_data_paths"]
+           "PATH_KEYS", "POOLINGS", "POOLING_TASKS", "load_config", "parse_config", "apply_overrides", "to_toml",
+           "resolve_data_paths"]
 
 #: task -> the built-in data sets it reads (None: generated data, no data set; empty: only the user's files)
 DATASETS: dict[str, tuple[str, ...] | None] = {
@@ -78,6 +79,10 @@ _REGRESSION = ("forecasting", "adding")
 #: the cell names of [model] cell: those of rnnlab.nn.recurrent.RECURRENT, the one registry of cells by name
 CELLS = tuple(RECURRENT)
 SECTIONS = ("data", "model", "train")
+#: the choices of [model] pooling: how a classifier reads its encoder's sequence (see ModelConfig)
+POOLINGS = ("last", "max", "mean")
+#: the tasks that classify whole sequences, where [model] pooling applies
+POOLING_TASKS = ("sentiment", "classification")
 
 #: the string that stands for None (TOML has no null)
 NONE = "none"
@@ -436,6 +441,12 @@ class ModelConfig(_Section):
     ``recurrent_dropout`` are each recurrent layer's Keras ``dropout`` and ``recurrent_dropout``
     (variational); ``weight_dropout`` is DropConnect on each recurrent ``W``; ``tie_weights`` makes
     the output layer use the embedding matrix (needs ``embedding_dim`` = the last hidden size).
+
+    ``pooling`` (the classifiers: tasks ``sentiment`` and ``classification``) is what the output layer
+    reads: ``"last"`` the last recurrent layer's last step (each direction's final state when
+    bidirectional), ``"max"``/``"mean"`` the max or mean over the valid time steps of its whole
+    output sequence (both directions concatenated when bidirectional), through
+    :class:`~rnnlab.nn.pooling.GlobalMaxPool1D`/:class:`~rnnlab.nn.pooling.GlobalAveragePool1D`.
     """
 
     SECTION = "model"
@@ -454,6 +465,8 @@ class ModelConfig(_Section):
     recurrent_dropout: float = _f(0.0, _RATE, "each recurrent layer's Keras recurrent_dropout (on h_{t-1})")
     weight_dropout: float = _f(0.0, _RATE, "weight drop: DropConnect on each recurrent W, a mask per batch")
     tie_weights: bool = _f(False, _Check("bool"), "the output layer uses the embedding matrix (Press & Wolf)")
+    pooling: str = _f("last", _Check("choice", choices=POOLINGS),
+                      "classifiers: the last step, or the max or mean over the valid steps of the sequence")
     init: str | None = _f(None, _Check("str", optional=True),
                           "initializer of every weight, e.g. 'uniform:0.1'; 'chrono:T_MAX' for gate biases")
     forget_bias: float | None = _f(1.0, _Check("float", optional=True), "lstm: initial forget-gate bias")
@@ -515,6 +528,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
+        if self.model.pooling != "last" and self.data.task not in POOLING_TASKS:
+            raise ConfigError(f"config [model] pooling: {self.model.pooling!r} pools the sequence of a classifier "
+                              f"(tasks {', '.join(map(repr, POOLING_TASKS))}); task {self.data.task!r} takes "
+                              "only the default 'last'")
         if self.model.bidirectional and self.data.task == "language_model":
             raise ConfigError("config [model] bidirectional: a language model predicts the next token, so it must not "
                               "read the sequence backwards; set bidirectional = false")
@@ -535,7 +552,10 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         """``{"data": {...}, "model": {...}, "train": {...}}`` with the applicable keys only."""
-        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict()}
+        model = self.model.to_dict()
+        if self.data.task not in POOLING_TASKS:
+            del model["pooling"]
+        return {"data": self.data.to_dict(), "model": model, "train": self.train.to_dict()}
 
     @classmethod
     def from_dict(cls, document) -> RunConfig:
@@ -550,6 +570,9 @@ class RunConfig:
                               f"(with at least task = one of {', '.join(map(repr, TASKS))})")
         data = DataConfig.from_dict(document["data"])
         model = document.get("model", {})
+        if isinstance(model, Mapping) and "pooling" in model and data.task not in POOLING_TASKS:
+            raise ConfigError(f"config [model] pooling: does not apply to task {data.task!r}; it applies to the "
+                              f"classifiers of whole sequences, tasks {', '.join(map(repr, POOLING_TASKS))}")
         if data.task == "tagging" and isinstance(model, Mapping) and "bidirectional" not in model:
             model = {**model, "bidirectional": True}  # a tagger reads the whole sentence: bidirectional by default
         return cls(data, ModelConfig.from_dict(model), _train_from_dict(document.get("train", {})))

@@ -155,6 +155,7 @@ def _classification(config: RunConfig, *, run_dir, saved: dict) -> dict:
     tokenize = char_tokenize if d.level == "char" else (
         (lambda text: text.lower().split()) if d.tokenizer == "whitespace" else word_tokenize)
     tokens = {part: [tokenize(t) for t in texts] for part, (texts, _) in parts.items()}
+    _check_poolable(config, tokens)
     vocab = saved.get("vocab") or Vocabulary(d.min_freq, d.max_size).fit(tokens["train"])
     maxlen = d.maxlen or max(1, max(len(t) for t in tokens["train"]))
     arrays, batches = {}, {}
@@ -178,6 +179,19 @@ def _classification(config: RunConfig, *, run_dir, saved: dict) -> dict:
                 metrics=("accuracy",), timesteps=maxlen, mask_zero=True, vocab=vocab, labels=tuple(classes),
                 description=[line], artefacts={LABELS_FILE: (json.dumps(classes, ensure_ascii=False) + "\n").encode()},
                 report=report)
+
+
+def _check_poolable(config: RunConfig, tokens: dict[str, list[list[str]]]) -> None:
+    """With ``[model] pooling`` "max"/"mean", every text needs a token to pool over: an empty one fails here,
+    named, rather than as an all-padding batch row in the middle of training."""
+    if config.model.pooling == "last":
+        return
+    for part, seqs in tokens.items():
+        empty = [i for i, t in enumerate(seqs) if not t]
+        if empty:
+            raise ConfigError(f"config [model] pooling = {config.model.pooling!r}: text {empty[0] + 1} of the {part} "
+                              f"part ({len(empty)} text(s) in all) has no tokens, so there is no step to pool over; "
+                              "remove the empty texts or use pooling = 'last'")
 
 
 def _outputs(model: Module, x: np.ndarray, mask: np.ndarray | None, batch_size: int = 256) -> np.ndarray:

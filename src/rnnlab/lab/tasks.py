@@ -25,7 +25,9 @@ forecaster in :mod:`rnnlab.lab.tasks_series`).
 The model is ``Embedding`` (or one-hot vectors) -> ``num_layers`` recurrent layers
 (``rnnlab.stack``, optionally bidirectional) -> ``Dense``, with dropout on the non-recurrent
 connections (see :class:`~rnnlab.config.ModelConfig`). Many-to-one for sentiment, forecasting
-and adding (the last step's output), many-to-many for language models and the copy task.
+and adding (the last step's output; for sentiment and classification, ``[model] pooling = "max"``
+or ``"mean"`` pools the whole output sequence over its valid steps instead), many-to-many for
+language models and the copy task.
 
 Splits
 ------
@@ -95,6 +97,7 @@ from rnnlab.lab.config import (
 )
 from rnnlab.nn.layers import Dense, Dropout, Embedding, LockedDropout, OneHot
 from rnnlab.nn.module import Module
+from rnnlab.nn.pooling import GlobalAveragePool1D, GlobalMaxPool1D
 from rnnlab.nn.recurrent import recurrent_class
 from rnnlab.nn.sequential import Sequential, stack
 from rnnlab.training.trainer import Trainer
@@ -452,9 +455,13 @@ _BUILDERS = {"sentiment": _sentiment, "language_model": _language_model, "foreca
 
 
 # =========================================================================== the model
+#: [model] pooling -> the layer between the recurrent stack and the output layer ("last": none)
+_POOLS = {"max": GlobalMaxPool1D, "mean": GlobalAveragePool1D}
+
+
 def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: int, sequence_output: bool,
                 mask_zero: bool = False) -> Sequential:
-    """``Embedding``/``OneHot`` (token ids) -> stacked recurrent layers -> ``Dense(n_outputs)``.
+    """``Embedding``/``OneHot`` (token ids) -> stacked recurrent layers [-> pooling over time] -> ``Dense(n_outputs)``.
 
     Parameters
     ----------
@@ -464,7 +471,9 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
     n_outputs : int
         Classes (logits) or values per output step.
     sequence_output : bool
-        One output per step (B, T, n_outputs), or for the last step only (B, n_outputs).
+        One output per step (B, T, n_outputs), or one per sequence (B, n_outputs): from the last step,
+        or with ``config.pooling`` "max"/"mean" from the max or mean over the valid steps of the last
+        recurrent layer's output sequence (both directions concatenated when bidirectional).
     mask_zero : bool
         Token id 0 is padding (masked).
     """
@@ -507,12 +516,19 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
         cell_kwargs["bias_initializer"] = config.init
     elif config.init is not None:
         cell_kwargs["recurrent_initializer"] = config.init
+    pooled = config.pooling != "last"
+    if pooled and sequence_output:
+        raise ConfigError(f"config [model] pooling: {config.pooling!r} pools a classifier's sequence into one output, "
+                          "but this task has an output per step; use 'last'")
     recurrent = stack(recurrent_class(config.cell), config.hidden_size, config.num_layers,
-                      bidirectional=config.bidirectional, dropout=config.dropout, return_sequences=sequence_output,
+                      bidirectional=config.bidirectional, dropout=config.dropout,
+                      return_sequences=sequence_output or pooled,
                       locked_dropout=config.locked_dropout, input_dropout=config.input_dropout,
                       recurrent_dropout=config.recurrent_dropout, weight_dropout=config.weight_dropout,
                       seed=seeds[2], input_size=features, dtype=dtype, **init, **cell_kwargs)
     layers += recurrent.layers
+    if pooled:  # the max or mean over the valid steps of the last layer's sequence (both directions)
+        layers.append(_POOLS[config.pooling](dtype=dtype))
     if config.dropout:
         layers.append(between(config.dropout, seed=seeds[3], dtype=dtype))
     layers.append(Dense(n_outputs, seed=seeds[4], dtype=dtype, tie=embedding if config.tie_weights else None, **init))

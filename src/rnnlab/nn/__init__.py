@@ -13,6 +13,7 @@ from rnnlab.nn.grad_mode import grad_enabled, no_grad
 from rnnlab.nn.gradcheck import GradcheckReport, gradcheck
 from rnnlab.nn.layers import Dense, Dropout, Embedding, LockedDropout, OneHot
 from rnnlab.nn.module import Module
+from rnnlab.nn.pooling import GlobalAveragePool1D, GlobalAveragePooling1D, GlobalMaxPool1D, GlobalMaxPooling1D
 from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from rnnlab.nn.seq2seq import OneToMany, Seq2Seq
 from rnnlab.nn.sequential import Sequential, stack
@@ -21,7 +22,9 @@ from rnnlab.nn.step import StepDiverged, StepResult, train_step
 
 __all__ = [
     "MERGE_MODES", "Bidirectional", "Cell", "Dense", "Dropout", "ElmanCell", "Embedding", "GRU", "GRUCell",
-    "GradcheckReport", "LSTM", "LSTMCell", "LockedDropout", "Module", "OneHot", "OneToMany", "Recurrent", "Seq2Seq",
+    "GlobalAveragePool1D", "GlobalAveragePooling1D", "GlobalMaxPool1D",
+    "GlobalMaxPooling1D", "GradcheckReport", "LSTM", "LSTMCell", "LockedDropout", "Module", "OneHot", "OneToMany",
+    "Recurrent", "Seq2Seq",
     "Sequential",
     "SimpleRNN", "StepDiverged", "StepResult", "Tape", "final_states", "forward_with_states", "grad_enabled",
     "gradcheck", "no_grad", "one_hot", "stack", "train_step",

@@ -22,7 +22,8 @@ from rnnlab.nn.step import StepDiverged, train_step
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    # a digit ends a word only before a capitalised word: Seq2Seq -> seq2_seq, GlobalMaxPool1D -> global_max_pool1d
+    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 class Sequential(Module):
