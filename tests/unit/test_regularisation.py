@@ -257,6 +257,18 @@ def test_tied_model_saves_the_parameter_once(tmp_path):
     np.testing.assert_array_equal(loaded(ids), model(ids))
 
 
+def test_tied_model_with_a_large_vocabulary_loads(tmp_path):
+    """The size check before rebuilding counts the tied table once: with a vocabulary far larger than the
+    recurrent layer, counting it twice would exceed the listed weights and refuse a valid file."""
+    emb = Embedding(1000, 8, seed=0)
+    model = Sequential([emb, LSTM(8, seed=1, return_sequences=True), Dense(1000, tie=emb, seed=2)])
+    model.build((None, 3))
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    ids = np.array([[1, 500, 999]])
+    np.testing.assert_array_equal(loaded(ids), model(ids))
+
+
 def test_tie_errors():
     emb = Embedding(20, 6)
     with pytest.raises(ValueError, match="vocab_size=20"):

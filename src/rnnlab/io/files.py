@@ -404,13 +404,14 @@ def _check_weights(weights_path: Path, weights: dict[str, np.ndarray], listing: 
 _SIZE_KEYS = ("hidden_size", "input_size", "units", "vocab_size", "dim")
 
 
-def _size_entries(config, where: str = "config") -> Iterator[tuple[str, dict[str, int]]]:
-    """``(where, {size key: value})`` for every dict of a nested module config holding integer sizes."""
+def _size_entries(config, where: str = "config") -> Iterator[tuple[str, dict[str, int], dict]]:
+    """``(where, {size key: value}, the dict)`` for every dict of a nested module config holding integer
+    sizes."""
     if isinstance(config, dict):
         sizes = {k: config[k] for k in _SIZE_KEYS
                  if isinstance(config.get(k), int) and not isinstance(config.get(k), bool)}
         if sizes:
-            yield where, sizes
+            yield where, sizes, config
         for key, value in config.items():
             yield from _size_entries(value, f"{where}.{key}")
     elif isinstance(config, list):
@@ -425,13 +426,14 @@ def _check_sizes(config_path: Path, document: dict) -> None:
     (and initialise) them before the comparison with the listing refused the file. Each size must be
     at most the largest listed dimension, and the parameters the sizes imply at the least (H·max(H, D)
     for a recurrent layer's ``W``, units·inputs for a dense one, V·dim for an embedding) must not
-    exceed the listed ones in number.
+    exceed the listed ones in number. A dense layer tied to an embedding (``tie`` in its config) owns
+    only its bias: its ``V`` is the embedding's table, listed once.
     """
     listing = document["weights"]
     largest = max((d for entry in listing.values() for d in entry["shape"]), default=0)
     listed = sum(int(np.prod(entry["shape"], dtype=np.int64)) for entry in listing.values())
     implied = 0
-    for where, sizes in _size_entries(document["config"]):
+    for where, sizes, entry in _size_entries(document["config"]):
         for key, value in sizes.items():
             if value > largest:
                 raise ModelFileError(f"'{config_path}': {where}.{key} = {value} does not match the listed weights, "
@@ -439,7 +441,8 @@ def _check_sizes(config_path: Path, document: dict) -> None:
         if "hidden_size" in sizes:
             implied += sizes["hidden_size"] * max(sizes["hidden_size"], sizes.get("input_size", 0))
         elif "units" in sizes:
-            implied += sizes["units"] * sizes.get("input_size", 1)
+            tied = entry.get("tie") not in (None, False)
+            implied += sizes["units"] * (1 if tied else sizes.get("input_size", 1))
         elif "vocab_size" in sizes:
             implied += sizes["vocab_size"] * sizes.get("dim", 1)
     if implied > listed:
