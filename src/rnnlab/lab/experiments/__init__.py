@@ -40,13 +40,13 @@ checkpoints. Truncated BPTT carries the state between windows through a ``statef
 The package holds one module per experiment (``vanishing``, ``adding``, ``copy``, ``exploding``,
 ``truncation``: its settings, computation, findings, tables and figures) and the shared parts:
 ``_registry`` (:class:`Experiment`, :data:`EXPERIMENTS`, :func:`get`, :func:`command_line`), ``_cells``
-(:data:`CELLS`, :func:`make_recurrent`), ``_loop`` (the training helpers), ``_curves`` (what ``adding`` and
-``copy`` share) and ``_report`` (``results.json``, ``report.html``, the figures, number formats).
+(:data:`CELLS`, :data:`CHRONO_CELLS`, :func:`make_recurrent`), ``_loop`` (the training helpers), ``_curves``
+(what ``adding`` and ``copy`` share) and ``_report`` (``results.json``, ``report.html``, the figures, number formats).
 """
 
 from __future__ import annotations
 
-from rnnlab.lab.experiments._cells import CELLS, make_recurrent
+from rnnlab.lab.experiments._cells import CELLS, CHRONO_CELLS, make_recurrent
 from rnnlab.lab.experiments._registry import DEFAULT_OUT, EXPERIMENTS, MODES, Experiment, command_line, get
 from rnnlab.lab.experiments._report import PlotDependencyError
 from rnnlab.lab.experiments._report import _jsonable as _jsonable  # tests import it from here
@@ -54,6 +54,7 @@ from rnnlab.lab.experiments.truncation import delayed_recall
 
 __all__ = [
     "CELLS",
+    "CHRONO_CELLS",
     "DEFAULT_OUT",
     "EXPERIMENTS",
     "MODES",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rnnlab import optim
 from rnnlab.data.synthetic import COPY_LENGTH, COPY_SYMBOLS, copy_memory, copy_memory_baseline
-from rnnlab.lab.experiments._cells import _label, make_recurrent
+from rnnlab.lab.experiments._cells import CHRONO_CELLS, _label, make_recurrent
 from rnnlab.lab.experiments._curves import CurveSettings, _curve_seeds, _draw_curves, _reached
 from rnnlab.lab.experiments._loop import _learning_curve, _predict
 from rnnlab.lab.experiments._report import _count, _pct
@@ -27,7 +27,7 @@ def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
         x_val, y_val = copy_memory(s.val_size, T, val_rng)
         classes = COPY_SYMBOLS + 2
         model = Sequential([OneHot(classes),
-                            make_recurrent(cell, s.hidden_size, input_size=classes, seed=weight_rng,
+                            make_recurrent(cell, s.hidden_size, input_size=classes, seed=weight_rng, T_max=T,
                                            return_sequences=True),
                             Dense(classes, seed=weight_rng)])
         loss_fn = losses.get("cross_entropy")
@@ -48,7 +48,8 @@ def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
                                 solved=lambda m: m["recall_accuracy"] >= COPY_SOLVED_ACCURACY,
                                 stop_when_solved=s.stop_when_solved, log=log, label=f"copy {_label(cell)} T={T}")
         below = [n for n, v in zip(curve["sequences"], curve["val_loss"]) if v < copy_memory_baseline(T)]
-        return {"cell": cell, "label": _label(cell), "T": T, "baseline": copy_memory_baseline(T), **curve,
+        return {"cell": cell, "label": _label(cell), "T": T, "chrono_T_max": T if cell in CHRONO_CELLS else None,
+                "baseline": copy_memory_baseline(T), **curve,
                 "best_val_loss": min(curve["val_loss"]), "best_recall_accuracy": max(curve["recall_accuracy"]),
                 "below_baseline_at": below[0] if below else None}
 
