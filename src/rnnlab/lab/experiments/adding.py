@@ -1,6 +1,7 @@
 """The ``adding`` experiment: the adding problem (Le et al. 2015) at several T, validation MSE against the
-training sequences seen for RNN(tanh), IRNN, LSTM and GRU, against the 1/6 baseline: its computation, findings,
-table and figure (the settings are :class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
+training sequences seen for RNN(tanh), IRNN, LSTM, chrono-initialised LSTM (``T_max = T``) and GRU, or the
+cells chosen, against the 1/6 baseline: its computation, findings, table and figure (the settings are
+:class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
 
 from __future__ import annotations
 

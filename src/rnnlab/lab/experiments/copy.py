@@ -1,6 +1,7 @@
-"""The ``copy`` experiment: the copy-memory task (Arjovsky et al. 2016), cross-entropy against training
-sequences for LSTM, GRU and RNN(tanh), against the memoryless baseline: its computation, findings, table and
-figure (the settings are :class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
+"""The ``copy`` experiment: the copy-memory task (Arjovsky et al. 2016), cross-entropy and recall against
+training sequences for LSTM, chrono-initialised LSTM (``T_max`` = the delay T) and GRU, or the cells chosen,
+against the memoryless baseline: its computation, findings, table and figure (the settings are
+:class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,19 @@ def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
 
 
 def _findings_copy(res: dict) -> list[str]:
+    s = res["settings"]
     lines = []
+    for T in s["timesteps"]:  # per T: which cells were solved, at how many sequences; the best recall of the others
+        runs = [r for r in res["runs"] if r["T"] == T]
+        solved = sorted((r for r in runs if r["solved_at"] is not None), key=lambda r: r["solved_at"])
+        unsolved = [r for r in runs if r["solved_at"] is None]
+        text = f"T = {T}: " + ("; ".join(f"{r['label']} after {_count(r['solved_at'])} sequences" for r in solved)
+                               + " reached" if solved else "no cell reached")
+        text += f" recall >= {_pct(res['solved_accuracy'])}"
+        if unsolved:
+            text += ("; not within the budget: " if solved else f" within {_count(s['max_sequences'])} sequences: ")
+            text += ", ".join(f"{r['label']} (best recall {_pct(r['best_recall_accuracy'])})" for r in unsolved)
+        lines.append(text + ".")
     for r in res["runs"]:
         ratio = r["best_val_loss"] / r["baseline"]
         text = (f"T = {r['T']}, {r['label']}: best validation cross-entropy {r['best_val_loss']:.4g} "
