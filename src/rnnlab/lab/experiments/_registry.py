@@ -247,7 +247,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                         hidden_size=128, batch_size=50, max_sequences=100_000, eval_every=2_500,
                                         val_size=500, lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
         compute=_compute_adding, findings=_findings_adding, tables=_tables_adding, draw=_draw_adding,
-        full_estimate="at most about 40 minutes; a run stops once solved"),
+        full_estimate="at most about 50 minutes; a run stops once solved"),
     Experiment(
         name="copy",
         title="The copy-memory task: cross-entropy against training sequences",
@@ -260,7 +260,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                         batch_size=50, max_sequences=1_000_000, eval_every=5_000, val_size=500,
                                         lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
         compute=_compute_copy, findings=_findings_copy, tables=_tables_copy, draw=_draw_copy,
-        full_estimate="ESTIMATE; a run stops once solved"),
+        full_estimate="at most about 11 hours (a whole budget: about 30 min at T = 100, 1 h at T = "
+                      "200, 2.5 h at T = 500 per cell); a run stops once solved"),
     Experiment(
         name="exploding",
         title="Exploding gradients: training with and without gradient clipping",
