@@ -260,8 +260,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                         batch_size=50, max_sequences=1_000_000, eval_every=5_000, val_size=500,
                                         lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
         compute=_compute_copy, findings=_findings_copy, tables=_tables_copy, draw=_draw_copy,
-        full_estimate="at most about 11 hours (a whole budget: about 30 min at T = 100, 1 h at T = "
-                      "200, 2.5 h at T = 500 per cell); a run stops once solved"),
+        full_estimate="at most about 13 hours (a whole budget per cell: 36 min at T = 100, measured; "
+                      "about 1.1 h at T = 200 and 2.6 h at T = 500); a run stops once solved"),
     Experiment(
         name="exploding",
         title="Exploding gradients: training with and without gradient clipping",
