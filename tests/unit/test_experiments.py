@@ -173,8 +173,8 @@ def test_adding_curves_are_consistent(fast_runs):
     _, results, _ = fast_runs["adding"]
     s = results["settings"]
     assert results["baseline_mse"] == pytest.approx(1 / 6)
-    assert {(r["cell"], r["T"]) for r in results["runs"]} == {(c, T) for c in ("rnn_tanh", "irnn", "lstm", "gru")
-                                                                for T in s["timesteps"]}
+    cells = ("rnn_tanh", "irnn", "lstm", "lstm-chrono", "gru")
+    assert {(r["cell"], r["T"]) for r in results["runs"]} == {(c, T) for c in cells for T in s["timesteps"]}
     for r in results["runs"]:
         assert r["sequences"] == list(range(0, s["max_sequences"] + 1, s["eval_every"]))
         assert len(r["val_mse"]) == len(r["sequences"]) and all(v >= 0 for v in r["val_mse"])

@@ -1,6 +1,6 @@
-"""``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--timesteps T ...]`` and ``rnnlab experiment
---list``: run one of the experiments of :mod:`rnnlab.lab.experiments`, print its findings and where the
-report is."""
+"""``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--cells CELL ...] [--timesteps T ...]
+[--sequences N]`` and ``rnnlab experiment --list``: run one of the experiments of :mod:`rnnlab.lab.experiments`,
+print its findings and where the report is."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rnnlab.cli._registry import command
 from rnnlab.lab.config import ConfigError
-from rnnlab.lab.experiments import DEFAULT_OUT, EXPERIMENTS, get
+from rnnlab.lab.experiments import CELLS, DEFAULT_OUT, EXPERIMENTS, get
 from rnnlab.lab.runs import rank as launch_rank
 
 __all__ = ["configure_cli", "run_cli"]
@@ -27,8 +27,8 @@ def _seed(text: str) -> int:
 
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
-    """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--timesteps T ...]`` and
-    ``rnnlab experiment --list``."""
+    """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--cells CELL ...] [--timesteps T ...]
+    [--sequences N]`` and ``rnnlab experiment --list``."""
     parser.add_argument("name", nargs="?", metavar="NAME", help=f"the experiment: {', '.join(EXPERIMENTS)}")
     parser.add_argument("--list", action="store_true", help="list the experiments, one line each, and exit")
     parser.add_argument("--full", action="store_true",
@@ -36,8 +36,14 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help=f"output directory (default: {DEFAULT_OUT}/NAME)")
     parser.add_argument("--seed", type=_seed, default=0, help="seed of the data and the weights (default: %(default)s)")
+    parser.add_argument("--cells", nargs="+", metavar="CELL", default=None,
+                        help=f"cells to train instead of the mode's (adding, copy): {', '.join(CELLS)}; a chrono "
+                             f"cell takes T_max = T")
     parser.add_argument("--timesteps", type=int, nargs="+", metavar="T", default=None,
                         help="sequence lengths to run instead of the mode's (adding, copy)")
+    parser.add_argument("--sequences", type=int, metavar="N", default=None,
+                        help="training budget per run, in sequences, instead of the mode's (adding, copy); "
+                             "a multiple of the batch size")
 
 
 def _progress(message: str) -> None:
@@ -62,9 +68,24 @@ def run_cli(args: argparse.Namespace) -> int:
             experiment._check_timesteps(args.timesteps)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"--timesteps: {exc}") from None
-    out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
     mode = "full" if args.full else "fast"
-    results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, progress=_progress)
+    if args.cells is not None:
+        try:
+            experiment._check_cells(args.cells)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--cells: {exc}") from None
+    if args.sequences is not None:
+        try:
+            experiment._check_sequences(args.sequences, mode)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--sequences: {exc}") from None
+    try:
+        experiment._settings(mode, timesteps=args.timesteps, cells=args.cells, sequences=args.sequences)
+    except (TypeError, ValueError) as exc:  # the options are valid one by one, not together
+        raise ConfigError(f"--cells, --timesteps: {exc}") from None
+    out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
+    results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, cells=args.cells,
+                             sequences=args.sequences, progress=_progress)
     if launch_rank() != 0:
         return 0  # under mpiexec the ranks shared the runs; rank 0 reports
     print(f"{experiment.title} ({mode} mode, seed {args.seed}, {results['elapsed_seconds']:.1f} s)")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rnnlab._files import write_atomic
 from rnnlab.lab.config import ConfigError
+from rnnlab.lab.experiments._cells import CELLS, CHRONO_CELLS
 from rnnlab.lab.experiments._curves import CurveSettings
 from rnnlab.lab.experiments._report import _Matplotlib, _report_html, _write_json
 from rnnlab.lab.experiments.adding import _compute_adding, _draw_adding, _findings_adding, _tables_adding
@@ -42,6 +43,9 @@ from rnnlab.lab.experiments.vanishing import (
 from rnnlab.training.distributed import launch_rank
 
 MODES = ("fast", "full")
+#: the cells the learning-curve experiments train by default (``--cells`` chooses others)
+ADDING_CELLS = ("rnn_tanh", "irnn", "lstm", "lstm-chrono", "gru")
+COPY_CELLS = ("lstm", "lstm-chrono", "gru")
 #: the default output directory, relative to the working directory: ``experiments/NAME``
 DEFAULT_OUT = "experiments"
 
@@ -80,7 +84,55 @@ class Experiment:
                 raise ValueError(f"timesteps must be positive ints, got {T!r} in {list(timesteps)!r}")
         return tuple(int(T) for T in timesteps)
 
-    def run(self, out_dir, *, mode: str = "fast", seed: int = 0, timesteps=None,
+    def _curves_only(self, option: str) -> None:
+        """A ValueError unless the experiment trains learning curves (its settings are :class:`CurveSettings`)."""
+        if not isinstance(self.settings["fast"], CurveSettings):
+            curves = [e.name for e in EXPERIMENTS.values() if isinstance(e.settings["fast"], CurveSettings)]
+            raise ValueError(f"{option} can be chosen for the learning-curve experiments ({', '.join(curves)}), "
+                             f"not for {self.name!r}")
+
+    def _check_cells(self, cells) -> tuple[str, ...]:
+        """``cells`` as a tuple of distinct names of :data:`CELLS`, for a learning-curve experiment."""
+        self._curves_only("cells")
+        if isinstance(cells, (str, bytes)) or not isinstance(cells, (list, tuple)) or not cells:
+            raise TypeError(f"cells must be a non-empty list of cell names, got {cells!r}")
+        for cell in cells:
+            if not isinstance(cell, str) or cell not in CELLS:
+                raise ValueError(f"unknown cell {cell!r} in {list(cells)!r}; valid choices: {', '.join(CELLS)}")
+        repeated = sorted({c for c in cells if list(cells).count(c) > 1})
+        if repeated:
+            raise ValueError(f"cells must be distinct, got {', '.join(map(repr, repeated))} more than once "
+                             f"in {list(cells)!r}")
+        return tuple(cells)
+
+    def _check_sequences(self, sequences, mode: str = "fast") -> int:
+        """``sequences``, the training budget per run, as a positive multiple of the mode's batch size."""
+        self._curves_only("sequences")
+        batch = self.settings[mode].batch_size
+        if isinstance(sequences, bool) or not isinstance(sequences, numbers.Integral):
+            raise TypeError(f"sequences must be a positive int, got {type(sequences).__name__} {sequences!r}")
+        if sequences < 1 or sequences % batch:
+            raise ValueError(f"sequences must be a positive multiple of the {mode} mode's batch size {batch} "
+                             f"(the runs train whole batches), got {sequences}")
+        return int(sequences)
+
+    def _settings(self, mode: str, *, timesteps=None, cells=None, sequences=None):
+        """The mode's settings with ``timesteps``, ``cells`` and ``sequences`` (each checked) replacing its own;
+        a ValueError when a chrono cell meets a T < 3 (it takes ``T_max = T``, which must be > 2)."""
+        settings = self.settings[mode]
+        if timesteps is not None:
+            settings = replace(settings, timesteps=self._check_timesteps(timesteps))
+        if cells is not None:
+            settings = replace(settings, cells=self._check_cells(cells))
+        if sequences is not None:
+            settings = replace(settings, max_sequences=self._check_sequences(sequences, mode))
+        chrono = [c for c in getattr(settings, "cells", ()) if c in CHRONO_CELLS]
+        if chrono and isinstance(settings.timesteps, tuple) and min(settings.timesteps) < 3:
+            raise ValueError(f"the chrono cells ({', '.join(chrono)}) take T_max = T, which must be > 2; "
+                             f"got timesteps {list(settings.timesteps)!r}")
+        return settings
+
+    def run(self, out_dir, *, mode: str = "fast", seed: int = 0, timesteps=None, cells=None, sequences=None,
             progress: Callable[[str], None] | None = None) -> dict:
         """Run the experiment and write ``results.json``, the PNG figures and ``report.html`` into ``out_dir``.
 
@@ -95,6 +147,13 @@ class Experiment:
         timesteps : sequence of int > 0, optional
             The sequence lengths T to run instead of the mode's (``adding`` and ``copy`` only). Each T
             has its own data and weight seeds, so a T gives the same curves alone as among others.
+        cells : sequence of str, optional
+            The cells to train instead of the mode's (``adding`` and ``copy`` only): names of
+            :data:`~rnnlab.lab.experiments.CELLS`. A chrono cell (``lstm-chrono``, ``gru-chrono``) takes
+            ``T_max = T`` (for ``copy``, T is the delay), so it needs every T >= 3.
+        sequences : int, optional
+            The training budget per run, in sequences, instead of the mode's ``max_sequences``
+            (``adding`` and ``copy`` only); a multiple of the mode's batch size.
         progress : callable(str), optional
             Receives a line per milestone (a run finished, an evaluation).
 
@@ -123,13 +182,13 @@ class Experiment:
         log = progress or (lambda message: None)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        settings = self.settings[mode]
-        if timesteps is not None:
-            settings = replace(settings, timesteps=self._check_timesteps(timesteps))
+        settings = self._settings(mode, timesteps=timesteps, cells=cells, sequences=sequences)
         started = time.perf_counter()
         measured = self.compute(settings, int(seed), log)
         command = command_line(self.name, mode, int(seed), out_dir,
-                               None if timesteps is None else settings.timesteps)
+                               None if timesteps is None else settings.timesteps,
+                               None if cells is None else settings.cells,
+                               None if sequences is None else settings.max_sequences)
         results = {"experiment": self.name, "title": self.title, "mode": mode, "seed": int(seed),
                    "command": command, "settings": asdict(settings),
                    **measured, "elapsed_seconds": round(time.perf_counter() - started, 2)}
@@ -149,13 +208,17 @@ class Experiment:
         return results
 
 
-def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None) -> str:
+def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None, cells=None, sequences=None) -> str:
     """The ``rnnlab experiment`` command that reproduces a run (``--out`` only when not the default)."""
     parts = ["rnnlab", "experiment", name]
     if mode == "full":
         parts.append("--full")
+    if cells is not None:
+        parts += ["--cells", *cells]
     if timesteps is not None:
         parts += ["--timesteps", *map(str, timesteps)]
+    if sequences is not None:
+        parts += ["--sequences", str(sequences)]
     if seed != 0:
         parts += ["--seed", str(seed)]
     if Path(out_dir) != Path(DEFAULT_OUT) / name:
@@ -175,27 +238,30 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         name="adding",
         title="The adding problem: validation MSE against training sequences",
-        summary="adding problem at T = 50, 100, 200, 400: RNN(tanh), IRNN, LSTM, GRU against the 1/6 baseline",
-        settings={"fast": CurveSettings(timesteps=(10,), cells=("rnn_tanh", "irnn", "lstm", "gru"), hidden_size=8,
+        summary="adding problem at T = 50, 100, 200, 400: RNN(tanh), IRNN, LSTM, LSTM (chrono), GRU against the "
+                "1/6 baseline",
+        settings={"fast": CurveSettings(timesteps=(10,), cells=ADDING_CELLS, hidden_size=8,
                                         batch_size=20, max_sequences=400, eval_every=100, val_size=100, lr=1e-2,
                                         clip_norm=1.0, stop_when_solved=False),
-                  "full": CurveSettings(timesteps=(50, 100, 200, 400), cells=("rnn_tanh", "irnn", "lstm", "gru"),
+                  "full": CurveSettings(timesteps=(50, 100, 200, 400), cells=ADDING_CELLS,
                                         hidden_size=128, batch_size=50, max_sequences=100_000, eval_every=2_500,
                                         val_size=500, lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
         compute=_compute_adding, findings=_findings_adding, tables=_tables_adding, draw=_draw_adding,
-        full_estimate="at most about 40 minutes; a run stops once solved"),
+        full_estimate="at most about 50 minutes; a run stops once solved"),
     Experiment(
         name="copy",
         title="The copy-memory task: cross-entropy against training sequences",
-        summary="copy memory at T = 100 and 200: LSTM, GRU, RNN(tanh) against the memoryless baseline",
-        settings={"fast": CurveSettings(timesteps=(5,), cells=("lstm", "gru", "rnn_tanh"), hidden_size=8,
+        summary="copy memory at T = 100, 200 and 500: LSTM, LSTM (chrono), GRU against the memoryless baseline, "
+                "1,000,000 sequences at most",
+        settings={"fast": CurveSettings(timesteps=(5,), cells=COPY_CELLS, hidden_size=8,
                                         batch_size=20, max_sequences=300, eval_every=100, val_size=60, lr=1e-2,
                                         clip_norm=1.0, stop_when_solved=False),
-                  "full": CurveSettings(timesteps=(100, 200), cells=("lstm", "gru", "rnn_tanh"), hidden_size=128,
-                                        batch_size=50, max_sequences=200_000, eval_every=5_000, val_size=500,
+                  "full": CurveSettings(timesteps=(100, 200, 500), cells=COPY_CELLS, hidden_size=128,
+                                        batch_size=50, max_sequences=1_000_000, eval_every=5_000, val_size=500,
                                         lr=1e-3, clip_norm=1.0, stop_when_solved=True)},
         compute=_compute_copy, findings=_findings_copy, tables=_tables_copy, draw=_draw_copy,
-        full_estimate="at most about 40 minutes; a run stops once solved"),
+        full_estimate="at most about 13 hours (a whole budget per cell: 36 min at T = 100, measured; "
+                      "about 1.1 h at T = 200 and 2.6 h at T = 500); a run stops once solved"),
     Experiment(
         name="exploding",
         title="Exploding gradients: training with and without gradient clipping",

@@ -1,6 +1,7 @@
 """The ``adding`` experiment: the adding problem (Le et al. 2015) at several T, validation MSE against the
-training sequences seen for RNN(tanh), IRNN, LSTM and GRU, against the 1/6 baseline: its computation, findings,
-table and figure (the settings are :class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
+training sequences seen for RNN(tanh), IRNN, LSTM, chrono-initialised LSTM (``T_max = T``) and GRU, or the
+cells chosen, against the 1/6 baseline: its computation, findings, table and figure (the settings are
+:class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from rnnlab import optim
 from rnnlab.data.synthetic import ADDING_BASELINE_MSE, ADDING_SOLVED_MSE, adding_problem
-from rnnlab.lab.experiments._cells import _label, make_recurrent
+from rnnlab.lab.experiments._cells import CHRONO_CELLS, _label, make_recurrent
 from rnnlab.lab.experiments._curves import CurveSettings, _curve_seeds, _draw_curves, _reached
 from rnnlab.lab.experiments._loop import _learning_curve, _predict
 from rnnlab.lab.experiments._report import _count
@@ -24,7 +25,7 @@ def _compute_adding(s: CurveSettings, seed: int, log) -> dict:
         T, cell = T_cell
         train_rng, val_rng, weight_rng = _curve_seeds(seed, T)
         x_val, y_val = adding_problem(s.val_size, T, val_rng)
-        model = Sequential([make_recurrent(cell, s.hidden_size, input_size=2, seed=weight_rng),
+        model = Sequential([make_recurrent(cell, s.hidden_size, input_size=2, seed=weight_rng, T_max=T),
                             Dense(1, seed=weight_rng)])
         loss_fn = losses.get("mse")
 
@@ -40,8 +41,8 @@ def _compute_adding(s: CurveSettings, seed: int, log) -> dict:
                                 batch_size=s.batch_size, max_sequences=s.max_sequences, eval_every=s.eval_every,
                                 clip_norm=s.clip_norm, solved=lambda m: m["val_mse"] < ADDING_SOLVED_MSE,
                                 stop_when_solved=s.stop_when_solved, log=log, label=f"adding {_label(cell)} T={T}")
-        return {"cell": cell, "label": _label(cell), "T": T, **curve,
-                "best_val_mse": min(curve["val_mse"])}
+        return {"cell": cell, "label": _label(cell), "T": T, "chrono_T_max": T if cell in CHRONO_CELLS else None,
+                **curve, "best_val_mse": min(curve["val_mse"])}
 
     runs = spread_over_ranks(one, [(T, cell) for T in s.timesteps for cell in s.cells], world())
     return {"baseline_mse": ADDING_BASELINE_MSE, "solved_mse": ADDING_SOLVED_MSE, "runs": runs}

@@ -1,12 +1,13 @@
-"""The ``copy`` experiment: the copy-memory task (Arjovsky et al. 2016), cross-entropy against training
-sequences for LSTM, GRU and RNN(tanh), against the memoryless baseline: its computation, findings, table and
-figure (the settings are :class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
+"""The ``copy`` experiment: the copy-memory task (Arjovsky et al. 2016), cross-entropy and recall against
+training sequences for LSTM, chrono-initialised LSTM (``T_max`` = the delay T) and GRU, or the cells chosen,
+against the memoryless baseline: its computation, findings, table and figure (the settings are
+:class:`~rnnlab.lab.experiments._curves.CurveSettings`)."""
 
 from __future__ import annotations
 
 from rnnlab import optim
 from rnnlab.data.synthetic import COPY_LENGTH, COPY_SYMBOLS, copy_memory, copy_memory_baseline
-from rnnlab.lab.experiments._cells import _label, make_recurrent
+from rnnlab.lab.experiments._cells import CHRONO_CELLS, _label, make_recurrent
 from rnnlab.lab.experiments._curves import CurveSettings, _curve_seeds, _draw_curves, _reached
 from rnnlab.lab.experiments._loop import _learning_curve, _predict
 from rnnlab.lab.experiments._report import _count, _pct
@@ -27,7 +28,7 @@ def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
         x_val, y_val = copy_memory(s.val_size, T, val_rng)
         classes = COPY_SYMBOLS + 2
         model = Sequential([OneHot(classes),
-                            make_recurrent(cell, s.hidden_size, input_size=classes, seed=weight_rng,
+                            make_recurrent(cell, s.hidden_size, input_size=classes, seed=weight_rng, T_max=T,
                                            return_sequences=True),
                             Dense(classes, seed=weight_rng)])
         loss_fn = losses.get("cross_entropy")
@@ -48,7 +49,8 @@ def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
                                 solved=lambda m: m["recall_accuracy"] >= COPY_SOLVED_ACCURACY,
                                 stop_when_solved=s.stop_when_solved, log=log, label=f"copy {_label(cell)} T={T}")
         below = [n for n, v in zip(curve["sequences"], curve["val_loss"]) if v < copy_memory_baseline(T)]
-        return {"cell": cell, "label": _label(cell), "T": T, "baseline": copy_memory_baseline(T), **curve,
+        return {"cell": cell, "label": _label(cell), "T": T, "chrono_T_max": T if cell in CHRONO_CELLS else None,
+                "baseline": copy_memory_baseline(T), **curve,
                 "best_val_loss": min(curve["val_loss"]), "best_recall_accuracy": max(curve["recall_accuracy"]),
                 "below_baseline_at": below[0] if below else None}
 
@@ -57,7 +59,19 @@ def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
 
 
 def _findings_copy(res: dict) -> list[str]:
+    s = res["settings"]
     lines = []
+    for T in s["timesteps"]:  # per T: which cells were solved, at how many sequences; the best recall of the others
+        runs = [r for r in res["runs"] if r["T"] == T]
+        solved = sorted((r for r in runs if r["solved_at"] is not None), key=lambda r: r["solved_at"])
+        unsolved = [r for r in runs if r["solved_at"] is None]
+        text = f"T = {T}: " + ("; ".join(f"{r['label']} after {_count(r['solved_at'])} sequences" for r in solved)
+                               + " reached" if solved else "no cell reached")
+        text += f" recall >= {_pct(res['solved_accuracy'])}"
+        if unsolved:
+            text += ("; not within the budget: " if solved else f" within {_count(s['max_sequences'])} sequences: ")
+            text += ", ".join(f"{r['label']} (best recall {_pct(r['best_recall_accuracy'])})" for r in unsolved)
+        lines.append(text + ".")
     for r in res["runs"]:
         ratio = r["best_val_loss"] / r["baseline"]
         text = (f"T = {r['T']}, {r['label']}: best validation cross-entropy {r['best_val_loss']:.4g} "
