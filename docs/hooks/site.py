@@ -258,6 +258,11 @@ class _Reference:
             return same[0], ""
         if canonical is None and not path.startswith("rnnlab."):
             return None, "outside"
+        owner = path.rpartition(".")[0]
+        if canonical is None and owner:  # a value without an entry of its own (an enum member): its owner's
+            found = self._documented(_lookup(owner), owner)
+            if found[0] is not None:
+                return found
         return None, f"{canonical or path} is not in the API reference"
 
 

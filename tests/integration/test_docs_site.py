@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -72,12 +73,18 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def build(tmp_path_factory) -> tuple[Path, str]:
+    """The built site's folder and the build's log."""
     out = tmp_path_factory.mktemp("site")
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
                            "-d", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-4000:]
-    return out
+    return out, done.stderr
+
+
+@pytest.fixture(scope="module")
+def site(build) -> Path:
+    return build[0]
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +156,61 @@ def test_every_tutorial_shows_its_outputs_and_figures(site, pages):
         assert len(images) >= figures, f"{script.name}: {figures} figures made, {len(images)} shown"
         for image in images:
             assert (site / "tutorials" / image).stat().st_size > 2000, f"{script.name}: {image} is empty"
+
+
+#: roles a docstring may leave unlinked (the build lists each one it cannot resolve), with the reason;
+#: keep it empty: a role names a documented object, or the docstring says the name as plain code
+UNRESOLVED_ALLOWED: dict[str, str] = {}
+_UNRESOLVED = re.compile(r"unresolved role: (\S+): (\S+) in (\S+) \((.*)\)$", re.M)
+
+
+def test_every_cross_reference_of_the_docstrings_resolves(build, pages):
+    log = build[1]
+    linked = re.search(r"cross-references: (\d+) linked, (\d+) outside rnnlab \(code\), (\d+) unresolved", log)
+    assert linked is not None, log[-2000:]
+    unresolved = _UNRESOLVED.findall(log)
+    assert len(unresolved) == int(linked.group(3))
+    left = [f"{page}: {name} in {context} ({why})" for page, name, context, why in unresolved
+            if name not in UNRESOLVED_ALLOWED]
+    assert not left, "\n".join(left)
+    # and the links are there: as many autorefs links on the API pages as roles the build linked
+    links = sum(1 for name, page in pages.items() if name.startswith("api/")
+                for link in page.links if "#rnnlab." in link)
+    assert links >= int(linked.group(1)) > 0
+
+
+def _hooks():
+    pytest.importorskip("mkdocs")
+    spec = importlib.util.spec_from_file_location("rnnlab_docs_hooks", ROOT / "docs" / "hooks" / "site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("name", "context", "expected"), [
+    ("forward", "rnnlab.nn.recurrent.Recurrent.backward", "rnnlab.nn.recurrent.Recurrent.forward"),  # its class
+    ("Recurrent.forward", "rnnlab.nn.gradcheck", "rnnlab.nn.recurrent.Recurrent.forward"),  # a unique tail
+    ("LSTM", "rnnlab.nn.bidirectional.Bidirectional", "rnnlab.nn.recurrent.LSTM"),  # unique among the documented
+    ("Recurrent", "rnnlab.nn.sequential.stack", "rnnlab.nn.recurrent.Recurrent"),  # imported by its module
+    ("~rnnlab.nn.LSTM", "", "rnnlab.nn.recurrent.LSTM"),  # a re-export: where it is defined
+    ("rnnlab.nn.gradcheck.gradcheck", "rnnlab.nn.recurrent", "rnnlab.nn.gradcheck.gradcheck"),
+])
+def test_a_role_resolves_to_the_documented_object_it_means(name, context, expected):
+    documented = ["rnnlab.nn.recurrent.Recurrent", "rnnlab.nn.recurrent.Recurrent.forward",
+                  "rnnlab.nn.recurrent.Recurrent.backward", "rnnlab.nn.recurrent.LSTM",
+                  "rnnlab.nn.gradcheck.gradcheck", "rnnlab.nn.bidirectional.Bidirectional"]
+    assert _hooks()._Reference(documented).resolve(name, context) == (expected, "")
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("ValueError", "outside"), ("numpy.ndarray", "outside"),
+    ("forward", "ambiguous: rnnlab.nn.recurrent.LSTM.forward, rnnlab.nn.recurrent.Recurrent.forward"),
+    ("no_such_thing", "no such name"),
+    ("rnnlab.nn.layers.Dense", "rnnlab.nn.layers.Dense is not in the API reference"),
+])
+def test_a_role_that_names_nothing_documented_stays_code_with_a_reason(name, reason):
+    documented = ["rnnlab.nn.recurrent.Recurrent.forward", "rnnlab.nn.recurrent.LSTM.forward"]
+    assert _hooks()._Reference(documented).resolve(name, "rnnlab.nn.gradcheck") == (None, reason)
 
 
 @pytest.fixture(scope="module")

@@ -539,6 +539,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, document) -> RunConfig:
+        """Build from a parsed TOML document: unknown sections and keys fail, naming them."""
         if not isinstance(document, Mapping):
             raise ConfigError(f"a run configuration must be a table of sections, got {_type_name(document)}")
         for name in document:

@@ -221,7 +221,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; a :class:`~rnnlab.config.ConfigError` names the valid choices."""
+    """The experiment called ``name``; a :class:`~rnnlab.lab.config.ConfigError` names the valid choices."""
     if not isinstance(name, str) or name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
