@@ -246,23 +246,27 @@ class _Reference:
             return None, "outside"
         return None, "no such name" if obj is _MISSING else f"{_canonical(obj) or name} is not in the API reference"
 
+    def entry(self, path: str) -> str | None:
+        """The identifier of the entry that documents the object at ``path`` (where it is defined, or for
+        a constant re-exported elsewhere, the documented name that is the same object); None if none does."""
+        if path in self.documented:
+            return path
+        obj = _lookup(path)
+        canonical = None if obj is _MISSING else _canonical(obj)
+        if canonical in self.documented:
+            return canonical
+        same = [i for i in self.by_tail.get(path.rsplit(".", 1)[-1], []) if obj is not _MISSING and _lookup(i) is obj]
+        return same[0] if len(same) == 1 else None
+
     def _documented(self, obj, path: str) -> tuple[str | None, str]:
         canonical = _canonical(obj)
-        if canonical in self.documented:
-            return canonical, ""
-        if canonical is not None and not canonical.split(".")[0] == "rnnlab":
+        if canonical is not None and not canonical.startswith("rnnlab."):
             return None, "outside"
-        # a constant or an alias: the documented entry with the same name that is the same object
-        same = [i for i in self.by_tail.get(path.rsplit(".", 1)[-1], []) if _lookup(i) is obj]
-        if len(same) == 1:
-            return same[0], ""
+        identifier = self.entry(path)
+        if identifier is not None:
+            return identifier, ""
         if canonical is None and not path.startswith("rnnlab."):
-            return None, "outside"
-        owner = path.rpartition(".")[0]
-        if canonical is None and owner:  # a value without an entry of its own (an enum member): its owner's
-            found = self._documented(_lookup(owner), owner)
-            if found[0] is not None:
-                return found
+            return None, "outside"  # a value of another library that a module imported
         return None, f"{canonical or path} is not in the API reference"
 
 
