@@ -1,17 +1,25 @@
 """MkDocs hooks of rnnlab's documentation site (``mkdocs.yml`` names this file under ``hooks``).
 
-Three things the site needs that MkDocs does not do by itself:
+Four things the site needs that MkDocs does not do by itself:
 
 - **Tutorials that run.** Each ``docs/tutorials/NN_name.py`` is a notebook kept as a plain-text
   script (jupytext's percent format). Every build executes it from top to bottom in a fresh kernel
   (nbclient; a failing cell fails the build), converts it to Markdown with its outputs (nbconvert)
-  and adds the page and its figures to the site. ``RNNLAB_DOCS_EXECUTE=0`` skips the execution for a
-  quick look at the text (outputs are then missing; CI always executes).
+  and adds the page and its figures to the site, with the files it wrote into ``published/`` of its
+  working directory (beside the page, in ``NN_name_files/``). ``RNNLAB_DOCS_EXECUTE=0`` skips the
+  execution for a quick look at the text (outputs are then missing; CI always executes).
 - **The command-line reference**, written from the parser the ``rnnlab`` command itself builds
   (:func:`rnnlab.cli.build_parser`), so it cannot drift from the code.
 - **Maths without JavaScript.** ``$...$`` (inline) and ``$$...$$`` (display) in Markdown, outside
   code, become MathML at build time (latex2mathml), which browsers render natively: no script, no
   network, and nothing left for the reader's browser to typeset.
+- **Cross-references from the docstrings' Sphinx roles.** ``:class:`~rnnlab.nn.state.X```, and short
+  ones such as ``:meth:`fit``` or ``:class:`Recurrent```, link to the object's entry in the API
+  reference: a short name is looked up from the docstring's own object outwards (its class, module,
+  package, and what the module imports), then among the documented names that end with it, if one
+  does. A name outside rnnlab (``ValueError``, NumPy's) stays code; one that is unknown or
+  ambiguous stays code too and is listed in the build's output (``unresolved role: ...``), which
+  ``tests/integration/test_docs_site.py`` checks is empty.
 """
 
 from __future__ import annotations
@@ -40,22 +48,30 @@ _log = get_plugin_logger("rnnlab")  # INFO lines in the build's output; a WARNIN
 
 
 # ----------------------------------------------------------------------------------------- tutorials
+PUBLISHED = "published"  # what a tutorial writes into this folder of its working directory is on the site
+
+
 def _execute(script: Path) -> tuple[str, dict[str, bytes]]:
-    """The tutorial's Markdown (with outputs) and its figures ``{relative path: bytes}``."""
+    """The tutorial's Markdown (with outputs) and its files ``{relative path: bytes}``: the figures of its
+    outputs, and what it wrote into ``published/`` (an activation viewer page, say), under ``NN_name_files/``."""
     import jupytext
     from nbconvert import MarkdownExporter
 
     notebook = jupytext.read(script)
+    stem = script.stem
+    published = {}
     if os.environ.get("RNNLAB_DOCS_EXECUTE", "1") != "0":
         from nbclient import NotebookClient
 
         with tempfile.TemporaryDirectory() as work:  # the tutorial's own files land here, not in docs/
             NotebookClient(notebook, timeout=900, kernel_name="python3",
                            resources={"metadata": {"path": work}}).execute()
-    stem = script.stem
+            folder = Path(work) / PUBLISHED
+            published = {f"{stem}_files/{f.relative_to(folder).as_posix()}": f.read_bytes()
+                         for f in sorted(folder.rglob("*")) if f.is_file()}
     body, resources = MarkdownExporter().from_notebook_node(
         notebook, resources={"output_files_dir": f"{stem}_files", "unique_key": stem})
-    return body, dict(resources.get("outputs", {}))
+    return body, {**dict(resources.get("outputs", {})), **published}
 
 
 def _cli_reference() -> str:

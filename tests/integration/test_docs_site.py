@@ -34,7 +34,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--enable-logging=stderr", "--v=0"]
 RAW_MATH = re.compile(r"(?<![\\$\w])\$[^$\s][^$\n]*?\$(?![\w$])|\$\$")
-SHOTS = ["index.html", "tutorials/02_bptt.html", "tutorials/03_vanishing.html", "api/nn.html"]
+SHOTS = ["index.html", "tutorials/02_bptt.html", "tutorials/03_vanishing.html", "tutorials/04_lstm_gru.html",
+         "api/nn.html"]
 
 
 class Page(HTMLParser):
@@ -56,6 +57,8 @@ class Page(HTMLParser):
             self.ids.add(attrs["id"])
         if tag == "a" and attrs.get("href"):
             self.links.append(attrs["href"])
+        if tag == "iframe" and attrs.get("src"):
+            self.links.append(attrs["src"])
         if tag in ("img", "script") and attrs.get("src"):
             (self.images if tag == "img" else self.links).append(attrs["src"])
         if tag == "link" and attrs.get("href"):
