@@ -72,11 +72,13 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
     "adding": None,
     "copy": None,
 }
+#: the task names of ``[data] task``
 TASKS = tuple(DATASETS)
 #: tasks whose outputs are real values (the others output logits over classes or tokens)
 _REGRESSION = ("forecasting", "adding")
 #: the cell names of [model] cell: those of rnnlab.nn.recurrent.RECURRENT, the one registry of cells by name
 CELLS = tuple(RECURRENT)
+#: the sections of a run configuration
 SECTIONS = ("data", "model", "train")
 
 #: the string that stands for None (TOML has no null)

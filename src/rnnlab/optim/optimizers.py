@@ -542,6 +542,7 @@ class Adagrad(Optimizer):
 
 
 # --------------------------------------------------------------------------- lookup
+#: optimizer name -> class, what ``get`` accepts
 NAMES: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 

@@ -370,6 +370,7 @@ def rmse(y_pred, y_true, mask=None) -> float:
 
 
 # --------------------------------------------------------------------------- registry
+#: metric name -> class, what ``get`` accepts
 NAMES: dict[str, type[Metric]] = {
     "accuracy": Accuracy, "acc": Accuracy,
     "perplexity": Perplexity, "ppl": Perplexity,

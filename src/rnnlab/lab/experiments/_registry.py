@@ -41,6 +41,7 @@ from rnnlab.lab.experiments.vanishing import (
 )
 from rnnlab.training.distributed import launch_rank
 
+#: how much an experiment runs: ``fast`` (a quick check) or ``full`` (the published figures)
 MODES = ("fast", "full")
 #: the default output directory, relative to the working directory: ``experiments/NAME``
 DEFAULT_OUT = "experiments"
@@ -163,6 +164,7 @@ def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None) -> st
     return " ".join(parts)
 
 
+#: the experiments by name, as ``rnnlab experiment NAME`` runs them
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         name="vanishing",

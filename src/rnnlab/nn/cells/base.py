@@ -38,9 +38,9 @@ from rnnlab.nn.kernels import StepKernels
 class Path(enum.Enum):
     """How a cell computes the elementwise work of a call's steps (each path gives the same numbers)."""
 
-    KERNEL = "kernel"  # one numba kernel per step after its GEMM (rnnlab.nn.kernels)
-    HALVED = "halved"  # NumPy; the LSTM's one tanh over its four gates, the sigmoid rows of U, W, b halved
-    NUMPY = "numpy"  # NumPy, one ufunc per operation
+    KERNEL = "kernel"  #: one numba kernel per step after its GEMM (rnnlab.nn.kernels)
+    HALVED = "halved"  #: NumPy; the LSTM's one tanh over its four gates, the sigmoid rows of U, W, b halved
+    NUMPY = "numpy"  #: NumPy, one ufunc per operation
 
 
 # the members as module constants: ``Path.KERNEL`` costs ~0.3 us per lookup on Python 3.11, in every step
