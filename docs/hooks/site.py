@@ -315,8 +315,21 @@ def on_env(env, config, files):
     return env
 
 
+_ARITHMATEX = re.compile(r'<span class="arithmatex">\\\((.+?)\\\)</span>'
+                         r'|<div class="arithmatex">\\\[(.+?)\\\]</div>', re.S)
+
+
+def _docstring_maths(content: str) -> str:
+    """The docstrings' ``$...$`` and ``$$...$$`` (which pymdownx.arithmatex kept whole through Markdown) as MathML."""
+    def one(match):
+        display = match.group(2) is not None
+        return _mathml(html.unescape(match.group(2) if display else match.group(1)), display)
+    return _ARITHMATEX.sub(one, content)
+
+
 def on_page_content(content, page, config, files):
     content = _mark_roles(content)  # linked in on_env, once every page's objects are known
+    content = _docstring_maths(content)
     stash = page.meta.get("_rnnlab_math", [])
     for i, mathml in enumerate(stash):
         content = content.replace(_TOKEN.format(i), mathml)
