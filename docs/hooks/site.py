@@ -12,7 +12,8 @@ Four things the site needs that MkDocs does not do by itself:
   (:func:`rnnlab.cli.build_parser`), so it cannot drift from the code.
 - **Maths without JavaScript.** ``$...$`` (inline) and ``$$...$$`` (display) in Markdown, outside
   code, become MathML at build time (latex2mathml), which browsers render natively: no script, no
-  network, and nothing left for the reader's browser to typeset.
+  network, and nothing left for the reader's browser to typeset. The docstrings' maths (the cells'
+  equations) comes through mkdocstrings kept whole by pymdownx.arithmatex and becomes MathML too.
 - **Cross-references from the docstrings' Sphinx roles.** ``:class:`~rnnlab.nn.state.X```, and short
   ones such as ``:meth:`fit``` or ``:class:`Recurrent```, link to the object's entry in the API
   reference: a short name is looked up from the docstring's own object outwards (its class, module,
