@@ -15,8 +15,11 @@
 # travels back through many steps without the repeated multiplication by $W$ that makes the vanilla
 # RNN's gradient vanish. The GRU merges cell and state and uses two gates:
 #
-# $$r_t = \sigma(U_r x_t + W_r h_{t-1} + b_r), \quad z_t = \sigma(U_z x_t + W_z h_{t-1} + b_z), \quad
-# n_t = \tanh(U_n x_t + r_t \odot (W_n h_{t-1} + b_{hn}) + b_n), \quad h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}.$$
+# $$r_t = \sigma(U_r x_t + W_r h_{t-1} + b_r), \quad z_t = \sigma(U_z x_t + W_z h_{t-1} + b_z),$$
+#
+# $$n_t = \tanh(U_n x_t + r_t \odot (W_n h_{t-1} + b_{hn}) + b_n),$$
+#
+# $$h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}.$$
 #
 # ## The gates on a real text
 #
@@ -80,7 +83,7 @@ print(f"{len(traced.layers)} recurrent layer, {traced.steps} characters: the vie
 # Choose the quantity (`i`, `f`, `g`, `o`, the cell `c`, the output `h`, or the probability of the
 # next character) and the unit; hovering a character shows its value.
 #
-# <iframe src="04_lstm_gru_files/viewer.html" title="The activation viewer" style="width: 100%; height: 560px; border: 1px solid #ccc"></iframe>
+# <iframe src="04_lstm_gru_files/viewer.html" title="The activation viewer" style="width: 100%; height: 480px; border: 1px solid #ccc"></iframe>
 #
 # <a href="04_lstm_gru_files/viewer.html">The viewer on a page of its own</a>.
 #
