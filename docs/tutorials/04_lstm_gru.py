@@ -15,8 +15,11 @@
 # travels back through many steps without the repeated multiplication by $W$ that makes the vanilla
 # RNN's gradient vanish. The GRU merges cell and state and uses two gates:
 #
-# $$r_t = \sigma(U_r x_t + W_r h_{t-1} + b_r), \quad z_t = \sigma(U_z x_t + W_z h_{t-1} + b_z), \quad
-# n_t = \tanh(U_n x_t + r_t \odot (W_n h_{t-1} + b_{hn}) + b_n), \quad h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}.$$
+# $$r_t = \sigma(U_r x_t + W_r h_{t-1} + b_r), \quad z_t = \sigma(U_z x_t + W_z h_{t-1} + b_z),$$
+#
+# $$n_t = \tanh(U_n x_t + r_t \odot (W_n h_{t-1} + b_{hn}) + b_n),$$
+#
+# $$h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}.$$
 #
 # ## The gates on a real text
 #
@@ -60,8 +63,29 @@ axes[0].set_title("input, forget and output gates and the cell state of 16 units
 plt.show()
 
 # %% [markdown]
-# `rnnlab inspect RUN --text "..."` writes the same activations as an interactive page (the
-# activation viewer), unit by unit over the text.
+# The activation viewer shows the same quantities unit by unit over a text: `rnnlab inspect RUN
+# --text "..."` writes its page for a trained run, and `rnnlab.lab.viewer` builds it from any model.
+# Here it runs over the opening of the paragraph the model learnt.
+
+# %%
+from pathlib import Path
+
+from rnnlab.lab.viewer import render_html, trace
+
+passage = char_tokenize(text[:200])
+traced = trace(model, np.array(vocab.encode(passage)), next_token=True)
+page = render_html(passage, traced, title="A character LSTM's gates over its training text", quantity="f")
+Path("published").mkdir(exist_ok=True)  # the site publishes this folder beside the tutorial's page
+Path("published/viewer.html").write_text(page, encoding="utf-8")
+print(f"{len(traced.layers)} recurrent layer, {traced.steps} characters: the viewer page is {len(page) // 1024} KB")
+
+# %% [markdown]
+# Choose the quantity (`i`, `f`, `g`, `o`, the cell `c`, the output `h`, or the probability of the
+# next character) and the unit; hovering a character shows its value.
+#
+# <iframe src="04_lstm_gru_files/viewer.html" title="The activation viewer" style="width: 100%; height: 480px; border: 1px solid #ccc"></iframe>
+#
+# <a href="04_lstm_gru_files/viewer.html">The viewer on a page of its own</a>.
 #
 # ## The cell path carries the gradient
 #

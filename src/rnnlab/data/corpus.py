@@ -33,6 +33,7 @@ from rnnlab.data.text import Vocabulary
 
 __all__ = ["encode_corpus", "load_corpus", "corpus_fingerprint", "MANIFEST"]
 
+#: the manifest of an encoded corpus folder: its parts, their lengths and the fingerprint of what they encode
 MANIFEST = "tokens.json"
 _CHUNK = 1 << 18  # ids per chunk written or read
 

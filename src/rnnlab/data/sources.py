@@ -40,7 +40,9 @@ __all__ = ["DATA_ENV", "CACHE_ENV", "DatasetError", "DatasetNotFoundError", "Che
            "DownloadError", "resolve_data_dir", "default_cache_dir", "read_checksums", "verified_bytes", "Remote",
            "REMOTES", "fetch", "download"]
 
+#: the environment variable naming the data directory (one sub-folder per data set)
 DATA_ENV = "RNNLAB_DATA"
+#: the environment variable naming the download cache (else ``~/.cache/rnnlab``)
 CACHE_ENV = "RNNLAB_CACHE"
 
 

@@ -42,7 +42,9 @@ from rnnlab._validation import check_choice, check_positive_int
 
 __all__ = ["char_tokenize", "word_tokenize", "Vocabulary", "pad_sequences", "PAD", "UNK"]
 
+#: the padding token, id 0 of every vocabulary
 PAD = "<pad>"
+#: the unknown token, id 1 of every vocabulary
 UNK = "<unk>"
 
 _WORD_RE = re.compile(

@@ -39,8 +39,11 @@ from rnnlab._files import fsync_directory, remove_stale_temps, sha256_file, temp
 from rnnlab.nn.module import Module, registered
 
 FORMAT = "rnnlab"
+#: the version of the model directory format written into ``config.json``
 FORMAT_VERSION = 1
+#: a model directory's JSON file: the format, its version and the model's configuration
 CONFIG_FILE = "config.json"
+#: a model directory's ``.npz`` of weights, under their dotted parameter names
 WEIGHTS_FILE = "weights.npz"
 
 __all__ = ["CONFIG_FILE", "FORMAT_VERSION", "WEIGHTS_FILE", "ModelFileError", "load", "read_config", "read_npz", "save"]

@@ -36,6 +36,7 @@ from rnnlab.nn.sequential import Sequential
 __all__ = ["H5PY_REQUIREMENT", "KERAS_REQUIREMENT", "TORCH_REQUIREMENT", "from_keras", "from_torch", "load_keras",
            "save_keras", "to_keras", "to_torch"]
 
+#: the PyTorch version the interop is tested with (what the install hint names)
 TORCH_REQUIREMENT = "torch==2.13.0"
 
 # torch ``mode`` -> (rnnlab class, cell settings it needs, torch class name, torch constructor arguments).

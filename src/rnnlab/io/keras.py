@@ -43,7 +43,9 @@ from rnnlab.nn.module import Module
 from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from rnnlab.nn.sequential import Sequential
 
+#: the Keras version the interop is tested with (what the install hint names)
 KERAS_REQUIREMENT = "keras==3.15.1"
+#: the h5py version that reads and writes ``.keras`` files' weights
 H5PY_REQUIREMENT = "h5py==3.16.0"
 KERAS_VERSION = KERAS_REQUIREMENT.split("==")[1]  # written into the metadata of a .keras file
 

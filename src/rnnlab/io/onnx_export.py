@@ -49,6 +49,7 @@ from rnnlab.nn.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from rnnlab.nn.sequential import Sequential
 
 ONNX_REQUIREMENTS = "onnx==1.23.2 onnxruntime==1.32.0"
+#: the ONNX operator set version ``export`` writes unless told
 DEFAULT_OPSET = 17
 MIN_OPSET = 14  # the recurrent operators' current form (the layout attribute) and Squeeze/ReduceSum axes as inputs
 HEADS = (None, "softmax", "sigmoid")

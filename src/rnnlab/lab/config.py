@@ -73,11 +73,13 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
     "adding": None,
     "copy": None,
 }
+#: the task names of ``[data] task``
 TASKS = tuple(DATASETS)
 #: tasks whose outputs are real values (the others output logits over classes or tokens)
 _REGRESSION = ("forecasting", "adding")
 #: the cell names of [model] cell: those of rnnlab.nn.recurrent.RECURRENT, the one registry of cells by name
 CELLS = tuple(RECURRENT)
+#: the sections of a run configuration
 SECTIONS = ("data", "model", "train")
 #: the choices of [model] pooling: how a classifier reads its encoder's sequence (see ModelConfig)
 POOLINGS = ("last", "max", "mean")
@@ -559,6 +561,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, document) -> RunConfig:
+        """Build from a parsed TOML document: unknown sections and keys fail, naming them."""
         if not isinstance(document, Mapping):
             raise ConfigError(f"a run configuration must be a table of sections, got {_type_name(document)}")
         for name in document:

@@ -89,8 +89,9 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> None:
 
 
 # =========================================================================== character LM
+#: what the character LM demo's generation starts from, one sample each
 PRIMES = ("def ", "class ", "import ")
-LINE_START = "\n\n"  # read before each prime: a top-level statement starts after a blank line
+LINE_START = "\n\n"  #: read before each prime: a top-level statement starts after a blank line
 
 
 @dataclass
@@ -437,6 +438,7 @@ def _run_charlm(config: CharLMConfig, print_fn, blas_note: str) -> CharLMResult:
 # =========================================================================== sentiment
 #: cell name -> layer class: rnnlab.nn.recurrent.RECURRENT, the one registry of cells by name
 CELLS = RECURRENT
+#: the sentences the sentiment demo classifies after training
 PROBES = ("movie was good", "movie was bad", "movie was not good")
 LABELS = ("negative", "positive")
 

@@ -62,7 +62,9 @@ from rnnlab.training.metrics import confusion_matrix, macro_f1
 __all__ = ["FILE_BUILDERS", "FILE_TASKS", "FileTask", "LABELS_FILE", "TOKENIZER_FILE", "EOS", "load_saved",
            "text_tokenizer", "write_confusion"]
 
+#: a classification run's class names, in the model's output order
 LABELS_FILE = "labels.json"
+#: a subword run's BPE tokenizer
 TOKENIZER_FILE = "tokenizer.json"
 CORPUS_DIR = "data"
 #: the token closing every line of a word- or subword-level corpus (characters use "\n")
@@ -347,6 +349,7 @@ def _forecasting(config: RunConfig, *, run_dir=None, saved: dict) -> dict:
     return tasks_series.build(config)
 
 
+#: task name -> how a run of that task reads its own files (``[data] path``)
 FILE_BUILDERS: dict[str, Callable[..., dict]] = {"classification": _classification, "language_model": _language_model,
                                                  "tagging": _tagging, "forecasting": _forecasting}
 
@@ -486,6 +489,7 @@ def _series_predict(config: RunConfig, model, vocab, saved, files: DataFiles):
     return tasks_series.predict_file(config, model, scalers, files.all_files())
 
 
+#: task name -> how a trained run evaluates and predicts on a file
 FILE_TASKS: dict[str, FileTask] = {
     "classification": FileTask(_classification_batches, _classification_predict),
     "language_model": FileTask(_lm_batches, _lm_predict),

@@ -3,7 +3,7 @@
 Run directory
 -------------
 :func:`train` writes, besides the trainer's files (``train_config.json``, ``train.log``,
-``history.json``/``.csv``, curves, ``checkpoint.json`` + ``checkpoints/``; see :mod:`rnnlab.train`)::
+``history.json``/``.csv``, curves, ``checkpoint.json`` + ``checkpoints/``; see :mod:`rnnlab.training.trainer`)::
 
     config.toml     the resolved run configuration (``rnnlab train RUN/config.toml`` repeats the run)
     vocab.json      the vocabulary (text tasks)          scaler.json   the scaler (forecasting)

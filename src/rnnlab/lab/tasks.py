@@ -105,10 +105,15 @@ from rnnlab.training.trainer import Trainer
 __all__ = ["Task", "RunError", "build_task", "build_model", "tokenizer_of", "describe", "LABELS", "CONFIG_FILE",
            "VOCAB_FILE", "SCALER_FILE", "METRICS_FILE", "MODEL_DIR"]
 
+#: a run directory's resolved run configuration (``rnnlab train RUN/config.toml`` repeats the run)
 CONFIG_FILE = "config.toml"
+#: a text run's vocabulary
 VOCAB_FILE = "vocab.json"
+#: a forecasting run's fitted scaler
 SCALER_FILE = "scaler.json"
+#: a run's final validation and test metrics
 METRICS_FILE = "metrics.json"
+#: a run's final model (``rnnlab.io.save``)
 MODEL_DIR = "model"
 
 #: class names of the sentiment labels 0 and 1

@@ -46,7 +46,9 @@ from rnnlab.nn.state import forward_with_states
 
 __all__ = ["SERIES_FILE", "PLOT_FILE", "build", "draw_forecast", "read_series_info", "file_batches", "predict_file"]
 
+#: a forecasting run's series: columns, targets, window and horizon
 SERIES_FILE = "series.json"
+#: a forecasting run's drawing of its test forecast
 PLOT_FILE = "forecast.png"
 _SCALERS = {"minmax": MinMaxScaler, "standard": StandardScaler}
 

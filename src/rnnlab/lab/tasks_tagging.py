@@ -33,6 +33,7 @@ from rnnlab.nn.state import forward_with_states
 
 __all__ = ["TAGS_FILE", "build", "read_tags", "file_batches", "predict_file"]
 
+#: a tagging run's tag names, in the model's output order
 TAGS_FILE = "tags.json"
 
 
@@ -152,6 +153,7 @@ def build(config: RunConfig, vocab: Vocabulary | None) -> dict:
 
 # =========================================================================== a trained run on other files
 def read_tags(run_dir: Path) -> tuple[str, ...]:
+    """The tag names a tagging run wrote into its run directory (``TAGS_FILE``), in output order."""
     path = Path(run_dir) / TAGS_FILE
     try:
         return tuple(json.loads(path.read_text("utf-8"))["tags"])

@@ -17,6 +17,8 @@ def _concat_backward(dy, y_f, y_b):
     return dy[..., :H], dy[..., H:]
 
 
+#: how ``Bidirectional`` merges the two directions' outputs: ``concat``, ``sum``, ``mul``, ``ave``, or None
+#: (both, as a list)
 MERGE_MODES = {
     # name: (merge(y_f, y_b), split(dy, y_f, y_b) -> (dy_f, dy_b), output size from H)
     "concat": (lambda f, b: np.concatenate([f, b], axis=-1), _concat_backward, lambda H: 2 * H),

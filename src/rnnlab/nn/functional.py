@@ -20,6 +20,7 @@ from rnnlab._validation import check_choice
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``s(x) = 1 / (1 + e^-x)``, computed as ``(1 + tanh(x/2)) / 2`` (no overflow)."""
     out = np.multiply(x, 0.5, out=out)
     np.tanh(out, out=out)
     out += 1.0
@@ -37,6 +38,7 @@ def sigmoid_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``tanh(x)``."""
     return np.tanh(x, out=out)
 
 
@@ -48,6 +50,7 @@ def tanh_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``max(x, 0)``."""
     return np.maximum(x, 0.0, out=out)
 
 
@@ -60,6 +63,7 @@ def relu_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def linear(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The identity (a copy of ``x``, or ``x`` written into ``out``)."""
     if out is None:
         return x.copy()
     if out is not x:
@@ -68,6 +72,7 @@ def linear(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def linear_grad(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Ones, the identity's derivative."""
     if out is None:
         return np.ones_like(y)
     out.fill(1.0)

@@ -70,7 +70,8 @@ class Embedding(Module):
     mask_zero : bool
         Id 0 is padding: the output mask is ``ids != 0`` (the rows of id 0 still get gradients only
         from unmasked uses, since masked steps receive zero gradient downstream).
-    embeddings_initializer : default ``"uniform:0.05"`` (Keras's).
+    embeddings_initializer : str
+        An initializer name, by default ``"uniform:0.05"`` (Keras's).
     dropout : float in [0, 1)
         Embedding dropout (Gal & Ghahramani 2016; Merity et al. 2018): in a training call, each word
         of the vocabulary is dropped with this probability, its whole vector at every position of

@@ -60,7 +60,7 @@ class Recurrent(Module):
         (gradients do not flow between calls: truncated BPTT). A call given a state map (below)
         neither reads nor updates the carried state.
     kernel_initializer, recurrent_initializer, bias_initializer : str or callable
-        For ``U``, ``W`` and ``b``; see :mod:`rnnlab.initializers`. ``"pytorch"`` for all three gives
+        For ``U``, ``W`` and ``b``; see :mod:`rnnlab.nn.initializers`. ``"pytorch"`` for all three gives
         PyTorch's default ``U(-1/sqrt(H), 1/sqrt(H))``.
     dropout : float in [0, 1)
         Keras's ``dropout``: the fraction of the input features dropped in training, one mask per

@@ -271,7 +271,7 @@ class Sequential(Module):
         Returns the history: ``{"loss": [...], "accuracy": [...]}`` per epoch (accuracy for classification
         losses), with ``val_`` entries when ``validation_data=(x_val, y_val)`` is given. A non-finite loss or
         gradient raises :class:`TrainingDiverged` naming the epoch, the step and the parameter, before the
-        weights are touched. (The full trainer, with checkpoints and schedules, is :mod:`rnnlab.training`.)
+        weights are touched. (The full trainer, with checkpoints and schedules, is :class:`rnnlab.training.Trainer`.)
         """
         epochs = check_positive_int("epochs", epochs)
         batch_size = check_positive_int("batch_size", batch_size)

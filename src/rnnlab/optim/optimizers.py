@@ -17,7 +17,7 @@ Each algorithm is a short ``_update`` that follows PyTorch's single-tensor imple
 formulas in ``torch/optim/*.py`` and the docs pages cited in each class), including where weight
 decay enters and where ``eps`` is added, so trajectories agree to rounding. With numba installed,
 ``SGD`` and ``Adam``/``AdamW`` run that same update as one compiled pass per parameter
-(:mod:`rnnlab.optim._fused`), giving the same bits.
+(the private ``rnnlab.optim._fused``), giving the same bits.
 
 ``clip_grad_norm`` and ``clip_grad_value`` act on the gradients in place before ``step``.
 """
@@ -542,6 +542,7 @@ class Adagrad(Optimizer):
 
 
 # --------------------------------------------------------------------------- lookup
+#: optimizer name -> class, what ``get`` accepts
 NAMES: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 

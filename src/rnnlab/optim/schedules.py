@@ -297,6 +297,7 @@ def improved(value: float, best: float | None, mode: str, min_delta: float) -> b
     return value < best - min_delta if mode == "min" else value > best + min_delta
 
 
+#: schedule name -> class, what ``get`` accepts
 NAMES: dict[str, type[Schedule]] = {
     "constant": Constant,
     "step": StepDecay,

@@ -27,10 +27,12 @@ from rnnlab.nn.module import Module
 
 __all__ = ["LOSS_JUMP", "MAX_WEIGHT", "LossWatch", "blown_up"]
 
+#: a loss above this many times its baseline stops the run (see the module's text)
 LOSS_JUMP = 1e4
 FLOOR = 1e-3
 WINDOW = 100
 WARMUP = 3
+#: no checkpoint is written or resumed from while a weight's magnitude exceeds this
 MAX_WEIGHT = 1e6
 
 RULE = (f"the limit is {LOSS_JUMP:g} times the loss's running median over the last {WINDOW} updates, "

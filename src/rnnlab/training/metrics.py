@@ -20,7 +20,7 @@ functions (``accuracy(y_pred, y_true, mask=None)`` ...) compute one call's value
 Masks
 -----
 A mask is a boolean (or 0/1) array over the *leading* axes of the terms, as in
-:mod:`rnnlab.losses`: ``(B, T)`` for ``(B, T, V)`` logits or a ``(B, T, F)`` forecast, ``(B,)``
+:mod:`rnnlab.nn.losses`: ``(B, T)`` for ``(B, T, V)`` logits or a ``(B, T, F)`` forecast, ``(B,)``
 for ``(B, C)`` logits. Masked positions are ignored, whatever their targets hold. A result with
 no valid position raises ``ValueError`` (rather than returning NaN).
 
@@ -177,6 +177,7 @@ class Metric:
         self.total, self.count = 0.0, 0
 
     def update(self, y_pred, y_true, mask=None) -> None:
+        """Add one batch: ``stats(y_pred, y_true, mask)`` to the running total and count."""
         total, count = self.stats(y_pred, y_true, mask)
         self.total += total
         self.count += count
@@ -369,6 +370,7 @@ def rmse(y_pred, y_true, mask=None) -> float:
 
 
 # --------------------------------------------------------------------------- registry
+#: metric name -> class, what ``get`` accepts
 NAMES: dict[str, type[Metric]] = {
     "accuracy": Accuracy, "acc": Accuracy,
     "perplexity": Perplexity, "ppl": Perplexity,

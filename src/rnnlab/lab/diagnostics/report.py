@@ -23,7 +23,7 @@ __all__ = ["VANISHING_BELOW", "EXPLODING_ABOVE", "LABELS", "classify", "LayerGra
 #: parameter gradient sums the contributions of every step, so at 1e-3 what the first steps
 #: contribute weighs a thousandth of what the last ones do and is lost under the contributions of
 #: nearby steps and the noise of minibatch estimates: a dependency spanning the sequence (the
-#: adding and copy tasks of :mod:`rnnlab.synthetic`) is then learnt slowly if at all. It is far above
+#: adding and copy tasks of :mod:`rnnlab.data.synthetic`) is then learnt slowly if at all. It is far above
 #: float precision (float32 resolves 6e-8 relative), so the label is about learning, not round-off.
 #: The label belongs to the length probed: the same layer may be healthy over 20 steps and vanishing
 #: over 200. Measured at initialisation over 50 steps of Gaussian or adding-task inputs: a tanh RNN

@@ -10,6 +10,7 @@ from rnnlab.lab.diagnostics.report import GradientReport, gradient_report
 
 __all__ = ["SPLITS", "diagnose"]
 
+#: the splits ``rnnlab diagnose`` can read batches from
 SPLITS = ("train", "val", "test")
 
 

@@ -42,6 +42,7 @@ from rnnlab.lab.experiments.vanishing import (
 )
 from rnnlab.training.distributed import launch_rank
 
+#: how much an experiment runs: ``fast`` (a quick check) or ``full`` (the published figures)
 MODES = ("fast", "full")
 #: the cells the learning-curve experiments train by default (``--cells`` chooses others)
 ADDING_CELLS = ("rnn_tanh", "irnn", "lstm", "lstm-chrono", "gru")
@@ -226,6 +227,7 @@ def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None, cells
     return " ".join(parts)
 
 
+#: the experiments by name, as ``rnnlab experiment NAME`` runs them
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         name="vanishing",
@@ -287,7 +289,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; a :class:`~rnnlab.config.ConfigError` names the valid choices."""
+    """The experiment called ``name``; a :class:`~rnnlab.lab.config.ConfigError` names the valid choices."""
     if not isinstance(name, str) or name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]

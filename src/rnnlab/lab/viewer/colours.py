@@ -13,9 +13,11 @@ __all__ = ["SCALES", "POSITIVE", "NEGATIVE", "UNIT", "colour"]
 SCALES = {"h": "signed", "c": "unbounded", "i": "unit", "f": "unit", "g": "signed", "o": "unit", "r": "unit",
           "z": "unit", "n": "signed", "p": "unit"}
 
-#: end colours (R, G, B) of the scales; a value of 0 is white
+#: end colour (R, G, B) of the positive values; a value of 0 is white
 POSITIVE = (230, 85, 60)
+#: end colour (R, G, B) of the negative values
 NEGATIVE = (60, 130, 210)
+#: end colour (R, G, B) of a ``unit`` scale (gates, probabilities: 0 to 1)
 UNIT = (40, 160, 80)
 
 

@@ -38,9 +38,9 @@ from rnnlab.nn.kernels import StepKernels
 class Path(enum.Enum):
     """How a cell computes the elementwise work of a call's steps (each path gives the same numbers)."""
 
-    KERNEL = "kernel"  # one numba kernel per step after its GEMM (rnnlab.nn.kernels)
-    HALVED = "halved"  # NumPy; the LSTM's one tanh over its four gates, the sigmoid rows of U, W, b halved
-    NUMPY = "numpy"  # NumPy, one ufunc per operation
+    KERNEL = "kernel"  #: one numba kernel per step after its GEMM (rnnlab.nn.kernels)
+    HALVED = "halved"  #: NumPy; the LSTM's one tanh over its four gates, the sigmoid rows of U, W, b halved
+    NUMPY = "numpy"  #: NumPy, one ufunc per operation
 
 
 # the members as module constants: ``Path.KERNEL`` costs ~0.3 us per lookup on Python 3.11, in every step
@@ -53,13 +53,19 @@ class Scratch:
 
     Attributes
     ----------
-    path : the forward steps' :class:`Path`, from :meth:`Cell.path` in ``allocate``.
-    backward_path : the backward steps', from :meth:`Cell.path` in ``prepare_backward`` (``HALVED`` and
+    path
+        the forward steps' :class:`Path`, from :meth:`Cell.path` in ``allocate``.
+    backward_path
+        the backward steps', from :meth:`Cell.path` in ``prepare_backward`` (``HALVED`` and
         ``NUMPY`` run the same backward step: halving only changes the forward products).
-    kernels : the step kernels while either path is ``KERNEL``, else None.
-    W_T : (H, G*H) ``W^T`` for the forward products ``h_{t-1} W^T``, set by ``input_projection``.
-    no_dy : (B, 1, H) zeros, the ``dy`` handed to a backward kernel when the loop has none (made on first use).
-    h_drop : (B, H) ``h_{t-1} * m_h``, the recurrent GEMM's input under recurrent dropout (made on first use).
+    kernels
+        the step kernels while either path is ``KERNEL``, else None.
+    W_T
+        (H, G*H) ``W^T`` for the forward products ``h_{t-1} W^T``, set by ``input_projection``.
+    no_dy
+        (B, 1, H) zeros, the ``dy`` handed to a backward kernel when the loop has none (made on first use).
+    h_drop
+        (B, H) ``h_{t-1} * m_h``, the recurrent GEMM's input under recurrent dropout (made on first use).
     """
 
     path: Path
@@ -79,23 +85,34 @@ class Tape(Generic[S]):
 
     Attributes
     ----------
-    X : (T, B, D) time-major input, in processing order.
-    states : list of (T+1, B, H) arrays, one per state tensor (``[h]`` or ``[h, c]``); index 0 holds
+    X
+        (T, B, D) time-major input, in processing order.
+    states
+        list of (T+1, B, H) arrays, one per state tensor (``[h]`` or ``[h, c]``); index 0 holds
         the initial state, index t+1 the state carried out of step t (equal to the state before the
         step where the mask is 0).
-    gates : (T, B, G*H) the step's pre-activations until ``step`` turns them into activations.
-    scratch : the cell's :class:`Scratch` (``LSTMScratch``, ``GRUScratch``, ``ElmanScratch``).
-    mask : (T, B, 1) boolean, or None.
-    input_mask : (B, D) the input dropout mask ``m_x`` (scaled, the same at every step), or None; ``X``
+    gates
+        (T, B, G*H) the step's pre-activations until ``step`` turns them into activations.
+    scratch
+        the cell's :class:`Scratch` (``LSTMScratch``, ``GRUScratch``, ``ElmanScratch``).
+    mask
+        (T, B, 1) boolean, or None.
+    input_mask
+        (B, D) the input dropout mask ``m_x`` (scaled, the same at every step), or None; ``X``
         then holds ``x_t * m_x``.
-    weight_mask : (G*H, H) the weight-drop mask ``M`` on ``W`` (scaled, one per call), or None; the call
+    weight_mask
+        (G*H, H) the weight-drop mask ``M`` on ``W`` (scaled, one per call), or None; the call
         then runs with ``W_dropped = W * M`` in place of ``W``.
-    recurrent_mask : (B, H) the recurrent dropout mask ``m_h`` (scaled, the same at every step), or None:
+    recurrent_mask
+        (B, H) the recurrent dropout mask ``m_h`` (scaled, the same at every step), or None:
         every product with ``W`` reads ``h_{t-1} * m_h`` (:meth:`Cell.recurrent_input`); the carried
         state itself is not masked.
-    dgates : (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
-    grad_norms : per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
-    workspace : the :class:`Workspace` the tape's big buffers come from (the layer's, kept across calls).
+    dgates
+        (T, B, G*H) gradients of the pre-activations, filled by ``step_backward``.
+    grad_norms
+        per-step ``||dL/dh_t||`` (and ``||dL/dc_t||``), (T, B) each, when recorded.
+    workspace
+        the :class:`Workspace` the tape's big buffers come from (the layer's, kept across calls).
     """
 
     X: np.ndarray

@@ -24,19 +24,23 @@ class ElmanScratch(Scratch):
 
 
 class ElmanCell(Cell[ElmanScratch]):
-    """One step of the Elman RNN.
+    r"""One step of the Elman RNN.
 
     Notes
     -----
-    Forward (``f`` one of tanh, relu, sigmoid, linear)::
+    Forward, with $f$ one of tanh, relu, sigmoid, linear:
 
-        a_t = f(U x_t + W a_{t-1} + b)
+    $$a_t = f(U x_t + W a_{t-1} + b)$$
 
-    Backward, with ``da_t`` the total gradient reaching ``a_t`` (its output's and step t+1's)::
+    Backward, with $\delta a_t$ the total gradient reaching $a_t$ (its output's and step $t+1$'s) and
+    $f'$ written from the output ($1 - a^2$, $a (1 - a)$, $\mathbf{1}[a > 0]$ or $1$):
 
-        dz_t      = da_t * f'(a_t)            f' from the output: 1 - a^2, a(1 - a), 1[a > 0], 1
-        da_{t-1}  = dz_t W                     (the path back through time)
-        dU = sum_t dz_t^T x_t,  dW = sum_t dz_t^T a_{t-1},  db = sum_t dz_t    (after the loop)
+    $$\begin{array}{rl}
+    \delta z_t &= \delta a_t \odot f'(a_t) \\
+    \delta a_{t-1} &= \delta z_t W \qquad \text{(the path back through time)} \\
+    \delta U &= \sum_t \delta z_t^\top x_t, \qquad \delta W = \sum_t \delta z_t^\top a_{t-1}, \qquad
+    \delta b = \sum_t \delta z_t \qquad \text{(after the loop)}
+    \end{array}$$
 
     Shapes: ``U`` (H, D), ``W`` (H, H), ``b`` (H,). PyTorch ``nn.RNN``: ``U = weight_ih_l0``,
     ``W = weight_hh_l0``, ``b = bias_ih_l0 + bias_hh_l0``.

@@ -33,28 +33,46 @@ class GRUScratch(Scratch):
 
 
 class GRUCell(Cell[GRUScratch]):
-    """One step of the gated recurrent unit (Cho et al. 2014), gates in PyTorch's order r, z, n.
+    r"""One step of the gated recurrent unit (Cho et al. 2014), gates in PyTorch's order r, z, n.
 
     Notes
     -----
-    ``reset_after=True`` (PyTorch's and cuDNN's form; ``b_hn`` stays inside the reset product)::
+    With $\sigma$ the logistic sigmoid; ``reset_after=True`` (PyTorch's and cuDNN's form; $b_{hn}$ stays
+    inside the reset product):
 
-        [r; z]_t = s(U_rz x_t + W_rz h_{t-1} + b_rz)
-        n_t      = tanh(U_n x_t + b_n + r_t * (W_n h_{t-1} + b_hn))
-        h_t      = (1 - z_t) * n_t + z_t * h_{t-1}
+    $$\begin{array}{rl}
+    [r; z]_t &= \sigma(U_{rz} x_t + W_{rz} h_{t-1} + b_{rz}) \\
+    n_t &= \tanh(U_n x_t + b_n + r_t \odot (W_n h_{t-1} + b_{hn})) \\
+    h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+    \end{array}$$
 
-    ``reset_after=False`` (the original form; the reset gate acts before the product)::
+    ``reset_after=False`` (the original form; the reset gate acts before the product):
 
-        n_t      = tanh(U_n x_t + W_n (r_t * h_{t-1}) + b_n)
+    $$n_t = \tanh(U_n x_t + W_n (r_t \odot h_{t-1}) + b_n)$$
 
-    Backward, with ``dh_t`` the total gradient reaching ``h_t``::
+    Backward, with $\delta h_t$ the total gradient reaching $h_t$:
 
-        dn_pre = dh_t * (1 - z_t) * (1 - n_t^2)
-        dz_pre = dh_t * (h_{t-1} - n_t) * z_t (1 - z_t)
-        reset_after:   dr_pre = dn_pre * hn_t * r_t (1 - r_t),   hn_t = W_n h_{t-1} + b_hn
-                       dh_{t-1} = dh_t * z_t + [dr_pre; dz_pre; dn_pre * r_t] W
-        original:      d(rh)  = dn_pre W_n,   dr_pre = d(rh) * h_{t-1} * r_t (1 - r_t)
-                       dh_{t-1} = dh_t * z_t + d(rh) * r_t + [dr_pre; dz_pre] W_rz
+    $$\begin{array}{rl}
+    \delta n^{\text{pre}}_t &= \delta h_t \odot (1 - z_t) \odot (1 - n_t^2) \\
+    \delta z^{\text{pre}}_t &= \delta h_t \odot (h_{t-1} - n_t) \odot z_t (1 - z_t)
+    \end{array}$$
+
+    and, ``reset_after`` (with $\hat n_t = W_n h_{t-1} + b_{hn}$):
+
+    $$\begin{array}{rl}
+    \delta r^{\text{pre}}_t &= \delta n^{\text{pre}}_t \odot \hat n_t \odot r_t (1 - r_t) \\
+    \delta h_{t-1} &= \delta h_t \odot z_t
+    + [\delta r^{\text{pre}}_t; \delta z^{\text{pre}}_t; \delta n^{\text{pre}}_t \odot r_t] W
+    \end{array}$$
+
+    or, the original form (with $\delta(rh)$ the gradient reaching $r_t \odot h_{t-1}$):
+
+    $$\begin{array}{rl}
+    \delta(rh) &= \delta n^{\text{pre}}_t W_n, \qquad
+    \delta r^{\text{pre}}_t = \delta(rh) \odot h_{t-1} \odot r_t (1 - r_t) \\
+    \delta h_{t-1} &= \delta h_t \odot z_t + \delta(rh) \odot r_t
+    + [\delta r^{\text{pre}}_t; \delta z^{\text{pre}}_t] W_{rz}
+    \end{array}$$
 
     Computed after each step's GEMM by one numba kernel (``reset_after``) or by NumPy ufuncs.
 

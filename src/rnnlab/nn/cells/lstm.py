@@ -32,27 +32,34 @@ class LSTMScratch(Scratch):
 
 
 class LSTMCell(Cell[LSTMScratch]):
-    """One step of the long short-term memory cell (Hochreiter & Schmidhuber 1997, with forget gate).
+    r"""One step of the long short-term memory cell (Hochreiter & Schmidhuber 1997, with forget gate).
 
     Notes
     -----
-    Gates stacked in PyTorch's order i, f, g, o (``g`` is the candidate ``c~_t``)::
+    Gates stacked in PyTorch's order i, f, g, o ($g_t$ is the candidate $\tilde c_t$), with $\sigma$ the
+    logistic sigmoid and $\phi$ tanh (default) or relu:
 
-        [i; f; g; o]_pre = U x_t + W h_{t-1} + b
-        i_t = s(i_pre)   f_t = s(f_pre)   c~_t = g_t = phi(g_pre)   o_t = s(o_pre)
-        c_t = f_t * c_{t-1} + i_t * c~_t
-        h_t = o_t * tanh(c_t)
+    $$\begin{array}{rl}
+    [i; f; g; o]^{\text{pre}}_t &= U x_t + W h_{t-1} + b \\
+    i_t &= \sigma(i^{\text{pre}}_t), \quad f_t = \sigma(f^{\text{pre}}_t), \quad o_t = \sigma(o^{\text{pre}}_t) \\
+    \tilde c_t = g_t &= \phi(g^{\text{pre}}_t) \\
+    c_t &= f_t \odot c_{t-1} + i_t \odot \tilde c_t \\
+    h_t &= o_t \odot \tanh(c_t)
+    \end{array}$$
 
-    with ``s`` the logistic sigmoid and ``phi`` tanh (default) or relu. Backward, with ``dh_t`` the total
-    gradient reaching ``h_t`` and ``dc_next`` the one reaching ``c_t`` through ``c_{t+1}``::
+    Backward, with $\delta h_t$ the total gradient reaching $h_t$ and $\delta c^{\text{next}}_t$ the one
+    reaching $c_t$ through $c_{t+1}$:
 
-        dc_t      = dc_next + dh_t * o_t * (1 - tanh^2 c_t)         (= dL/dc_t)
-        do_pre    = dh_t * tanh(c_t) * o_t (1 - o_t)
-        di_pre    = dc_t * g_t * i_t (1 - i_t)
-        df_pre    = dc_t * c_{t-1} * f_t (1 - f_t)
-        dg_pre    = dc_t * i_t * phi'(g_t)
-        dc_{t-1}  = dc_t * f_t                                     (the cell path: dc_t/dc_{t-1} = f_t + ...)
-        dh_{t-1}  = [di; df; dg; do]_pre W
+    $$\begin{array}{rl}
+    \delta c_t &= \delta c^{\text{next}}_t + \delta h_t \odot o_t \odot (1 - \tanh^2 c_t)
+    \qquad (= \partial L / \partial c_t) \\
+    \delta o^{\text{pre}}_t &= \delta h_t \odot \tanh(c_t) \odot o_t (1 - o_t) \\
+    \delta i^{\text{pre}}_t &= \delta c_t \odot g_t \odot i_t (1 - i_t) \\
+    \delta f^{\text{pre}}_t &= \delta c_t \odot c_{t-1} \odot f_t (1 - f_t) \\
+    \delta g^{\text{pre}}_t &= \delta c_t \odot i_t \odot \phi'(g_t) \\
+    \delta c_{t-1} &= \delta c_t \odot f_t \qquad \text{(the cell path)} \\
+    \delta h_{t-1} &= [\delta i; \delta f; \delta g; \delta o]^{\text{pre}}_t W
+    \end{array}$$
 
     Under recurrent dropout (``Tape.recurrent_mask`` ``m``, Keras 3's form) the GEMM reads
     ``h_{t-1} * m`` and ``dh_{t-1} = ([di; df; dg; do]_pre W) * m``; ``c_{t-1}`` is never masked.

@@ -147,6 +147,7 @@ class BinaryCrossEntropyWithLogits(Loss):
 
 
 # --------------------------------------------------------------------------- lookup
+#: loss name -> (class, keyword arguments), what ``get`` accepts
 NAMES: dict[str, tuple[type[Loss], dict]] = {
     "mse": (MeanSquaredError, {}),
     "mean_squared_error": (MeanSquaredError, {}),
