@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 4. LSTM and GRU: the gates, the cell path, chrono initialisation
+# # 4. LSTM and GRU: the gates, the cell path, chrono initialisation and the copy task
 #
 # The LSTM keeps a second state, the cell $c_t$, and three gates decide what flows through it
 # ($\sigma$ is the logistic sigmoid, $\odot$ the elementwise product):
@@ -122,3 +122,53 @@ b = chrono.params["b"]
 spans = 1 / (1 - 1 / (1 + np.exp(-b[H:2 * H])))
 print("memory spans of the chrono units (steps):", np.round(np.sort(spans)[::4]).astype(int))
 assert spans.max() > 20 and np.allclose(b[:H], -b[H:2 * H])
+
+# %% [markdown]
+# ## The copy task
+#
+# The copy-memory task (Arjovsky, Shah and Bengio 2016) tests exactly this memory: a sequence starts
+# with 10 symbols drawn from 8, then $T - 1$ blanks, a marker and 10 more blanks; during those last
+# 10 steps the network must output the 10 symbols in order. Before them the right answer is always
+# "blank". A network that
+# remembers nothing can still learn the blanks and guess the symbols, which costs
+# $10 \ln 8 / (T + 20)$ nats per step: the **memoryless baseline**. Only a network that carries the
+# symbols across the $T$ steps gets below it. Here is one sequence with $T = 10$ (0 is the blank,
+# 9 the marker, 1 to 8 the symbols):
+
+# %%
+from rnnlab.data.synthetic import copy_memory
+
+x, y = copy_memory(1, 10, seed=0)
+print("input: ", x[0])
+print("target:", y[0])
+
+# %% [markdown]
+# `rnnlab experiment copy` trains cells side by side on fresh batches and records the validation
+# cross-entropy and the recall of the 10 symbols as training goes on. The standard LSTM
+# (forget bias 1) and the chrono LSTM ($T_{\max} = T$) here get 40,000 sequences at $T = 10$ with
+# the experiment's fast settings (8 units), a few seconds of training:
+
+# %%
+import tempfile
+
+from rnnlab.lab.experiments import get
+
+out = Path(tempfile.mkdtemp())
+copy = get("copy").run(out, mode="fast", timesteps=[10], cells=["lstm", "lstm-chrono"], sequences=40_000)
+fig, ax = plt.subplots(figsize=(7, 4))
+for run in copy["runs"]:
+    ax.plot(run["sequences"], run["val_loss"], label=run["label"])
+ax.axhline(copy["runs"][0]["baseline"], color="gray", linestyle="--", label="memoryless baseline")
+ax.set_xlabel("training sequences")
+ax.set_ylabel("validation cross-entropy (nats per step)")
+ax.set_title("Copy task, T = 10")
+ax.legend()
+plt.show()
+for line in copy["findings"]:
+    print(line)
+
+# %% [markdown]
+# With 8 units and this budget neither cell solves the task (99 % recall); the chrono LSTM gets
+# below the baseline further. The full experiment (`rnnlab experiment copy --full`: 128 units,
+# $T$ = 100, 200 and 500, up to 1,000,000 sequences per cell) is where the initialisation matters:
+# its figures are in the [results](../results.md).
