@@ -23,3 +23,14 @@ class TrainingDiverged(RuntimeError):
 class RnnlabWarning(UserWarning):
     """Something rnnlab did that the caller may not expect, without failing: tokens read as ``<unk>``, a model
     whose weights have exploded. The command line prints each as one line on stderr."""
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A training run stopped on request (SIGTERM) after a step, with a checkpoint written there;
+    ``signal_name`` is the signal, ``checkpoint`` the checkpoint's directory. A ``KeyboardInterrupt``,
+    so code that handles Ctrl-C handles this too."""
+
+    def __init__(self, message: str, *, signal_name: str, checkpoint=None):
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.checkpoint = checkpoint

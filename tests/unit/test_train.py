@@ -618,3 +618,30 @@ def test_restore_best_reuses_the_best_epochs_validation(tmp_path, monkeypatch):
     results = trainer.evaluate(val)
     assert runs == [] and results["loss"] == history["val_loss"][best]
     assert results == real(trainer, val)  # what evaluating the restored weights gives
+
+
+def test_request_stop_checkpoints_that_step_and_resumes_exactly(tmp_path):
+    """Trainer.request_stop (what SIGTERM calls): the run raises TrainingStopped (a KeyboardInterrupt)
+    after that step with a checkpoint of it, and the resumed run ends with the weights of a run never
+    stopped."""
+    from rnnlab._errors import TrainingStopped
+    from rnnlab.training.checkpoint import latest_checkpoint
+
+    class StopAtFive(Callback):
+        def on_batch_end(self, trainer, logs):
+            if trainer.step == 5:
+                trainer.request_stop("a test")
+
+    config = quiet(epochs=3, optimizer="sgd", lr=0.05)
+    trainer = Trainer(rnn(), "mse", config, regression_batches(), None, tmp_path / "cut", callbacks=[StopAtFive()])
+    with pytest.raises(TrainingStopped, match="stopped by a test after step 5") as info:
+        trainer.run()
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert info.value.checkpoint == latest_checkpoint(tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["step"] == 5
+    resumed = Trainer(rnn(), "mse", config, regression_batches(), None, tmp_path / "cut")
+    resumed.run(resume=True)
+    whole = Trainer(rnn(), "mse", config, regression_batches(), None, tmp_path / "whole")
+    whole.run()
+    for (name, a), (_, b) in zip(resumed.model.named_parameters(), whole.model.named_parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=name)

@@ -8,7 +8,8 @@ directory, a file that cannot be read or written, a failed check), with the reas
 or configuration error (argparse's convention: bad options, an invalid config file or ``--set``
 override, an input the library refuses with a ``ValueError``/``TypeError``, an invalid
 ``RNNLAB_KERNELS``); 130 interrupted (Ctrl-C, also while the program starts; a training run continues
-with ``--resume``); 141 the reader of the output went away (``| head``), quietly.
+with ``--resume``); 141 the reader of the output went away (``| head``), quietly; 143 ``rnnlab train``
+stopped by SIGTERM after a step, with a checkpoint there (``--resume`` continues exactly).
 :func:`main` is the one place that turns exceptions into these codes, by the exception's type.
 
 An expected failure is one line on stderr, ``rnnlab COMMAND: error: ...``, never a traceback; a
@@ -186,8 +187,9 @@ def _run(args: argparse.Namespace, *, debug: bool) -> int:
         if debug:
             traceback.print_exc()
         hint = f"; {exc}" if isinstance(exc, Interrupted) else ""
-        print(f"rnnlab {args.command}: interrupted{hint}", file=sys.stderr)
-        return 130
+        what, code = (exc.what, exc.code) if isinstance(exc, Interrupted) else ("interrupted", 130)
+        print(f"rnnlab {args.command}: {what}{hint}", file=sys.stderr)
+        return code
     except Exception as exc:
         code = _exit_code(exc)
         if code is None:

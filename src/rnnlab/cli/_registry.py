@@ -37,4 +37,11 @@ def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser],
 
 
 class Interrupted(KeyboardInterrupt):
-    """A Ctrl-C whose message says how to carry on; ``main`` prints ``rnnlab CMD: interrupted; MESSAGE`` (130)."""
+    """A Ctrl-C whose message says how to carry on; ``main`` prints ``rnnlab CMD: interrupted; MESSAGE`` (130).
+    ``what`` and ``code`` replace "interrupted" and 130 (a training run stopped by SIGTERM: "stopped by
+    SIGTERM at step N", 143, as a shell reports a process SIGTERM ended)."""
+
+    def __init__(self, message: str, *, what: str = "interrupted", code: int = 130):
+        super().__init__(message)
+        self.what = what
+        self.code = code

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from rnnlab._errors import TrainingStopped
 from rnnlab.cli._args import add_data_dir, int_at_least, int_between, positive_float, unit_float
 from rnnlab.cli._registry import Interrupted, command
 from rnnlab.lab.config import ConfigError
@@ -71,6 +72,9 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         metrics = runs.train(config, run_dir, data_dir=args.data_dir, resume=args.resume,
                              distributed=True if args.distributed else None)
+    except TrainingStopped as exc:  # SIGTERM: stopped after a step, with a checkpoint there
+        raise Interrupted(_after_interrupt(args, run_dir), what=f"stopped by {exc.signal_name} with a checkpoint",
+                          code=143) from None
     except KeyboardInterrupt:
         raise Interrupted(_after_interrupt(args, run_dir)) from None
     if runs.rank() != 0:

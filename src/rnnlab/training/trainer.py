@@ -35,6 +35,16 @@ written (nor resumed from) with weights that are not finite or have blown up bey
 ``divergence.MAX_WEIGHT``.
 
 Checkpoints and the run directory are described in :mod:`rnnlab.training.checkpoint`.
+
+Stopping on SIGTERM
+-------------------
+While :meth:`Trainer.run` runs in the main thread of a single process (not under MPI) and SIGTERM
+has its default action, a SIGTERM (a job scheduler's notice, ``kill``, the end of a session) asks the
+run to stop after the step in progress: a checkpoint is written there (at the end of an epoch, the
+epoch's own, after validation) and :class:`~rnnlab._errors.TrainingStopped` is raised, so ``--resume``
+loses nothing and continues bit for bit. A second SIGTERM before that ends the process at once.
+:meth:`Trainer.request_stop` does the same from code. Ctrl-C (SIGINT) still stops at once, from the
+latest checkpoint.
 """
 
 from __future__ import annotations
@@ -44,13 +54,16 @@ import copy
 import hashlib
 import json
 import math
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from rnnlab._errors import NonFiniteError, TrainingDiverged
+from rnnlab._errors import NonFiniteError, TrainingDiverged, TrainingStopped
 from rnnlab._files import write_atomic
 from rnnlab.io import files as model_io
 from rnnlab.nn import kernels
@@ -194,6 +207,7 @@ class Trainer:
         self._restored = False
         self._evaluated: dict[tuple, tuple] = {}  # (id(data), backend, weights fingerprint) -> (data, results)
         self.distributed = None  # a training.distributed.DataParallel when training on several MPI ranks (attach)
+        self._stop_request: str | None = None  # why the run should stop after the current step (request_stop)
 
     # ------------------------------------------------------------------ setup helpers
     @staticmethod
@@ -261,19 +275,58 @@ class Trainer:
             with writing(self.run_dir, "the run's files", self._kept):
                 self._write_run_config()
                 self._emit("on_train_begin")
-                while not self.finished:
-                    self._run_epoch()
+                with self._stop_on_sigterm():
+                    while not self.finished:
+                        self._run_epoch()
+                        if not self.finished:
+                            self._stop_if_requested()
         except BaseException as exc:
             self.error = exc
             ckpt = latest_checkpoint(self.run_dir)
             with contextlib.suppress(OSError):  # a full disk must not hide the reason the run stopped
-                self.log(str(exc) if isinstance(exc, TrainingDiverged) else
+                self.log(str(exc) if isinstance(exc, (TrainingDiverged, TrainingStopped)) else
                          f"training stopped by {type(exc).__name__} at epoch {self.epoch + 1}, step {self.step}; "
                          + (f"run(resume=True) continues from {ckpt}" if ckpt else "no checkpoint was written yet"))
             raise
         finally:
             self._emit("on_train_end")
         return self.history
+
+    def request_stop(self, reason: str = "request_stop()") -> None:
+        """Stop the run after the step in progress: a checkpoint is written there (or the epoch's own,
+        when the step ends an epoch) and :meth:`run` raises :class:`~rnnlab._errors.TrainingStopped`
+        naming ``reason``. SIGTERM calls this (module docstring, "Stopping on SIGTERM")."""
+        self._stop_request = str(reason)
+
+    @contextlib.contextmanager
+    def _stop_on_sigterm(self):
+        """SIGTERM -> :meth:`request_stop` while the block runs, when this process may take it over: the
+        main thread, no MPI, SIGTERM's default action in force; a second SIGTERM ends the process."""
+        if (self.distributed is not None or threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+            yield
+            return
+
+        def on_sigterm(signum, frame):
+            if self._stop_request is not None:  # the second one: stop now, as without the handler
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+            self.request_stop("SIGTERM")
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _stop_if_requested(self) -> None:
+        """After a step (or an epoch): honour :meth:`request_stop` with a checkpoint of this point."""
+        if self._stop_request is None:
+            return
+        reason, self._stop_request = self._stop_request, None
+        ckpt = self.save_checkpoint() if self.batch else latest_checkpoint(self.run_dir)  # an epoch's end: saved
+        raise TrainingStopped(f"stopped by {reason} after step {self.step}, checkpoint {ckpt}", signal_name=reason,
+                              checkpoint=ckpt)
 
     def _run_epoch(self) -> None:
         epoch, n_batches = self.epoch, len(self.train)
@@ -287,6 +340,7 @@ class Trainer:
             self._emit("on_batch_end", logs)
             if self.stop_training or self.finished or self.batch >= n_batches:
                 break
+            self._stop_if_requested()
         logs = {"epoch": epoch + 1, "step": self.step, "lr": float(self.optimizer.lr)}
         if self.distributed is not None:
             self.distributed.reduce_results([0.0, 0.0], self.metrics)

@@ -129,8 +129,14 @@ def test_training_interrupted_by_a_signal_resumes_to_the_uninterrupted_result(rn
         assert process.returncode == 130
         assert stderr.strip() == ("rnnlab train: interrupted; continue with: rnnlab train adding.toml --set "
                                   "train.epochs=3 --set train.checkpoint_every_steps=2 --run-dir cut --resume")
-    else:
-        assert process.returncode == -signal.SIGTERM, stderr
+    else:  # SIGTERM: the step in progress finishes and is checkpointed
+        assert process.returncode == 143, stderr
+        assert stderr.strip() == ("rnnlab train: stopped by SIGTERM with a checkpoint; continue with: rnnlab train "
+                                  "adding.toml --set train.epochs=3 --set train.checkpoint_every_steps=2 --run-dir "
+                                  "cut --resume")
+        log = (tmp_path / "cut" / "train.log").read_text()
+        stopped_at = json.loads(manifest.read_text())["step"]
+        assert f"stopped by SIGTERM after step {stopped_at}," in log
     assert json.loads(manifest.read_text())["step"] < 18  # it was stopped before the end
 
     code, _, err = rnnlab(*argv, "cut", "--resume")
@@ -139,6 +145,27 @@ def test_training_interrupted_by_a_signal_resumes_to_the_uninterrupted_result(rn
     whole, cut = weights(model_io.load("whole/model")), weights(model_io.load("cut/model"))
     assert all(np.array_equal(whole[k], cut[k]) for k in whole)
     assert json.loads(Path("cut/metrics.json").read_text()) == json.loads(Path("whole/metrics.json").read_text())
+
+
+def test_sigterm_at_an_odd_step_checkpoints_that_step(rnnlab, tmp_path):
+    """With checkpoints every 4 steps, a SIGTERM sent after the one of step 4 is honoured at the step in
+    progress: a later checkpoint, named in the log."""
+    argv = ["train", "adding.toml", "--set", "train.epochs=3", "--set", "train.checkpoint_every_steps=4", "--run-dir"]
+    process = child("train", *argv, "cut", cwd=tmp_path)
+    manifest = tmp_path / "cut" / "checkpoint.json"
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if manifest.exists() and json.loads(manifest.read_text())["step"] >= 4:
+            break
+        time.sleep(0.005)
+    time.sleep(0.03)  # a step or so later (each takes 20 ms or more)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err.decode()
+    state = json.loads(manifest.read_text())
+    log = (tmp_path / "cut" / "train.log").read_text()
+    assert f"stopped by SIGTERM after step {state['step']}," in log
+    assert state["step"] > 4
 
 
 def _train_slowly(*argv: str) -> int:
