@@ -14,6 +14,7 @@ import pytest
 
 from rnnlab import optim
 from rnnlab.optim import (
+    ASGD,
     SGD,
     Adagrad,
     Adam,
@@ -63,6 +64,8 @@ CONFIGS = [
     (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.01}),
     (RMSprop, {"lr": 0.01}),
     (Adagrad, {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.01, "initial_accumulator_value": 0.1}),
+    (ASGD, {"lr": 0.05, "lambd": 0.01, "alpha": 0.5, "t0": 2.0, "weight_decay": 0.01}),
+    (ASGD, {"lr": 0.1, "lambd": 0.0, "nonmono": 5}),
 ]
 CONFIG_IDS = [f"{cls.__name__}-{i}" for i, (cls, _) in enumerate(CONFIGS)]
 
@@ -98,6 +101,11 @@ CONFIG_IDS = [f"{cls.__name__}-{i}" for i, (cls, _) in enumerate(CONFIGS)]
         (lambda: Adagrad(initial_accumulator_value=-1), ValueError,
          r"initial_accumulator_value must be .*>= 0, got -1.0"),
         (lambda: Adagrad(eps=float("inf")), ValueError, r"eps must be a finite number >= 0, got inf"),
+        (lambda: ASGD(lambd=-1e-4), ValueError, r"lambd must be a finite number >= 0, got -0.0001"),
+        (lambda: ASGD(alpha="0.75"), TypeError, r"alpha must be a number, got str '0.75'"),
+        (lambda: ASGD(t0=float("nan")), ValueError, r"t0 must be a finite number >= 0, got nan"),
+        (lambda: ASGD(nonmono=0), ValueError, r"nonmono must be a positive int, got 0"),
+        (lambda: ASGD(nonmono=2.5), TypeError, r"nonmono must be a positive int, got float 2.5"),
     ],
 )
 def test_bad_hyper_parameters(factory, exc, match):
@@ -125,7 +133,7 @@ def test_lr_is_settable_and_checked(rng):
 
 # --------------------------------------------------------------------------- lookup and config
 @pytest.mark.parametrize("name, cls", [("sgd", SGD), ("adam", Adam), ("adamw", AdamW), ("rmsprop", RMSprop),
-                                       ("adagrad", Adagrad)])
+                                       ("adagrad", Adagrad), ("asgd", ASGD)])
 def test_get_by_name(name, cls):
     opt = optim.get(name, lr=0.5)
     assert type(opt) is cls and opt.lr == 0.5
@@ -133,7 +141,8 @@ def test_get_by_name(name, cls):
 
 def test_get_errors():
     with pytest.raises(ValueError,
-                       match=r"optimizer must be one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'; got 'adamax'"):
+                       match=r"optimizer must be one of 'sgd', 'asgd', 'adam', 'adamw', 'rmsprop', 'adagrad'; "
+                             r"got 'adamax'"):
         optim.get("adamax")
     with pytest.raises(TypeError, match=r"optimizer must be a name \(str\) or an instance of Optimizer, got float 0.1"):
         optim.get(0.1)

@@ -8,7 +8,7 @@ place*, so layers keep computing with the very arrays they own. The base class k
 - ``state[name]``: the per-parameter buffers (``"step"`` plus, e.g., ``"exp_avg"``), created at a
   parameter's first step, keyed by its dotted name;
 - ``state_dict()`` / ``load_state_dict()``: a flat dict ``{"lr": float,
-  "state.<dotted name>.<buffer>": ndarray | int}`` of NumPy arrays and numbers, which
+  "state.<dotted name>.<buffer>": ndarray | int | float}`` of NumPy arrays and numbers, which
   ``np.savez`` can store and ``np.load(..., allow_pickle=False)`` can read back;
 - a scratch workspace (two parameter-sized views into one flat buffer per dtype) so a step
   allocates no new arrays once warm; the model's gradients are never modified by ``step``.
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab._validation import check_bool, check_number, check_rate, registry_entry
+from rnnlab._validation import check_bool, check_number, check_positive_int, check_rate, registry_entry
 from rnnlab.optim import _fused
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES"]
+__all__ = ["Optimizer", "SGD", "ASGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "NAMES"]
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -86,11 +86,13 @@ class Optimizer:
     Notes
     -----
     Subclasses list their per-parameter buffers in ``_buffers()`` (zeros at the first step unless
-    ``_init_state`` says otherwise) and implement ``_update(p, g, state, a, b)``, where ``state["step"]``
+    ``_init_state`` says otherwise), their per-parameter float numbers in ``_scalars`` (set by
+    ``_init_state``), and implement ``_update(p, g, state, a, b)``, where ``state["step"]``
     has already been incremented to ``t`` and ``a``, ``b`` are scratch arrays shaped like ``p``.
     """
 
     _config_keys: tuple[str, ...] = ("lr", "weight_decay")
+    _scalars: tuple[str, ...] = ()  # per-parameter float numbers kept in the state besides "step"
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
         self.lr = lr
@@ -152,11 +154,14 @@ class Optimizer:
 
     # ----------------------------------------------------------------- state dict
     def state_dict(self) -> dict:
-        """A flat dict of copies: ``{"lr": float, "state.<name>.<buffer>": ndarray | int}``."""
+        """A flat dict of copies: ``{"lr": float, "state.<name>.<buffer>": ndarray | int | float}``."""
         out: dict = {"lr": self.lr}
         for name, state in self.state.items():
             for key, value in state.items():
-                out[f"state.{name}.{key}"] = value.copy() if isinstance(value, np.ndarray) else int(value)
+                if isinstance(value, np.ndarray):
+                    out[f"state.{name}.{key}"] = value.copy()
+                else:
+                    out[f"state.{name}.{key}"] = float(value) if key in self._scalars else int(value)
         return out
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -171,7 +176,7 @@ class Optimizer:
         if "lr" not in state_dict:
             raise ValueError(f"state_dict must contain 'lr', got keys {sorted(state_dict)}")
         lr = check_number("lr", _as_scalar("lr", state_dict["lr"]))
-        expected = {"step", *self._buffers()}
+        expected = {"step", *self._scalars, *self._buffers()}
         groups: dict[str, dict] = {}
         for key, value in state_dict.items():
             if key == "lr":
@@ -193,6 +198,8 @@ class Optimizer:
             if step != int(step) or step < 0:
                 raise ValueError(f"state.{name}.step must be a non-negative integer, got {step}")
             entry = {"step": int(step)}
+            for key in self._scalars:
+                entry[key] = float(_as_scalar(f"state.{name}.{key}", fields[key]))
             for key in self._buffers():
                 arr = np.array(fields[key])  # a copy
                 if not np.issubdtype(arr.dtype, np.floating):
@@ -296,6 +303,142 @@ class SGD(Optimizer):
                 g = buf
         np.multiply(g, self.lr, out=b)
         p -= b
+
+
+class ASGD(Optimizer):
+    """Averaged SGD: SGD with a decaying step and a running average of the iterates (Polyak averaging).
+
+    Polyak & Juditsky, "Acceleration of stochastic approximation by averaging", SIAM J. Control
+    Optim. 30 (1992); the non-monotonically triggered form (NT-ASGD) of Merity, Keskar & Socher,
+    "Regularizing and Optimizing LSTM Language Models", ICLR 2018. Formula, names and defaults of
+    https://pytorch.org/docs/stable/generated/torch.optim.ASGD.html.
+
+    Parameters
+    ----------
+    lr : float
+        ``gamma``.
+    lambd : float >= 0
+        Decay term: the step shrinks as ``(1 + lambd gamma t)^-alpha`` and each update first scales
+        the parameter by ``1 - lambd eta``.
+    alpha : float >= 0
+        Power of the step's decay.
+    t0 : float >= 0
+        The step after which averaging starts (PyTorch's default 1e6: effectively never).
+    weight_decay : float
+        ``lambda``, added to the gradient.
+    nonmono : int >= 1, optional
+        For :class:`rnnlab.training.Trainer`: start averaging (set ``t0`` to the steps so far, see
+        :meth:`start_averaging`) at the end of the first epoch whose validation loss is worse than the
+        best of the epochs more than ``nonmono`` epochs before it (NT-ASGD; Merity et al. use 5). The
+        optimizer itself does not read it.
+
+    Notes
+    -----
+    With ``eta_0 = gamma``, ``mu_0 = 1``, at step ``t`` (1-based), as PyTorch's single-tensor form::
+
+        g_t <- g_t + lambda theta_{t-1}                     (if lambda != 0)
+        theta_t = theta_{t-1} (1 - lambd eta_{t-1}) - eta_{t-1} g_t
+        ax_t = theta_t  if mu_{t-1} = 1  else  ax_{t-1} + mu_{t-1} (theta_t - ax_{t-1})
+        eta_t = gamma / (1 + lambd gamma t)^alpha
+        mu_t = 1 / max(1, t - t0)
+
+    so ``ax`` is the mean of the iterates from step ``t0 + 2`` on (a copy of ``theta`` before).
+    ``eta_t`` and ``mu_t`` are computed after step ``t`` from the ``lr`` and ``t0`` of that moment
+    and kept for the next step (PyTorch's order). No compiled kernel: the NumPy form only.
+
+    State: ``eta``, ``mu`` (numbers) and ``ax`` (the average) per parameter; the state dict also
+    holds ``t0``, so an averaging started by :meth:`start_averaging` survives a resume.
+    :meth:`swap_average` exchanges the parameters and their averages (evaluate, then swap back);
+    :meth:`load_average` copies the averages into the parameters.
+    """
+
+    _config_keys = ("lr", "lambd", "alpha", "t0", "weight_decay", "nonmono")
+    _scalars = ("eta", "mu")
+
+    def __init__(self, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
+                 weight_decay: float = 0.0, nonmono: int | None = None):
+        super().__init__(lr, weight_decay)
+        self.lambd = check_number("lambd", lambd)
+        self.alpha = check_number("alpha", alpha)
+        self.t0 = check_number("t0", t0)
+        self.nonmono = None if nonmono is None else check_positive_int("nonmono", nonmono)
+
+    def _buffers(self):
+        return ("ax",)
+
+    def _init_state(self, p):
+        return {"step": 0, "eta": self.lr, "mu": 1.0, "ax": np.zeros_like(p)}
+
+    def _update(self, p, g, state, a, b):
+        if self.weight_decay:
+            g = _add_scaled(g, p, self.weight_decay, out=a)
+        eta, mu, ax = state["eta"], state["mu"], state["ax"]
+        if self.lambd:
+            p *= 1.0 - self.lambd * eta
+        p -= np.multiply(g, eta, out=b)
+        if mu != 1:
+            ax += np.multiply(np.subtract(p, ax, out=b), mu, out=b)
+        else:
+            np.copyto(ax, p)
+        t = state["step"]
+        state["eta"] = self.lr / ((1.0 + self.lambd * self.lr * t) ** self.alpha)
+        state["mu"] = 1.0 / max(1.0, t - self.t0)
+
+    # ----------------------------------------------------------------- the average
+    @property
+    def steps(self) -> int:
+        """The largest step count of any parameter (0 before the first step)."""
+        return max((int(state["step"]) for state in self.state.values()), default=0)
+
+    @property
+    def averaging(self) -> bool:
+        """Whether ``ax`` is (or from the next step becomes) a mean of several iterates: ``t0 < steps``
+        or ``t0`` reached at the next step."""
+        return self.t0 <= self.steps
+
+    def start_averaging(self) -> None:
+        """Average from here on: ``t0 = steps``, so the iterates from two steps later are averaged
+        (as a fresh ``torch.optim.ASGD(t0=0)`` would, AWD-LSTM's switch from SGD)."""
+        self.t0 = float(self.steps)
+
+    def _averaged(self, model):
+        for name, p in model.named_parameters():
+            state = self.state.get(name)
+            if state is None:
+                continue  # not stepped yet: its average is itself
+            if name in self._unchecked:
+                self._check_loaded_state(name, state, p)
+            yield p, state["ax"]
+
+    def swap_average(self, model) -> None:
+        """Exchange every stepped parameter of ``model`` with its average ``ax``, in place (bit for
+        bit: calling it twice restores both)."""
+        for p, ax in self._averaged(model):
+            tmp, _ = self._scratch(p)
+            np.copyto(tmp, p)
+            np.copyto(p, ax)
+            np.copyto(ax, tmp)
+
+    def load_average(self, model) -> None:
+        """Copy the averages into ``model``'s parameters (the averages stay)."""
+        for p, ax in self._averaged(model):
+            np.copyto(p, ax)
+
+    # ----------------------------------------------------------------- state dict
+    def state_dict(self) -> dict:
+        """``Optimizer.state_dict()`` plus ``"t0"`` (which :meth:`start_averaging` may have set)."""
+        out = super().state_dict()
+        out["t0"] = float(self.t0)
+        return out
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        if "t0" not in state_dict:
+            raise ValueError(f"state_dict must contain 't0' (an ASGD state), got keys {sorted(state_dict)}")
+        t0 = check_number("t0", _as_scalar("t0", state_dict["t0"]))
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "t0"})
+        self.t0 = t0
 
 
 class Adam(Optimizer):
@@ -543,7 +686,8 @@ class Adagrad(Optimizer):
 
 # --------------------------------------------------------------------------- lookup
 #: optimizer name -> class, what ``get`` accepts
-NAMES: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+NAMES: dict[str, type[Optimizer]] = {"sgd": SGD, "asgd": ASGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+                                     "adagrad": Adagrad}
 
 
 def get(name_or_instance, /, **kwargs) -> Optimizer:
@@ -552,7 +696,7 @@ def get(name_or_instance, /, **kwargs) -> Optimizer:
     Parameters
     ----------
     name_or_instance : str or Optimizer
-        ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"`` or ``"adagrad"``, or an instance.
+        ``"sgd"``, ``"asgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"`` or ``"adagrad"``, or an instance.
     **kwargs
         Constructor arguments (``lr=...``); not allowed with an instance.
     """
