@@ -141,7 +141,7 @@ def test_get_by_name(name, cls):
 
 def test_get_errors():
     with pytest.raises(ValueError,
-                       match=r"optimizer must be one of 'sgd', 'asgd', 'adam', 'adamw', 'rmsprop', 'adagrad'; "
+                       match=r"optimizer must be one of 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad', 'asgd'; "
                              r"got 'adamax'"):
         optim.get("adamax")
     with pytest.raises(TypeError, match=r"optimizer must be a name \(str\) or an instance of Optimizer, got float 0.1"):

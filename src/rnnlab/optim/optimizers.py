@@ -686,8 +686,8 @@ class Adagrad(Optimizer):
 
 # --------------------------------------------------------------------------- lookup
 #: optimizer name -> class, what ``get`` accepts
-NAMES: dict[str, type[Optimizer]] = {"sgd": SGD, "asgd": ASGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
-                                     "adagrad": Adagrad}
+NAMES: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+                                     "asgd": ASGD}
 
 
 def get(name_or_instance, /, **kwargs) -> Optimizer:
@@ -696,7 +696,7 @@ def get(name_or_instance, /, **kwargs) -> Optimizer:
     Parameters
     ----------
     name_or_instance : str or Optimizer
-        ``"sgd"``, ``"asgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"`` or ``"adagrad"``, or an instance.
+        ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"`` or ``"asgd"``, or an instance.
     **kwargs
         Constructor arguments (``lr=...``); not allowed with an instance.
     """

@@ -303,7 +303,8 @@ class BestWeights(Callback):
     """Keep the weights of the epoch where ``monitor`` was best, and end training with them.
 
     After every epoch that improves on the best value (the rule of :class:`EarlyStopping`), the
-    weights are copied and, when the trainer has a run directory, written to ``best.npz`` there
+    weights validated (with an averaging optimizer, its averaged weights: ``trainer.averaged_weights``)
+    are copied and, when the trainer has a run directory, written to ``best.npz`` there
     (atomically, before the epoch's checkpoint), so a resumed run restores the same weights. When
     training ends normally, the model gets them back and the log says from which epoch; a run that
     ends by an error keeps its current weights.
@@ -327,7 +328,8 @@ class BestWeights(Callback):
         if not improved(value, self.best, self.mode, self.min_delta):
             return
         self.best, self.best_epoch = value, epoch + 1
-        self.weights = {name: p.copy() for name, p in trainer.model.named_parameters()}
+        with trainer.averaged_weights():  # the weights validated: an averaging optimizer's average
+            self.weights = {name: p.copy() for name, p in trainer.model.named_parameters()}
         buffer = io.BytesIO()
         np.savez(buffer, **self.weights)
         write_atomic(Path(trainer.run_dir) / self.FILE, buffer.getvalue())

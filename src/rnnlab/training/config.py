@@ -60,7 +60,10 @@ class TrainConfig:
     optimizer : str
         A name of ``rnnlab.optim.NAMES`` (``"sgd"``, ``"adam"``, ...).
     optimizer_args : dict
-        Its other arguments (``{"momentum": 0.9}``); ``lr`` is given separately.
+        Its other arguments (``{"momentum": 0.9}``); ``lr`` is given separately. For ``"asgd"``,
+        ``{"t0": N}`` averages the weights from step ``N + 2`` and ``{"nonmono": K}`` from the end of
+        the first epoch whose ``val_loss`` is worse than the best of more than ``K`` epochs before
+        (NT-ASGD; see :mod:`rnnlab.training.trainer`, "Averaged weights").
     lr : float > 0
         The initial learning rate (the schedule starts from it).
     clip_norm : float > 0, optional
@@ -216,6 +219,8 @@ class TrainConfig:
             used.append(f"monitor={self.monitor!r} (early stopping)")
         if self.restore_best and self.monitor.startswith("val_"):
             used.append(f"monitor={self.monitor!r} (restore_best)")
+        if self.optimizer_args.get("nonmono") is not None:
+            used.append(f"optimizer_args nonmono={self.optimizer_args['nonmono']!r} (NT-ASGD watches val_loss)")
         if self.schedule == "plateau" and self.make_schedule().monitor.startswith("val_"):
             used.append(f"schedule 'plateau' monitoring {self.make_schedule().monitor!r}")
         return used

@@ -36,6 +36,19 @@ written (nor resumed from) with weights that are not finite or have blown up bey
 
 Checkpoints and the run directory are described in :mod:`rnnlab.training.checkpoint`.
 
+Averaged weights
+----------------
+With an optimizer that keeps a running average of the weights (:class:`rnnlab.optim.ASGD`, which has
+``swap_average``), the run evaluates with the average: while :meth:`Trainer.run` runs,
+:meth:`Trainer.evaluate` and :class:`~rnnlab.training.callbacks.BestWeights` (``restore_best``) see
+the averaged weights, swapped in and out around them (:meth:`Trainer.averaged_weights`); the
+training steps and the checkpoints keep the iterates (the checkpoint's optimizer state holds the
+average), so a resumed run continues bit for bit. When the run ends normally, the model takes the
+averaged weights (then ``restore_best`` the best epoch's averaged ones), as AWD-LSTM saves and
+evaluates its model. With ``optimizer_args = {nonmono = K}`` the averaging starts (NT-ASGD, Merity et
+al. 2018) at the end of the first epoch whose ``val_loss`` is worse than the best ``val_loss`` of the
+epochs more than ``K`` epochs before it; the step it started at is in the optimizer's state (``t0``).
+
 Stopping on SIGTERM
 -------------------
 While :meth:`Trainer.run` runs in the main thread of a single process (not under MPI) and SIGTERM
@@ -208,6 +221,7 @@ class Trainer:
         self._evaluated: dict[tuple, tuple] = {}  # (id(data), backend, weights fingerprint) -> (data, results)
         self.distributed = None  # a training.distributed.DataParallel when training on several MPI ranks (attach)
         self._stop_request: str | None = None  # why the run should stop after the current step (request_stop)
+        self._running = False  # inside run(): evaluation uses the optimizer's averaged weights, if it keeps them
 
     # ------------------------------------------------------------------ setup helpers
     @staticmethod
@@ -276,10 +290,13 @@ class Trainer:
                 self._write_run_config()
                 self._emit("on_train_begin")
                 with self._stop_on_sigterm():
+                    self._running = True
                     while not self.finished:
                         self._run_epoch()
                         if not self.finished:
                             self._stop_if_requested()
+                    self._running = False
+                    self._adopt_average()
         except BaseException as exc:
             self.error = exc
             ckpt = latest_checkpoint(self.run_dir)
@@ -289,6 +306,7 @@ class Trainer:
                          + (f"run(resume=True) continues from {ckpt}" if ckpt else "no checkpoint was written yet"))
             raise
         finally:
+            self._running = False
             self._emit("on_train_end")
         return self.history
 
@@ -318,6 +336,42 @@ class Trainer:
             yield
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    # ------------------------------------------------------------------ averaged weights
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Within the block, the model holds the optimizer's averaged weights, when the optimizer keeps
+        them (``swap_average``) and :meth:`run` is running; the iterates are swapped back after it, bit
+        for bit. Elsewhere it changes nothing."""
+        swap = getattr(self.optimizer, "swap_average", None) if self._running else None
+        if swap is None:
+            yield
+            return
+        swap(self.model)
+        try:
+            yield
+        finally:
+            swap(self.model)
+
+    def _adopt_average(self) -> None:
+        """At the end of a run: the model takes the averaged weights (module docstring, "Averaged weights")."""
+        if getattr(self.optimizer, "averaging", False):
+            self.optimizer.load_average(self.model)
+            self.log(f"the model holds the weights averaged since step {int(self.optimizer.t0) + 2}")
+
+    def _start_averaging_if_stalled(self) -> None:
+        """NT-ASGD: start the optimizer's averaging when ``val_loss`` is worse than the best of the epochs
+        more than ``nonmono`` epochs ago (Merity et al. 2018, AWD-LSTM's rule)."""
+        k = getattr(self.optimizer, "nonmono", None)
+        losses = self.history.get("val_loss", [])
+        if k is None or self.optimizer.averaging or len(losses) <= k + 1:
+            return
+        best = min(losses[:-k - 1])
+        if losses[-1] > best:
+            self.optimizer.start_averaging()
+            start = int(self.optimizer.t0) + 2
+            self.log(f"val_loss {losses[-1]:.6g} of epoch {len(losses)} is worse than {best:.6g}, the best before "
+                     f"the last {k} epochs (nonmono = {k}): averaging the weights from step {start} on")
 
     def _stop_if_requested(self) -> None:
         """After a step (or an epoch): honour :meth:`request_stop` with a checkpoint of this point."""
@@ -350,6 +404,7 @@ class Trainer:
         logs["time"] = self._acc.get("time", [0.0])[0] + time.perf_counter() - t0
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
+        self._start_averaging_if_stalled()
         self.epoch, self.batch, self._acc = epoch + 1, 0, {}
         for m in self.metrics.values():
             m.reset()
@@ -507,14 +562,16 @@ class Trainer:
         bytes): evaluating the same ``data`` object again with the same weights (and kernel backend)
         returns them without running the model, e.g. the final metrics after the last epoch's
         validation, or after ``restore_best`` put back the weights of an epoch already validated.
+        During :meth:`run`, an optimizer's averaged weights are evaluated (:meth:`averaged_weights`).
         ``reuse=False`` runs the model all the same (and remembers the new results), as a benchmark
         timing the evaluation needs.
         """
-        key = (id(data), kernels.backend(), self._weights_fingerprint())
-        cached = self._evaluated.get(key)
-        if reuse and cached is not None and cached[0] is data:
-            return dict(cached[1])
-        results = self._evaluate(data)
+        with self.averaged_weights():
+            key = (id(data), kernels.backend(), self._weights_fingerprint())
+            cached = self._evaluated.get(key)
+            if reuse and cached is not None and cached[0] is data:
+                return dict(cached[1])
+            results = self._evaluate(data)
         self._evaluated[key] = (data, dict(results))
         return results
 
