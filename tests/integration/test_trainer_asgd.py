@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_trainer_resume import assert_bitwise_equal, weights
 
 from rnnlab.data.batches import LMStream
 from rnnlab.io import files as model_io
@@ -37,16 +38,6 @@ def build(optimizer_args, epochs=3, restore_best=False, model_seed=0, val_words=
     val_text = text_ids(120, 1) if val_words is None else text_ids(120, 1, val_words)
     val = LMStream(val_text, batch_size=2, bptt=WINDOW, seed=2)
     return model, config, train, val
-
-
-def weights(model):
-    return {name: p.copy() for name, p in model.named_parameters()}
-
-
-def assert_bitwise_equal(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), name
 
 
 class Record(Callback):

@@ -112,17 +112,22 @@ def _save_and_hang(directory: str, point: str, hanging: str) -> None:
 
 
 # --------------------------------------------------------------------------- SIGINT and SIGTERM during training
+def wait_for_checkpoint(process, manifest, step: int) -> None:
+    """Until ``process`` has written a checkpoint of ``step`` or later (or ends, or a minute passes)."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if manifest.exists() and json.loads(manifest.read_text())["step"] >= step:
+            return
+        time.sleep(0.005)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_training_interrupted_by_a_signal_resumes_to_the_uninterrupted_result(rnnlab, monkeypatch, tmp_path, sig):
     monkeypatch.setattr(HistoryWriter, "plot", lambda *args, **kwargs: [])  # seconds of matplotlib, not the point
     argv = ["train", "adding.toml", "--set", "train.epochs=3", "--set", "train.checkpoint_every_steps=2", "--run-dir"]
     process = child("train", *argv, "cut", cwd=tmp_path)
     manifest = tmp_path / "cut" / "checkpoint.json"
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        if manifest.exists() and json.loads(manifest.read_text())["step"] >= 6:
-            break
-        time.sleep(0.005)
+    wait_for_checkpoint(process, manifest, 6)
     process.send_signal(sig)
     stderr = process.communicate(timeout=60)[1].decode()
     if sig == signal.SIGINT:
@@ -153,11 +158,7 @@ def test_sigterm_at_an_odd_step_checkpoints_that_step(rnnlab, tmp_path):
     argv = ["train", "adding.toml", "--set", "train.epochs=3", "--set", "train.checkpoint_every_steps=4", "--run-dir"]
     process = child("train", *argv, "cut", cwd=tmp_path)
     manifest = tmp_path / "cut" / "checkpoint.json"
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        if manifest.exists() and json.loads(manifest.read_text())["step"] >= 4:
-            break
-        time.sleep(0.005)
+    wait_for_checkpoint(process, manifest, 4)
     time.sleep(0.03)  # a step or so later (each takes 20 ms or more)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
