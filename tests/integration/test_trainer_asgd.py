@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_trainer_resume import assert_bitwise_equal, weights
+from test_trainer_resume import Interrupt, assert_bitwise_equal, weights
 
 from rnnlab.data.batches import LMStream
 from rnnlab.io import files as model_io
@@ -49,15 +49,6 @@ class Record(Callback):
     def on_epoch_end(self, trainer, epoch, logs):
         self.raw.append(weights(trainer.model))
         self.avg.append({name: state["ax"].copy() for name, state in trainer.optimizer.state.items()})
-
-
-class Interrupt(Callback):
-    def __init__(self, at_step):
-        self.at_step = at_step
-
-    def on_batch_end(self, trainer, logs):
-        if trainer.step >= self.at_step:
-            raise KeyboardInterrupt(f"interrupted after step {trainer.step}")
 
 
 @pytest.fixture(autouse=True)
