@@ -151,3 +151,60 @@ def test_cli_bad_cells_exit_2_with_one_line(tmp_path, capsys):
 def test_run_rejects_bad_cells_and_sequences(tmp_path, kwargs, error, message):
     with pytest.raises(error, match=message):
         EXPERIMENTS["adding"].run(tmp_path / "x", **kwargs)
+
+
+# ---------------------------------------------------------------------------- --lr and --batch-size
+def test_lr_and_batch_size_replace_the_modes_and_are_in_the_command(tmp_path):
+    out = tmp_path / "copy"
+    results = EXPERIMENTS["copy"].run(out, mode="fast", timesteps=[4], cells=["lstm"], sequences=40, lr=0.02,
+                                      batch_size=8)
+    saved = json.loads((out / "results.json").read_text("utf-8"))
+    assert saved["settings"]["lr"] == 0.02 and saved["settings"]["batch_size"] == 8
+    assert saved["runs"][0]["sequences"][-1] == 40
+    assert saved["command"] == (f"rnnlab experiment copy --cells lstm --timesteps 4 --sequences 40 --lr 0.02 "
+                                f"--batch-size 8 --out {out}")
+    assert results["command"] == saved["command"]
+
+
+def test_lr_changes_the_training_and_nothing_else(tmp_path):
+    """The same seeds with another learning rate: the same untrained model, different trained ones."""
+    runs = [EXPERIMENTS["copy"].run(tmp_path / str(lr), mode="fast", timesteps=[4], cells=["lstm"], sequences=40,
+                                    lr=lr)["runs"][0] for lr in (0.01, 0.03)]
+    assert runs[0]["val_loss"][0] == runs[1]["val_loss"][0]
+    assert runs[0]["val_loss"][-1] != runs[1]["val_loss"][-1]
+
+
+def test_command_line_with_lr_and_batch_size():
+    assert command_line("copy", "full", 0, "experiments/copy", [100], ["lstm-chrono"], 1_000_000, 0.003, 25) == (
+        "rnnlab experiment copy --full --cells lstm-chrono --timesteps 100 --sequences 1000000 --lr 0.003 "
+        "--batch-size 25")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["copy", "--lr", "0"], r"--lr: lr must be a finite number > 0, got 0.0"),
+    (["copy", "--lr", "nan"], r"--lr: lr must be a finite number > 0, got nan"),
+    (["copy", "--batch-size", "0"], r"--batch-size: batch_size must be a positive int, got 0"),
+    (["vanishing", "--lr", "0.1"], r"--lr: lr can be chosen for the learning-curve experiments \(adding, copy\), "
+                                   r"not for 'vanishing'"),
+    (["exploding", "--batch-size", "4"], r"--batch-size: batch_size can be chosen for the learning-curve"),
+    (["copy", "--batch-size", "30", "--sequences", "100"], r"--sequences: sequences must be a positive multiple "
+                                                          r"of the batch size 30 .*got 100"),
+    (["copy", "--full", "--batch-size", "30"], r"the full mode's budget of 1000000 sequences is not a multiple of "
+                                               r"batch_size 30; choose sequences too"),
+])
+def test_cli_bad_lr_and_batch_size_are_config_errors(tmp_path, argv, message):
+    with pytest.raises(ConfigError, match=message):
+        run_cli(_parser().parse_args([*argv, "--out", str(tmp_path / "x")]))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"lr": "0.1"}, TypeError, "lr must be a positive number, got str '0.1'"),
+    ({"lr": -1.0}, ValueError, "lr must be a finite number > 0, got -1.0"),
+    ({"batch_size": 2.0}, TypeError, "batch_size must be a positive int, got float 2.0"),
+    ({"batch_size": True}, TypeError, "batch_size must be a positive int, got bool True"),
+])
+def test_run_rejects_bad_lr_and_batch_size(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        EXPERIMENTS["adding"].run(tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()

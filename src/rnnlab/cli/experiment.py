@@ -1,5 +1,5 @@
 """``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--cells CELL ...] [--timesteps T ...]
-[--sequences N]`` and ``rnnlab experiment --list``: run one of the experiments of :mod:`rnnlab.lab.experiments`,
+[--sequences N] [--lr LR] [--batch-size B]`` and ``rnnlab experiment --list``: run one of the experiments of :mod:`rnnlab.lab.experiments`,
 print its findings and where the report is."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _seed(text: str) -> int:
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--cells CELL ...] [--timesteps T ...]
-    [--sequences N]`` and ``rnnlab experiment --list``."""
+    [--sequences N] [--lr LR] [--batch-size B]`` and ``rnnlab experiment --list``."""
     parser.add_argument("name", nargs="?", metavar="NAME", help=f"the experiment: {', '.join(EXPERIMENTS)}")
     parser.add_argument("--list", action="store_true", help="list the experiments, one line each, and exit")
     parser.add_argument("--full", action="store_true",
@@ -44,6 +44,10 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", type=int, metavar="N", default=None,
                         help="training budget per run, in sequences, instead of the mode's (adding, copy); "
                              "a multiple of the batch size")
+    parser.add_argument("--lr", type=float, metavar="LR", default=None,
+                        help="Adam's learning rate instead of the mode's (adding, copy)")
+    parser.add_argument("--batch-size", type=int, metavar="B", default=None,
+                        help="training sequences per step instead of the mode's (adding, copy)")
 
 
 def _progress(message: str) -> None:
@@ -74,18 +78,26 @@ def run_cli(args: argparse.Namespace) -> int:
             experiment._check_cells(args.cells)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"--cells: {exc}") from None
+    for option, value, check in (("--lr", args.lr, experiment._check_lr),
+                                 ("--batch-size", args.batch_size, experiment._check_batch_size)):
+        if value is not None:
+            try:
+                check(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{option}: {exc}") from None
     if args.sequences is not None:
         try:
-            experiment._check_sequences(args.sequences, mode)
+            experiment._check_sequences(args.sequences, mode, args.batch_size)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"--sequences: {exc}") from None
     try:
-        experiment._settings(mode, timesteps=args.timesteps, cells=args.cells, sequences=args.sequences)
+        experiment._settings(mode, timesteps=args.timesteps, cells=args.cells, sequences=args.sequences,
+                             lr=args.lr, batch_size=args.batch_size)
     except (TypeError, ValueError) as exc:  # the options are valid one by one, not together
-        raise ConfigError(f"--cells, --timesteps: {exc}") from None
+        raise ConfigError(f"--cells, --timesteps, --sequences, --batch-size: {exc}") from None
     out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
     results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, cells=args.cells,
-                             sequences=args.sequences, progress=_progress)
+                             sequences=args.sequences, lr=args.lr, batch_size=args.batch_size, progress=_progress)
     if launch_rank() != 0:
         return 0  # under mpiexec the ranks shared the runs; rank 0 reports
     print(f"{experiment.title} ({mode} mode, seed {args.seed}, {results['elapsed_seconds']:.1f} s)")

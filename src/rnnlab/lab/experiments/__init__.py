@@ -4,6 +4,7 @@
 
     rnnlab experiment NAME [--full] [--out DIR] [--seed S]
     rnnlab experiment adding|copy [...] [--cells CELL ...] [--timesteps T ...] [--sequences N]
+                                        [--lr LR] [--batch-size B]
     rnnlab experiment --list
 
 =============  =============================================================================

@@ -4,6 +4,7 @@ draw functions; :meth:`Experiment.run` writes a run's files), the five of them i
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import time
@@ -106,27 +107,55 @@ class Experiment:
                              f"in {list(cells)!r}")
         return tuple(cells)
 
-    def _check_sequences(self, sequences, mode: str = "fast") -> int:
-        """``sequences``, the training budget per run, as a positive multiple of the mode's batch size."""
+    def _check_lr(self, lr) -> float:
+        """``lr``, Adam's learning rate, as a finite float > 0, for a learning-curve experiment."""
+        self._curves_only("lr")
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"lr must be a positive number, got {type(lr).__name__} {lr!r}")
+        if not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        return float(lr)
+
+    def _check_batch_size(self, batch_size) -> int:
+        """``batch_size``, the training sequences per step, as a positive int, for a learning-curve experiment."""
+        self._curves_only("batch_size")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"batch_size must be a positive int, got {type(batch_size).__name__} {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+        return int(batch_size)
+
+    def _check_sequences(self, sequences, mode: str = "fast", batch_size=None) -> int:
+        """``sequences``, the training budget per run, as a positive multiple of the batch size (``batch_size``
+        when given, else the mode's)."""
         self._curves_only("sequences")
-        batch = self.settings[mode].batch_size
+        batch = self.settings[mode].batch_size if batch_size is None else self._check_batch_size(batch_size)
+        where = f"the {mode} mode's batch size" if batch_size is None else "the batch size"
         if isinstance(sequences, bool) or not isinstance(sequences, numbers.Integral):
             raise TypeError(f"sequences must be a positive int, got {type(sequences).__name__} {sequences!r}")
         if sequences < 1 or sequences % batch:
-            raise ValueError(f"sequences must be a positive multiple of the {mode} mode's batch size {batch} "
+            raise ValueError(f"sequences must be a positive multiple of {where} {batch} "
                              f"(the runs train whole batches), got {sequences}")
         return int(sequences)
 
-    def _settings(self, mode: str, *, timesteps=None, cells=None, sequences=None):
-        """The mode's settings with ``timesteps``, ``cells`` and ``sequences`` (each checked) replacing its own;
-        a ValueError when a chrono cell meets a T < 3 (it takes ``T_max = T``, which must be > 2)."""
+    def _settings(self, mode: str, *, timesteps=None, cells=None, sequences=None, lr=None, batch_size=None):
+        """The mode's settings with ``timesteps``, ``cells``, ``sequences``, ``lr`` and ``batch_size`` (each
+        checked) replacing its own; a ValueError when a chrono cell meets a T < 3 (it takes ``T_max = T``, which
+        must be > 2), or when the budget is not a multiple of the batch size."""
         settings = self.settings[mode]
         if timesteps is not None:
             settings = replace(settings, timesteps=self._check_timesteps(timesteps))
         if cells is not None:
             settings = replace(settings, cells=self._check_cells(cells))
+        if lr is not None:
+            settings = replace(settings, lr=self._check_lr(lr))
+        if batch_size is not None:
+            settings = replace(settings, batch_size=self._check_batch_size(batch_size))
         if sequences is not None:
-            settings = replace(settings, max_sequences=self._check_sequences(sequences, mode))
+            settings = replace(settings, max_sequences=self._check_sequences(sequences, mode, batch_size))
+        elif batch_size is not None and settings.max_sequences % settings.batch_size:
+            raise ValueError(f"the {mode} mode's budget of {settings.max_sequences} sequences is not a multiple of "
+                             f"batch_size {settings.batch_size}; choose sequences too")
         chrono = [c for c in getattr(settings, "cells", ()) if c in CHRONO_CELLS]
         if chrono and isinstance(settings.timesteps, tuple) and min(settings.timesteps) < 3:
             raise ValueError(f"the chrono cells ({', '.join(chrono)}) take T_max = T, which must be > 2; "
@@ -134,7 +163,7 @@ class Experiment:
         return settings
 
     def run(self, out_dir, *, mode: str = "fast", seed: int = 0, timesteps=None, cells=None, sequences=None,
-            progress: Callable[[str], None] | None = None) -> dict:
+            lr=None, batch_size=None, progress: Callable[[str], None] | None = None) -> dict:
         """Run the experiment and write ``results.json``, the PNG figures and ``report.html`` into ``out_dir``.
 
         Parameters
@@ -154,7 +183,11 @@ class Experiment:
             ``T_max = T`` (for ``copy``, T is the delay), so it needs every T >= 3.
         sequences : int, optional
             The training budget per run, in sequences, instead of the mode's ``max_sequences``
-            (``adding`` and ``copy`` only); a multiple of the mode's batch size.
+            (``adding`` and ``copy`` only); a multiple of the batch size.
+        lr : float > 0, optional
+            Adam's learning rate instead of the mode's (``adding`` and ``copy`` only).
+        batch_size : int > 0, optional
+            Training sequences per step instead of the mode's (``adding`` and ``copy`` only).
         progress : callable(str), optional
             Receives a line per milestone (a run finished, an evaluation).
 
@@ -181,15 +214,18 @@ class Experiment:
             raise TypeError(f"progress must be a callable taking a str, or None; got {type(progress).__name__}")
         mpl = _Matplotlib()  # fail before computing, not after
         log = progress or (lambda message: None)
+        settings = self._settings(mode, timesteps=timesteps, cells=cells, sequences=sequences, lr=lr,
+                                  batch_size=batch_size)  # refused before anything is written
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        settings = self._settings(mode, timesteps=timesteps, cells=cells, sequences=sequences)
         started = time.perf_counter()
         measured = self.compute(settings, int(seed), log)
         command = command_line(self.name, mode, int(seed), out_dir,
                                None if timesteps is None else settings.timesteps,
                                None if cells is None else settings.cells,
-                               None if sequences is None else settings.max_sequences)
+                               None if sequences is None else settings.max_sequences,
+                               None if lr is None else settings.lr,
+                               None if batch_size is None else settings.batch_size)
         results = {"experiment": self.name, "title": self.title, "mode": mode, "seed": int(seed),
                    "command": command, "settings": asdict(settings),
                    **measured, "elapsed_seconds": round(time.perf_counter() - started, 2)}
@@ -209,7 +245,8 @@ class Experiment:
         return results
 
 
-def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None, cells=None, sequences=None) -> str:
+def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None, cells=None, sequences=None, lr=None,
+                 batch_size=None) -> str:
     """The ``rnnlab experiment`` command that reproduces a run (``--out`` only when not the default)."""
     parts = ["rnnlab", "experiment", name]
     if mode == "full":
@@ -220,6 +257,10 @@ def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None, cells
         parts += ["--timesteps", *map(str, timesteps)]
     if sequences is not None:
         parts += ["--sequences", str(sequences)]
+    if lr is not None:
+        parts += ["--lr", repr(float(lr))]
+    if batch_size is not None:
+        parts += ["--batch-size", str(batch_size)]
     if seed != 0:
         parts += ["--seed", str(seed)]
     if Path(out_dir) != Path(DEFAULT_OUT) / name:
