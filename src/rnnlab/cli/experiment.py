@@ -1,6 +1,6 @@
 """``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--cells CELL ...] [--timesteps T ...]
-[--sequences N] [--lr LR] [--batch-size B]`` and ``rnnlab experiment --list``: run one of the experiments of :mod:`rnnlab.lab.experiments`,
-print its findings and where the report is."""
+[--sequences N] [--lr LR] [--batch-size B]`` and ``rnnlab experiment --list``: run one of the experiments of
+:mod:`rnnlab.lab.experiments`, print its findings and where the report is."""
 
 from __future__ import annotations
 
