@@ -20,7 +20,7 @@ from rnnlab.lab.tasks import (
     whitespace_tokenize,
 )
 from rnnlab.nn.bidirectional import Bidirectional
-from rnnlab.nn.layers import Dense, Dropout, Embedding, OneHot
+from rnnlab.nn.layers import Dense, Dropout, Embedding, LockedDropout, OneHot
 from rnnlab.nn.recurrent import GRU, LSTM, SimpleRNN
 
 
@@ -51,6 +51,22 @@ def test_model_for_values_and_for_one_hot_tokens():
     assert [type(layer) for layer in tokens.layers] == [OneHot, SimpleRNN, Dense]
     assert tokens.layers[1].get_config()["activation"] == "relu"
     assert tokens(np.zeros((2, 4), np.int64)).shape == (2, 4, 9)
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_one_hot_inputs_get_no_dropout_the_layers_after_them_do(locked):
+    """Dropping a one-hot vector's entry drops the token (a locked mask: the same characters for the whole
+    sequence), so the dropout starts after the first recurrent layer, as PyTorch's nn.LSTM(dropout=) does."""
+    model = build_model(ModelConfig(hidden_size=5, num_layers=2, dropout=0.3, locked_dropout=locked,
+                                    recurrent_dropout=0.1), inputs="ids", n_inputs=9, n_outputs=9,
+                        sequence_output=True)
+    between = LockedDropout if locked else Dropout
+    assert [type(layer) for layer in model.layers] == [OneHot, LSTM, between, LSTM, between, Dense]
+    assert [layer.get_config()["recurrent_dropout"] for layer in (model.layers[1], model.layers[3])] == [0.1, 0.1]
+    assert [layer.rate for layer in (model.layers[2], model.layers[4])] == [0.3, 0.3]
+    with_embedding = build_model(ModelConfig(hidden_size=5, embedding_dim=4, dropout=0.3, locked_dropout=locked),
+                                 inputs="ids", n_inputs=9, n_outputs=9, sequence_output=True)
+    assert [type(layer) for layer in with_embedding.layers] == [Embedding, between, LSTM, between, Dense]
 
 
 def test_init_sets_every_weight_and_forget_bias_overrides_it_unless_none():

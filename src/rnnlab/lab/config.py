@@ -432,7 +432,11 @@ class ModelConfig(_Section):
     -----
     With ``dropout = p > 0``, a ``Dropout(p)`` sits on every non-recurrent connection, as in
     Zaremba et al. (2014): after the embedding, between recurrent layers, and before the output
-    layer. ``init`` (e.g. ``"uniform:0.1"``) initializes every weight and bias of every layer with
+    layer. One-hot token inputs (no ``embedding_dim``) get none: a one-hot vector is the token itself,
+    and dropping its one nonzero entry drops the token (with ``locked_dropout``, one mask per sequence
+    hides whole characters or words for the whole sequence); as in PyTorch's ``nn.LSTM(dropout=)`` and
+    char-rnn, the dropout then starts after the first recurrent layer. ``input_dropout`` still applies
+    to every recurrent layer's input when set. ``init`` (e.g. ``"uniform:0.1"``) initializes every weight and bias of every layer with
     that rule; otherwise each layer keeps its defaults (Glorot/orthogonal/zeros, embeddings
     ``uniform:0.05``). ``forget_bias`` then sets the LSTM forget-gate bias (``"none"`` keeps what
     ``init`` drew). ``init = "chrono:T_MAX"`` is the chrono initialisation of the LSTM's or GRU's

@@ -506,7 +506,7 @@ def build_model(config: ModelConfig, *, inputs: str, n_inputs: int, n_outputs: i
         else:
             layers.append(OneHot(n_inputs, mask_zero=mask_zero, dtype=dtype))
             features = n_inputs
-        if config.dropout:
+        if config.dropout and embedding is not None:  # not on one-hot inputs: that would drop the tokens
             layers.append(between(config.dropout, seed=seeds[1], dtype=dtype))
     else:
         features = n_inputs
