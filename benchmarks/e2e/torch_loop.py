@@ -2,9 +2,9 @@
 
 Written the way a PyTorch user writes them, for the model an example's configuration describes
 (``examples.model_spec``): ``nn.Embedding`` (or ``F.one_hot`` for the character model) ->
-``nn.Dropout`` -> ``nn.LSTM(batch_first=True, dropout=...)`` -> ``nn.Dropout`` -> ``nn.Linear``;
-``F.cross_entropy`` or ``F.mse_loss``; ``torch.optim`` with the configuration's optimizer, learning
-rate and arguments; ``clip_grad_norm_``; the language models' state carried from window to window
+``nn.Dropout`` (after an embedding only) -> ``nn.LSTM(batch_first=True, dropout=...)`` -> ``nn.Dropout`` ->
+``nn.Linear``; ``F.cross_entropy`` or ``F.mse_loss``; ``torch.optim`` with the configuration's optimizer,
+learning rate and arguments; ``clip_grad_norm_``; the language models' state carried from window to window
 with ``.detach()``; the padded sentiment batches through ``pack_padded_sequence`` (the final
 states of both directions, as rnnlab's masked ``Bidirectional`` gives); evaluation under
 ``torch.no_grad()``. Nothing of rnnlab's model code is imported here.
@@ -65,7 +65,7 @@ class Model(nn.Module):
                           if ids and spec["embedding_dim"] else None)
         self.one_hot = spec["n_inputs"] if ids and not spec["embedding_dim"] else None
         features = (spec["embedding_dim"] or spec["n_inputs"]) if ids else spec["n_inputs"]
-        self.drop_in = nn.Dropout(p) if ids and p else None
+        self.drop_in = nn.Dropout(p) if self.embedding is not None and p else None  # none on one-hot inputs
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[spec["cell"]]
         self.lstm = spec["cell"] == "lstm"
         self.bidirectional = spec["bidirectional"]

@@ -436,11 +436,12 @@ class ModelConfig(_Section):
     and dropping its one nonzero entry drops the token (with ``locked_dropout``, one mask per sequence
     hides whole characters or words for the whole sequence); as in PyTorch's ``nn.LSTM(dropout=)`` and
     char-rnn, the dropout then starts after the first recurrent layer. ``input_dropout`` still applies
-    to every recurrent layer's input when set. ``init`` (e.g. ``"uniform:0.1"``) initializes every weight and bias of every layer with
-    that rule; otherwise each layer keeps its defaults (Glorot/orthogonal/zeros, embeddings
-    ``uniform:0.05``). ``forget_bias`` then sets the LSTM forget-gate bias (``"none"`` keeps what
-    ``init`` drew). ``init = "chrono:T_MAX"`` is the chrono initialisation of the LSTM's or GRU's
-    gate biases (the other weights keep their defaults, and ``forget_bias`` does not apply).
+    to every recurrent layer's input when set. ``init`` (e.g. ``"uniform:0.1"``) initializes every
+    weight and bias of every layer with that rule; otherwise each layer keeps its defaults
+    (Glorot/orthogonal/zeros, embeddings ``uniform:0.05``). ``forget_bias`` then sets the LSTM
+    forget-gate bias (``"none"`` keeps what ``init`` drew). ``init = "chrono:T_MAX"`` is the chrono
+    initialisation of the LSTM's or GRU's gate biases (the other weights keep their defaults, and
+    ``forget_bias`` does not apply).
 
     Regularisation (docs/regularisation.md): ``locked_dropout`` makes the between-layer dropout one
     mask per sequence; ``embedding_dropout`` drops whole words' vectors; ``input_dropout`` and
