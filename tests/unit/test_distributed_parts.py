@@ -119,3 +119,31 @@ def test_the_watchdog_limit_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("RNNLAB_MPI_TIMEOUT", bad)
         with pytest.raises(ValueError, match="RNNLAB_MPI_TIMEOUT must be a number of seconds"):
             collective_timeout()
+
+
+def test_abort_flushes_and_gives_the_launcher_time_to_forward_the_message_before_ending_the_job(monkeypatch):
+    """An abort can overtake the last message of the rank (seen as an empty stderr from mpiexec), so abort()
+    flushes, waits ABORT_GRACE seconds, and only then calls MPI's Abort with the exit code."""
+    from rnnlab.training import distributed
+
+    calls = []
+
+    class Comm:
+        def Abort(self, code):
+            calls.append(("Abort", code))
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def flush(self):
+            calls.append(("flush", self.name))
+
+    monkeypatch.setattr(distributed.sys, "stdout", Stream("stdout"))
+    monkeypatch.setattr(distributed.sys, "stderr", Stream("stderr"))
+    monkeypatch.setattr(distributed.time, "sleep", lambda seconds: calls.append(("sleep", seconds)))
+    communicator = object.__new__(distributed.Communicator)  # without mpi4py: only .comm is used
+    communicator.comm = Comm()
+    communicator.abort(3)
+    assert calls == [("flush", "stdout"), ("flush", "stderr"), ("sleep", distributed.ABORT_GRACE), ("Abort", 3)]
+    assert distributed.ABORT_GRACE > 0

@@ -74,6 +74,8 @@ MPI_MISSING = ("data-parallel training needs mpi4py and an MPI library: pip inst
 #: Seconds a rank may wait inside one collective of training before it aborts the job (0: no limit).
 TIMEOUT_VARIABLE = "RNNLAB_MPI_TIMEOUT"
 DEFAULT_TIMEOUT = 600.0
+#: Seconds a rank that aborts the job waits first, so that the launcher forwards its last message
+ABORT_GRACE = 0.5
 
 
 def collective_timeout() -> float:
@@ -157,7 +159,7 @@ class Communicator:
                 print(f"rnnlab: rank {self.rank} of {self.size} waited more than {self.timeout:g} s in {waiting[1]}: "
                       f"another rank is stuck or gone; stopping all {self.size} ranks (set {TIMEOUT_VARIABLE} to "
                       "wait longer, 0 to wait for ever)", file=sys.stderr, flush=True)
-                self.comm.Abort(1)
+                self.abort(1)
 
     @property
     def is_root(self) -> bool:
@@ -222,6 +224,11 @@ class Communicator:
             local.Free()
 
     def abort(self, code: int = 1) -> None:
+        """End every rank with exit code ``code``, after :data:`ABORT_GRACE` seconds in which the launcher
+        forwards what this rank has just written (an abort can otherwise overtake the message saying why)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(ABORT_GRACE)
         self.comm.Abort(code)
 
 
