@@ -199,7 +199,7 @@ def test_cli_bad_lr_and_batch_size_are_config_errors(tmp_path, argv, message):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"lr": "0.1"}, TypeError, "lr must be a positive number, got str '0.1'"),
+    ({"lr": "0.1"}, TypeError, "lr must be a number, got str '0.1'"),
     ({"lr": -1.0}, ValueError, "lr must be a finite number > 0, got -1.0"),
     ({"batch_size": 2.0}, TypeError, "batch_size must be a positive int, got float 2.0"),
     ({"batch_size": True}, TypeError, "batch_size must be a positive int, got bool True"),

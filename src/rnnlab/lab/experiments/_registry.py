@@ -4,7 +4,6 @@ draw functions; :meth:`Experiment.run` writes a run's files), the five of them i
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import time
@@ -14,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rnnlab._files import write_atomic
+from rnnlab._validation import check_number, check_positive_int
 from rnnlab.lab.config import ConfigError
 from rnnlab.lab.experiments._cells import CELLS, CHRONO_CELLS
 from rnnlab.lab.experiments._curves import CurveSettings
@@ -110,20 +110,12 @@ class Experiment:
     def _check_lr(self, lr) -> float:
         """``lr``, Adam's learning rate, as a finite float > 0, for a learning-curve experiment."""
         self._curves_only("lr")
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"lr must be a positive number, got {type(lr).__name__} {lr!r}")
-        if not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        return float(lr)
+        return check_number("lr", lr, positive=True)
 
     def _check_batch_size(self, batch_size) -> int:
         """``batch_size``, the training sequences per step, as a positive int, for a learning-curve experiment."""
         self._curves_only("batch_size")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"batch_size must be a positive int, got {type(batch_size).__name__} {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-        return int(batch_size)
+        return check_positive_int("batch_size", batch_size)
 
     def _check_sequences(self, sequences, mode: str = "fast", batch_size=None) -> int:
         """``sequences``, the training budget per run, as a positive multiple of the batch size (``batch_size``
