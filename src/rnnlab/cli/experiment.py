@@ -1,5 +1,5 @@
 """``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--cells CELL ...] [--timesteps T ...]
-[--sequences N] [--lr LR] [--batch-size B]`` and ``rnnlab experiment --list``: run one of the experiments of
+[--sequences N] [--lr LR] [--batch-size B] [--resume]`` and ``rnnlab experiment --list``: run one of the experiments of
 :mod:`rnnlab.lab.experiments`, print its findings and where the report is."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _seed(text: str) -> int:
 
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """Options of ``rnnlab experiment NAME [--full] [--out DIR] [--seed S] [--cells CELL ...] [--timesteps T ...]
-    [--sequences N] [--lr LR] [--batch-size B]`` and ``rnnlab experiment --list``."""
+    [--sequences N] [--lr LR] [--batch-size B] [--resume]`` and ``rnnlab experiment --list``."""
     parser.add_argument("name", nargs="?", metavar="NAME", help=f"the experiment: {', '.join(EXPERIMENTS)}")
     parser.add_argument("--list", action="store_true", help="list the experiments, one line each, and exit")
     parser.add_argument("--full", action="store_true",
@@ -48,6 +48,9 @@ def configure_cli(parser: argparse.ArgumentParser) -> None:
                         help="Adam's learning rate instead of the mode's (adding, copy)")
     parser.add_argument("--batch-size", type=int, metavar="B", default=None,
                         help="training sequences per step instead of the mode's (adding, copy)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a stopped run of adding or copy from the checkpoints in its --out directory "
+                             "(kept at every evaluation), with the same options")
 
 
 def _progress(message: str) -> None:
@@ -97,7 +100,8 @@ def run_cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"--cells, --timesteps, --sequences, --batch-size: {exc}") from None
     out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
     results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, cells=args.cells,
-                             sequences=args.sequences, lr=args.lr, batch_size=args.batch_size, progress=_progress)
+                             sequences=args.sequences, lr=args.lr, batch_size=args.batch_size, resume=args.resume,
+                             progress=_progress)
     if launch_rank() != 0:
         return 0  # under mpiexec the ranks shared the runs; rank 0 reports
     print(f"{experiment.title} ({mode} mode, seed {args.seed}, {results['elapsed_seconds']:.1f} s)")

@@ -38,8 +38,11 @@ summation order).
 
 Training here uses a small loop of its own (forward, loss, backward, gradient norm, optional
 clipping, optimizer step) rather than :class:`rnnlab.train.Trainer`, because the experiments need
-per-step records (the gradient norm before clipping at every update, where a run diverged) and no
-checkpoints. Truncated BPTT carries the state between windows through a ``stateful`` layer.
+per-step records (the gradient norm before clipping at every update, where a run diverged) and
+epochs mean nothing to them. The learning curves (``adding``, ``copy``), which run for hours in the
+full mode, keep a checkpoint per (T, cell) run at every evaluation (``_loop.CurveCheckpoints``) and
+resume from it (``--resume``). Truncated BPTT carries the state between windows through a
+``stateful`` layer.
 
 The package holds one module per experiment (``vanishing``, ``adding``, ``copy``, ``exploding``,
 ``truncation``: its settings, computation, findings, tables and figures) and the shared parts:

@@ -17,6 +17,7 @@ from rnnlab._validation import check_number, check_positive_int
 from rnnlab.lab.config import ConfigError
 from rnnlab.lab.experiments._cells import CELLS, CHRONO_CELLS
 from rnnlab.lab.experiments._curves import CurveSettings
+from rnnlab.lab.experiments._loop import CurveCheckpoints
 from rnnlab.lab.experiments._report import _Matplotlib, _report_html, _write_json
 from rnnlab.lab.experiments.adding import _compute_adding, _draw_adding, _findings_adding, _tables_adding
 from rnnlab.lab.experiments.copy import _compute_copy, _draw_copy, _findings_copy, _tables_copy
@@ -50,6 +51,8 @@ ADDING_CELLS = ("rnn_tanh", "irnn", "lstm", "lstm-chrono", "gru")
 COPY_CELLS = ("lstm", "lstm-chrono", "gru")
 #: the default output directory, relative to the working directory: ``experiments/NAME``
 DEFAULT_OUT = "experiments"
+#: where a learning-curve experiment keeps its checkpoints while it runs, inside its output directory
+CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,16 @@ class Experiment:
     """One experiment: its settings per mode and how to compute, tabulate, interpret and draw it.
 
     ``run(out_dir, mode=, seed=, progress=)`` does everything and returns the results dict (what
-    ``results.json`` holds).
+    ``results.json`` holds). The learning-curve experiments (``adding``, ``copy``) also take
+    ``checkpoints`` in ``compute`` and keep their progress in ``out_dir/checkpoints`` while they run
+    (``run(..., resume=True)`` continues a stopped run).
     """
 
     name: str
     title: str
     summary: str                          # one line, for ``--list``
     settings: Mapping[str, object]        # mode -> a frozen settings dataclass
-    compute: Callable                     # (settings, seed, log) -> dict of numbers
+    compute: Callable                     # (settings, seed, log[, checkpoints]) -> dict of numbers
     findings: Callable                    # results -> list of sentences written from the numbers
     tables: Callable                      # results -> list of (caption, header, rows)
     draw: Callable                        # (results, _Matplotlib) -> list of (file name, caption, PNG bytes)
@@ -155,7 +160,7 @@ class Experiment:
         return settings
 
     def run(self, out_dir, *, mode: str = "fast", seed: int = 0, timesteps=None, cells=None, sequences=None,
-            lr=None, batch_size=None, progress: Callable[[str], None] | None = None) -> dict:
+            lr=None, batch_size=None, resume: bool = False, progress: Callable[[str], None] | None = None) -> dict:
         """Run the experiment and write ``results.json``, the PNG figures and ``report.html`` into ``out_dir``.
 
         Parameters
@@ -180,6 +185,12 @@ class Experiment:
             Adam's learning rate instead of the mode's (``adding`` and ``copy`` only).
         batch_size : int > 0, optional
             Training sequences per step instead of the mode's (``adding`` and ``copy`` only).
+        resume : bool
+            Continue a stopped run of ``adding`` or ``copy`` from ``out_dir/checkpoints`` (written at
+            every evaluation, removed once the report is written), with the same options: the results
+            equal an uninterrupted run's, number for number, and ``elapsed_seconds`` counts every part.
+            Without it, a directory holding such checkpoints is refused (ValueError), so that no
+            progress is lost by forgetting the flag.
         progress : callable(str), optional
             Receives a line per milestone (a run finished, an evaluation).
 
@@ -193,6 +204,9 @@ class Experiment:
         ------
         PlotDependencyError
             Before any computation, when matplotlib is missing.
+        ValueError
+            Besides bad options: ``resume`` for an experiment without checkpoints, or with none to resume
+            in ``out_dir``; checkpoints in ``out_dir`` without ``resume``, or of other settings with it.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}; got {mode!r}")
@@ -204,14 +218,21 @@ class Experiment:
             raise TypeError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__} {out_dir!r}")
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be a callable taking a str, or None; got {type(progress).__name__}")
+        if not isinstance(resume, bool):
+            raise TypeError(f"resume must be a bool, got {type(resume).__name__} {resume!r}")
         mpl = _Matplotlib()  # fail before computing, not after
         log = progress or (lambda message: None)
         settings = self._settings(mode, timesteps=timesteps, cells=cells, sequences=sequences, lr=lr,
                                   batch_size=batch_size)  # refused before anything is written
         out = Path(out_dir)
+        checkpoints = self._checkpoints(out, settings, int(seed), resume)
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        measured = self.compute(settings, int(seed), log)
+        if checkpoints is None:
+            measured = self.compute(settings, int(seed), log)
+        else:
+            measured = self.compute(settings, int(seed), log, checkpoints=checkpoints)
+        restored = 0.0 if checkpoints is None else checkpoints.restored_seconds
         command = command_line(self.name, mode, int(seed), out_dir,
                                None if timesteps is None else settings.timesteps,
                                None if cells is None else settings.cells,
@@ -220,7 +241,7 @@ class Experiment:
                                None if batch_size is None else settings.batch_size)
         results = {"experiment": self.name, "title": self.title, "mode": mode, "seed": int(seed),
                    "command": command, "settings": asdict(settings),
-                   **measured, "elapsed_seconds": round(time.perf_counter() - started, 2)}
+                   **measured, "elapsed_seconds": round(time.perf_counter() - started + restored, 2)}
         results["findings"] = self.findings(results)
         if launch_rank() != 0:  # under mpiexec the ranks shared the runs; rank 0 writes the report
             results["figures"] = []
@@ -234,7 +255,31 @@ class Experiment:
         results["figures"] = [{"file": filename, "caption": caption} for filename, caption, _ in figures]
         _write_json(out / "results.json", results)
         write_atomic(out / "report.html", _report_html(results, self.tables(results), figures).encode("utf-8"))
+        if checkpoints is not None:
+            checkpoints.discard()  # the run is complete: its report holds everything they did
         return results
+
+    def _checkpoints(self, out: Path, settings, seed: int, resume: bool) -> CurveCheckpoints | None:
+        """The learning curves' checkpoints in ``out/checkpoints`` (None for the other experiments), after the
+        checks of ``resume``: checkpoints there need it, and it needs checkpoints there."""
+        if not isinstance(settings, CurveSettings):
+            if resume:
+                curves = [e.name for e in EXPERIMENTS.values() if isinstance(e.settings["fast"], CurveSettings)]
+                raise ValueError(f"resume applies to the learning-curve experiments ({', '.join(curves)}), which "
+                                 f"keep checkpoints; {self.name!r} runs in minutes and starts again")
+            return None
+        checkpoints = CurveCheckpoints(out / CHECKPOINT_DIR, {"experiment": self.name, "seed": seed,
+                                                              "settings": asdict(settings)})
+        if launch_rank() != 0:  # under mpiexec rank 0 checks, before the ranks write their own checkpoints
+            return checkpoints
+        held = checkpoints.files()
+        if held and not resume:
+            raise ValueError(f"'{out}' holds the checkpoints of an unfinished run ({len(held)} in "
+                             f"'{checkpoints.directory}'): resume it (--resume), or choose another output directory")
+        if resume and not held:
+            raise ValueError(f"nothing to resume: '{checkpoints.directory}' holds no checkpoint (a finished run "
+                             "removes its own); start the run without resume")
+        return checkpoints
 
 
 def command_line(name: str, mode: str, seed: int, out_dir, timesteps=None, cells=None, sequences=None, lr=None,

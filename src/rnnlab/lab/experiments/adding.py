@@ -11,7 +11,7 @@ from rnnlab import optim
 from rnnlab.data.synthetic import ADDING_BASELINE_MSE, ADDING_SOLVED_MSE, adding_problem
 from rnnlab.lab.experiments._cells import CHRONO_CELLS, _label, make_recurrent
 from rnnlab.lab.experiments._curves import CurveSettings, _curve_seeds, _draw_curves, _reached
-from rnnlab.lab.experiments._loop import _learning_curve, _predict
+from rnnlab.lab.experiments._loop import CurveCheckpoints, _learning_curve, _predict
 from rnnlab.lab.experiments._report import _count
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense
@@ -19,7 +19,7 @@ from rnnlab.nn.sequential import Sequential
 from rnnlab.training.distributed import spread_over_ranks, world
 
 
-def _compute_adding(s: CurveSettings, seed: int, log) -> dict:
+def _compute_adding(s: CurveSettings, seed: int, log, checkpoints: CurveCheckpoints | None = None) -> dict:
     """Adam on fresh batches of the adding problem; validation MSE on a fixed set per T."""
     def one(T_cell):
         T, cell = T_cell
@@ -40,7 +40,9 @@ def _compute_adding(s: CurveSettings, seed: int, log) -> dict:
         curve = _learning_curve(model, loss_fn, optim.get("adam", lr=s.lr), draw, evaluate,
                                 batch_size=s.batch_size, max_sequences=s.max_sequences, eval_every=s.eval_every,
                                 clip_norm=s.clip_norm, solved=lambda m: m["val_mse"] < ADDING_SOLVED_MSE,
-                                stop_when_solved=s.stop_when_solved, log=log, label=f"adding {_label(cell)} T={T}")
+                                stop_when_solved=s.stop_when_solved, log=log, label=f"adding {_label(cell)} T={T}",
+                                checkpoints=checkpoints, rng=train_rng,
+                                key=None if checkpoints is None else f"adding-{cell}-T{T}")
         return {"cell": cell, "label": _label(cell), "T": T, "chrono_T_max": T if cell in CHRONO_CELLS else None,
                 **curve, "best_val_mse": min(curve["val_mse"])}
 

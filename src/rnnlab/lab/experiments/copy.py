@@ -9,7 +9,7 @@ from rnnlab import optim
 from rnnlab.data.synthetic import COPY_LENGTH, COPY_SYMBOLS, copy_memory, copy_memory_baseline
 from rnnlab.lab.experiments._cells import CHRONO_CELLS, _label, make_recurrent
 from rnnlab.lab.experiments._curves import CurveSettings, _curve_seeds, _draw_curves, _reached
-from rnnlab.lab.experiments._loop import _learning_curve, _predict
+from rnnlab.lab.experiments._loop import CurveCheckpoints, _learning_curve, _predict
 from rnnlab.lab.experiments._report import _count, _pct
 from rnnlab.nn import losses
 from rnnlab.nn.layers import Dense, OneHot
@@ -20,7 +20,7 @@ from rnnlab.training.distributed import spread_over_ranks, world
 COPY_SOLVED_ACCURACY = 0.99
 
 
-def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
+def _compute_copy(s: CurveSettings, seed: int, log, checkpoints: CurveCheckpoints | None = None) -> dict:
     """Adam on fresh batches of the copy-memory task; mean per-step cross-entropy and recall accuracy."""
     def one(T_cell):
         T, cell = T_cell
@@ -47,7 +47,9 @@ def _compute_copy(s: CurveSettings, seed: int, log) -> dict:
                                 batch_size=s.batch_size, max_sequences=s.max_sequences, eval_every=s.eval_every,
                                 clip_norm=s.clip_norm,
                                 solved=lambda m: m["recall_accuracy"] >= COPY_SOLVED_ACCURACY,
-                                stop_when_solved=s.stop_when_solved, log=log, label=f"copy {_label(cell)} T={T}")
+                                stop_when_solved=s.stop_when_solved, log=log, label=f"copy {_label(cell)} T={T}",
+                                checkpoints=checkpoints, rng=train_rng,
+                                key=None if checkpoints is None else f"copy-{cell}-T{T}")
         below = [n for n, v in zip(curve["sequences"], curve["val_loss"]) if v < copy_memory_baseline(T)]
         return {"cell": cell, "label": _label(cell), "T": T, "chrono_T_max": T if cell in CHRONO_CELLS else None,
                 "baseline": copy_memory_baseline(T), **curve,
