@@ -162,3 +162,38 @@ def test_cli_resume_continues_a_stopped_run(tmp_path, capsys, uninterrupted):
     assert "resumed at 100 sequences" in capsys.readouterr().err
     saved = json.loads((out / "results.json").read_text("utf-8"))
     assert _curves(saved) == _curves(uninterrupted["copy"])
+
+
+def test_resumable_says_whether_checkpoints_wait(tmp_path):
+    out = tmp_path / "run"
+    assert not EXPERIMENTS["copy"].resumable(out)
+    with pytest.raises(_Stop):
+        EXPERIMENTS["copy"].run(out, progress=_stopped_at(3))
+    assert EXPERIMENTS["copy"].resumable(out) and EXPERIMENTS["adding"].resumable(out)  # the same folder layout
+    assert not EXPERIMENTS["vanishing"].resumable(out)
+
+
+def test_cli_ctrl_c_prints_the_resume_command(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+
+    def interrupt_at_third(message: str) -> None:  # stands in for the CLI's progress printer: Ctrl-C there
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("rnnlab.cli.experiment._progress", interrupt_at_third)
+    code = cli.main(["experiment", "copy", "--lr", "0.02", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and len(err.splitlines()) == 1
+    assert err.endswith(f"continue with: rnnlab experiment copy --lr 0.02 --out {out} --resume")
+    assert cli.main(["experiment", "copy", "--lr", "0.02", "--out", str(out), "--resume"]) == 0
+
+
+def test_cli_ctrl_c_before_any_checkpoint_is_a_plain_interrupt(tmp_path, capsys, monkeypatch):
+    def interrupt(message: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rnnlab.cli.experiment._progress", interrupt)
+    assert cli.main(["experiment", "copy", "--out", str(tmp_path / "run")]) == 130
+    assert "--resume" not in capsys.readouterr().err

@@ -8,9 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnlab.cli._registry import command
+from rnnlab.cli._registry import Interrupted, command
 from rnnlab.lab.config import ConfigError
-from rnnlab.lab.experiments import CELLS, DEFAULT_OUT, EXPERIMENTS, get
+from rnnlab.lab.experiments import CELLS, DEFAULT_OUT, EXPERIMENTS, command_line, get
 from rnnlab.lab.runs import rank as launch_rank
 
 __all__ = ["configure_cli", "run_cli"]
@@ -99,9 +99,17 @@ def run_cli(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:  # the options are valid one by one, not together
         raise ConfigError(f"--cells, --timesteps, --sequences, --batch-size: {exc}") from None
     out = args.out if args.out is not None else str(Path(DEFAULT_OUT) / experiment.name)
-    results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, cells=args.cells,
-                             sequences=args.sequences, lr=args.lr, batch_size=args.batch_size, resume=args.resume,
-                             progress=_progress)
+    try:
+        results = experiment.run(out, mode=mode, seed=args.seed, timesteps=args.timesteps, cells=args.cells,
+                                 sequences=args.sequences, lr=args.lr, batch_size=args.batch_size,
+                                 resume=args.resume, progress=_progress)
+    except KeyboardInterrupt:
+        if not experiment.resumable(out):
+            raise
+        again = command_line(experiment.name, mode, args.seed, out, args.timesteps, args.cells, args.sequences,
+                             args.lr, args.batch_size)
+        raise Interrupted(f"the progress up to the last evaluation is kept; continue with: {again} --resume") \
+            from None
     if launch_rank() != 0:
         return 0  # under mpiexec the ranks shared the runs; rank 0 reports
     print(f"{experiment.title} ({mode} mode, seed {args.seed}, {results['elapsed_seconds']:.1f} s)")

@@ -259,6 +259,12 @@ class Experiment:
             checkpoints.discard()  # the run is complete: its report holds everything they did
         return results
 
+    def resumable(self, out_dir) -> bool:
+        """Whether ``out_dir`` holds the checkpoints of an unfinished run of a learning-curve experiment, which
+        ``run(out_dir, ..., resume=True)`` continues (always False for the other experiments)."""
+        return (isinstance(self.settings["fast"], CurveSettings)
+                and bool(CurveCheckpoints(Path(out_dir) / CHECKPOINT_DIR, {}).files()))
+
     def _checkpoints(self, out: Path, settings, seed: int, resume: bool) -> CurveCheckpoints | None:
         """The learning curves' checkpoints in ``out/checkpoints`` (None for the other experiments), after the
         checks of ``resume``: checkpoints there need it, and it needs checkpoints there."""
