@@ -17,7 +17,7 @@ import numpy as np
 from rnnlab._files import write_atomic
 from rnnlab.nn.state import forward_with_states
 from rnnlab.nn.step import StepDiverged, train_step
-from rnnlab.training.checkpoint import CheckpointError, _from_json, _to_json
+from rnnlab.training.checkpoint import CheckpointError, restore_rng_states, rng_states
 
 #: the format of a learning-curve checkpoint (``checkpoints/<key>.npz``)
 CURVE_CHECKPOINT_FORMAT = "rnnlab-curve-checkpoint"
@@ -64,7 +64,8 @@ def _carry(model, x, states):
 class CurveCheckpoints:
     """Where the learning curves of one experiment run keep their progress: ``directory/<key>.npz`` per
     (task, T, cell) run, rewritten (atomically) at every evaluation, with the weights, the optimizer's
-    state, the training stream's generator, the curve so far and the seconds trained; no pickle.
+    state, the training stream's generator (and any of the model's), the curve so far and the seconds
+    trained; no pickle.
 
     ``identity`` (the experiment, seed and settings, as JSON) is stored in each file: a checkpoint of
     other settings is refused on resume, naming the settings that differ. A curve that has ended keeps
@@ -94,7 +95,7 @@ class CurveCheckpoints:
         ``progress`` (JSON: the curve, the sequences seen, ...)."""
         meta = {"format": CURVE_CHECKPOINT_FORMAT, "format_version": CURVE_CHECKPOINT_VERSION,
                 "identity": self.identity, "input_shape": list(model.input_shape),
-                "rng": _to_json(rng.bit_generator.state), "progress": progress, "optimizer_scalars": {}}
+                "rng": rng_states(rng, model), "progress": progress, "optimizer_scalars": {}}
         arrays = {f"param.{name}": value for name, value in model.named_parameters()}
         for name, value in optimizer.state_dict().items():
             if isinstance(value, np.ndarray):
@@ -134,7 +135,7 @@ class CurveCheckpoints:
         model.set_weights({name[len("param."):]: value for name, value in arrays.items() if name.startswith("param.")})
         optimizer.load_state_dict({**{name[len("optimizer."):]: value for name, value in arrays.items()
                                       if name.startswith("optimizer.")}, **meta["optimizer_scalars"]})
-        rng.bit_generator.state = _from_json(meta["rng"])
+        restore_rng_states(rng, model, meta["rng"])
         self.restored_seconds += meta["progress"].get("seconds", 0.0)
         return meta["progress"]
 
