@@ -82,9 +82,22 @@ class Optimizer:
         Learning rate ``gamma >= 0``; may be reassigned between steps (``opt.lr = ...``).
     weight_decay : float
         L2 penalty coefficient ``lambda >= 0`` (how it enters is up to each algorithm).
+    use_ema : bool
+        Keep an exponential moving average of the weights (Keras' ``use_ema``): after each step
+        ``ema = ema_momentum ema + (1 - ema_momentum) theta``, with ``ema = theta`` after the first.
+        Every optimizer takes it (keyword-only) except :class:`ASGD`, which keeps its own average.
+    ema_momentum : float in [0, 1]
+        The average's momentum (Keras' default 0.99).
 
     Notes
     -----
+    The moving average is the state buffer ``ema`` (in the state dict and so in checkpoints);
+    :meth:`swap_average` and :meth:`load_average` put it in the model, and
+    :class:`rnnlab.training.Trainer` validates, keeps the best epoch and ends the run with it (its
+    "Averaged weights"). Keras' ``fit`` validates with the raw weights and copies the average in at
+    the end; PyTorch's ``swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn`` computes the same
+    average.
+
     Subclasses list their per-parameter buffers in ``_buffers()`` (zeros at the first step unless
     ``_init_state`` says otherwise), their per-parameter float numbers in ``_scalars`` (set by
     ``_init_state``), and implement ``_update(p, g, state, a, b)``, where ``state["step"]``
@@ -94,9 +107,11 @@ class Optimizer:
     _config_keys: tuple[str, ...] = ("lr", "weight_decay")
     _scalars: tuple[str, ...] = ()  # per-parameter float numbers kept in the state besides "step"
 
-    def __init__(self, lr: float, weight_decay: float = 0.0):
+    def __init__(self, lr: float, weight_decay: float = 0.0, *, use_ema: bool = False, ema_momentum: float = 0.99):
         self.lr = lr
         self.weight_decay = check_number("weight_decay", weight_decay)
+        self.use_ema = check_bool("use_ema", use_ema)
+        self.ema_momentum = check_rate("ema_momentum", ema_momentum, high_inclusive=True)
         self.state: dict[str, dict] = {}
         self._unchecked: set[str] = set()  # names loaded by load_state_dict, shape-checked on first use
         self._workspace: dict[str, np.ndarray] = {}
@@ -117,15 +132,34 @@ class Optimizer:
             state = self.state.get(name)
             if state is None:
                 state = self.state[name] = self._init_state(p)
+                if self.use_ema:
+                    state["ema"] = np.zeros_like(p)
             elif name in self._unchecked:
                 self._check_loaded_state(name, state, p)
             state["step"] += 1
             a, b = self._scratch(p)
             self._update(p, g, state, a, b)
+            if self.use_ema:
+                self._update_ema(p, state, a)
+
+    def _update_ema(self, p: np.ndarray, state: dict, a: np.ndarray) -> None:
+        """``ema = m ema + (1 - m) p`` in ``p``'s precision (``m`` rounded to it first, as Keras), ``p``
+        itself after the first step."""
+        ema = state["ema"]
+        if state["step"] == 1:
+            np.copyto(ema, p)
+            return
+        m = p.dtype.type(self.ema_momentum)
+        ema *= m
+        ema += np.multiply(p, p.dtype.type(1) - m, out=a)
 
     def _buffers(self) -> tuple[str, ...]:
         """Names of the per-parameter arrays this configuration keeps (besides ``"step"``)."""
         return ()
+
+    def _all_buffers(self) -> tuple[str, ...]:
+        """:meth:`_buffers` and, with ``use_ema``, ``"ema"``."""
+        return self._buffers() + (("ema",) if self.use_ema else ())
 
     def _init_state(self, p: np.ndarray) -> dict:
         return {"step": 0, **{key: np.zeros_like(p) for key in self._buffers()}}
@@ -142,7 +176,7 @@ class Optimizer:
         return buf[:n].reshape(p.shape), buf[n : 2 * n].reshape(p.shape)
 
     def _check_loaded_state(self, name: str, state: dict, p: np.ndarray) -> None:
-        for key in self._buffers():
+        for key in self._all_buffers():
             if state[key].shape != p.shape:
                 raise ValueError(
                     f"optimizer state {key!r} of parameter {name!r} has shape {state[key].shape}, "
@@ -176,7 +210,7 @@ class Optimizer:
         if "lr" not in state_dict:
             raise ValueError(f"state_dict must contain 'lr', got keys {sorted(state_dict)}")
         lr = check_number("lr", _as_scalar("lr", state_dict["lr"]))
-        expected = {"step", *self._scalars, *self._buffers()}
+        expected = {"step", *self._scalars, *self._all_buffers()}
         groups: dict[str, dict] = {}
         for key, value in state_dict.items():
             if key == "lr":
@@ -200,7 +234,7 @@ class Optimizer:
             entry = {"step": int(step)}
             for key in self._scalars:
                 entry[key] = float(_as_scalar(f"state.{name}.{key}", fields[key]))
-            for key in self._buffers():
+            for key in self._all_buffers():
                 arr = np.array(fields[key])  # a copy
                 if not np.issubdtype(arr.dtype, np.floating):
                     raise TypeError(f"state.{name}.{key} must be a float array, got dtype {arr.dtype}")
@@ -210,10 +244,66 @@ class Optimizer:
         self.state = state
         self._unchecked = set(state)
 
+    # ----------------------------------------------------------------- the average
+    @property
+    def _average_buffer(self) -> str | None:
+        """The state buffer holding the average of the weights, if this optimizer keeps one."""
+        return "ema" if self.use_ema else None
+
+    @property
+    def keeps_average(self) -> bool:
+        """Whether the optimizer keeps an average of the weights (``use_ema``, or :class:`ASGD`)."""
+        return self._average_buffer is not None
+
+    @property
+    def steps(self) -> int:
+        """The largest step count of any parameter (0 before the first step)."""
+        return max((int(state["step"]) for state in self.state.values()), default=0)
+
+    @property
+    def averaging(self) -> bool:
+        """Whether the average differs from the weights, so that the run should end with it: with
+        ``use_ema``, once a step has been taken."""
+        return self.use_ema and self.steps > 0
+
+    def describe_average(self) -> str:
+        """What :meth:`load_average` puts in the model, for a log line."""
+        return f"the exponential moving average of the weights (ema_momentum {self.ema_momentum:g})"
+
+    def _averaged(self, model):
+        key = self._average_buffer
+        if key is None:
+            return
+        for name, p in model.named_parameters():
+            state = self.state.get(name)
+            if state is None:
+                continue  # not stepped yet: its average is itself
+            if name in self._unchecked:
+                self._check_loaded_state(name, state, p)
+            yield p, state[key]
+
+    def swap_average(self, model) -> None:
+        """Exchange every stepped parameter of ``model`` with its average, in place (bit for bit:
+        calling it twice restores both); nothing without an average."""
+        for p, average in self._averaged(model):
+            tmp, _ = self._scratch(p)
+            np.copyto(tmp, p)
+            np.copyto(p, average)
+            np.copyto(average, tmp)
+
+    def load_average(self, model) -> None:
+        """Copy the averages into ``model``'s parameters (the averages stay); nothing without an average."""
+        for p, average in self._averaged(model):
+            np.copyto(p, average)
+
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
-        """The constructor arguments; ``type(opt).from_config(cfg)`` builds an equal optimizer."""
-        return {key: getattr(self, key) for key in self._config_keys}
+        """The constructor arguments; ``type(opt).from_config(cfg)`` builds an equal optimizer
+        (``use_ema`` and ``ema_momentum`` only when the average is kept)."""
+        config = {key: getattr(self, key) for key in self._config_keys}
+        if self.use_ema:
+            config.update(use_ema=True, ema_momentum=self.ema_momentum)
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> Optimizer:
@@ -266,8 +356,8 @@ class SGD(Optimizer):
     _config_keys = ("lr", "momentum", "nesterov", "weight_decay", "dampening")
 
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-                 dampening: float = 0.0):
-        super().__init__(lr, weight_decay)
+                 dampening: float = 0.0, *, use_ema: bool = False, ema_momentum: float = 0.99):
+        super().__init__(lr, weight_decay, use_ema=use_ema, ema_momentum=ema_momentum)
         self.momentum = check_rate("momentum", momentum)
         self.dampening = check_rate("dampening", dampening, high_inclusive=True)
         self.nesterov = check_bool("nesterov", nesterov)
@@ -356,8 +446,12 @@ class ASGD(Optimizer):
     _scalars = ("eta", "mu")
 
     def __init__(self, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
-                 weight_decay: float = 0.0, nonmono: int | None = None):
-        super().__init__(lr, weight_decay)
+                 weight_decay: float = 0.0, nonmono: int | None = None, *, use_ema: bool = False,
+                 ema_momentum: float = 0.99):
+        if use_ema is not False:
+            raise ValueError(f"ASGD keeps its own average of the weights (ax); use_ema is for the other optimizers, "
+                             f"got use_ema={use_ema!r}")
+        super().__init__(lr, weight_decay, ema_momentum=ema_momentum)
         self.lambd = check_number("lambd", lambd)
         self.alpha = check_number("alpha", alpha)
         self.t0 = check_number("t0", t0)
@@ -386,9 +480,8 @@ class ASGD(Optimizer):
 
     # ----------------------------------------------------------------- the average
     @property
-    def steps(self) -> int:
-        """The largest step count of any parameter (0 before the first step)."""
-        return max((int(state["step"]) for state in self.state.values()), default=0)
+    def _average_buffer(self) -> str:
+        return "ax"
 
     @property
     def averaging(self) -> bool:
@@ -401,28 +494,8 @@ class ASGD(Optimizer):
         (as a fresh ``torch.optim.ASGD(t0=0)`` would, AWD-LSTM's switch from SGD)."""
         self.t0 = float(self.steps)
 
-    def _averaged(self, model):
-        for name, p in model.named_parameters():
-            state = self.state.get(name)
-            if state is None:
-                continue  # not stepped yet: its average is itself
-            if name in self._unchecked:
-                self._check_loaded_state(name, state, p)
-            yield p, state["ax"]
-
-    def swap_average(self, model) -> None:
-        """Exchange every stepped parameter of ``model`` with its average ``ax``, in place (bit for
-        bit: calling it twice restores both)."""
-        for p, ax in self._averaged(model):
-            tmp, _ = self._scratch(p)
-            np.copyto(tmp, p)
-            np.copyto(p, ax)
-            np.copyto(ax, tmp)
-
-    def load_average(self, model) -> None:
-        """Copy the averages into ``model``'s parameters (the averages stay)."""
-        for p, ax in self._averaged(model):
-            np.copyto(p, ax)
+    def describe_average(self) -> str:
+        return f"the weights averaged since step {int(self.t0) + 2}"
 
     # ----------------------------------------------------------------- state dict
     def state_dict(self) -> dict:
@@ -478,8 +551,8 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 amsgrad: bool = False):
-        super().__init__(lr, weight_decay)
+                 amsgrad: bool = False, *, use_ema: bool = False, ema_momentum: float = 0.99):
+        super().__init__(lr, weight_decay, use_ema=use_ema, ema_momentum=ema_momentum)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (check_rate("betas[0]", betas[0]), check_rate("betas[1]", betas[1]))
@@ -543,8 +616,8 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-                 amsgrad: bool = False):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+                 amsgrad: bool = False, *, use_ema: bool = False, ema_momentum: float = 0.99):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, use_ema=use_ema, ema_momentum=ema_momentum)
 
 
 class RMSprop(Optimizer):
@@ -586,8 +659,9 @@ class RMSprop(Optimizer):
     _config_keys = ("lr", "alpha", "eps", "momentum", "centered", "weight_decay")
 
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
-                 centered: bool = False, weight_decay: float = 0.0):
-        super().__init__(lr, weight_decay)
+                 centered: bool = False, weight_decay: float = 0.0, *, use_ema: bool = False,
+                 ema_momentum: float = 0.99):
+        super().__init__(lr, weight_decay, use_ema=use_ema, ema_momentum=ema_momentum)
         self.alpha = check_rate("alpha", alpha)
         self.eps = check_number("eps", eps)
         self.momentum = check_rate("momentum", momentum)
@@ -659,8 +733,9 @@ class Adagrad(Optimizer):
     _config_keys = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
-        super().__init__(lr, weight_decay)
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, use_ema: bool = False,
+                 ema_momentum: float = 0.99):
+        super().__init__(lr, weight_decay, use_ema=use_ema, ema_momentum=ema_momentum)
         self.lr_decay = check_number("lr_decay", lr_decay)
         self.initial_accumulator_value = check_number("initial_accumulator_value", initial_accumulator_value)
         self.eps = check_number("eps", eps)

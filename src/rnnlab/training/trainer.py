@@ -38,8 +38,8 @@ Checkpoints and the run directory are described in :mod:`rnnlab.training.checkpo
 
 Averaged weights
 ----------------
-With an optimizer that keeps a running average of the weights (:class:`rnnlab.optim.ASGD`, which has
-``swap_average``), the run evaluates with the average: while :meth:`Trainer.run` runs,
+With an optimizer that keeps a running average of the weights (:class:`rnnlab.optim.ASGD`, or any
+optimizer with ``use_ema``: its ``keeps_average``), the run evaluates with the average: while :meth:`Trainer.run` runs,
 :meth:`Trainer.evaluate` and :class:`~rnnlab.training.callbacks.BestWeights` (``restore_best``) see
 the averaged weights, swapped in and out around them (:meth:`Trainer.averaged_weights`); the
 training steps and the checkpoints keep the iterates (the checkpoint's optimizer state holds the
@@ -341,9 +341,10 @@ class Trainer:
     @contextlib.contextmanager
     def averaged_weights(self):
         """Within the block, the model holds the optimizer's averaged weights, when the optimizer keeps
-        them (``swap_average``) and :meth:`run` is running; the iterates are swapped back after it, bit
+        them (``keeps_average``) and :meth:`run` is running; the iterates are swapped back after it, bit
         for bit. Elsewhere it changes nothing."""
-        swap = getattr(self.optimizer, "swap_average", None) if self._running else None
+        keeps = self._running and getattr(self.optimizer, "keeps_average", False)
+        swap = self.optimizer.swap_average if keeps else None
         if swap is None:
             yield
             return
@@ -357,7 +358,7 @@ class Trainer:
         """At the end of a run: the model takes the averaged weights (module docstring, "Averaged weights")."""
         if getattr(self.optimizer, "averaging", False):
             self.optimizer.load_average(self.model)
-            self.log(f"the model holds the weights averaged since step {int(self.optimizer.t0) + 2}")
+            self.log(f"the model holds {self.optimizer.describe_average()}")
 
     def _start_averaging_if_stalled(self) -> None:
         """NT-ASGD: start the optimizer's averaging when ``val_loss`` is worse than the best of the epochs
