@@ -28,10 +28,10 @@ def text_ids(n, seed, words=((1, 2, 3), (4, 5), (1, 6), (2, 4, 5, 3))):
     return np.array(ids[:n])
 
 
-def build(optimizer_args, epochs=3, restore_best=False, model_seed=0, val_words=None):
+def build(optimizer_args, epochs=3, restore_best=False, model_seed=0, val_words=None, optimizer="asgd", lr=0.5):
     model = Sequential([Embedding(V, 5, seed=model_seed), LSTM(8, return_sequences=True, seed=model_seed + 1),
                         Dense(V, seed=model_seed + 2)])
-    config = TrainConfig(epochs=epochs, optimizer="asgd", lr=0.5, optimizer_args=optimizer_args, clip_norm=1.0,
+    config = TrainConfig(epochs=epochs, optimizer=optimizer, lr=lr, optimizer_args=optimizer_args, clip_norm=1.0,
                          metrics=["perplexity"], restore_best=restore_best, checkpoint_every_steps=4,
                          log_every=10_000)
     train = LMStream(text_ids(260, 0), batch_size=B, bptt=WINDOW, seed=1)
@@ -41,14 +41,14 @@ def build(optimizer_args, epochs=3, restore_best=False, model_seed=0, val_words=
 
 
 class Record(Callback):
-    """At each epoch's end: the iterates and the optimizer's averages."""
+    """At each epoch's end: the iterates and the optimizer's averages (its state ``buffer``)."""
 
-    def __init__(self):
-        self.raw, self.avg = [], []
+    def __init__(self, buffer="ax"):
+        self.raw, self.avg, self.buffer = [], [], buffer
 
     def on_epoch_end(self, trainer, epoch, logs):
         self.raw.append(weights(trainer.model))
-        self.avg.append({name: state["ax"].copy() for name, state in trainer.optimizer.state.items()})
+        self.avg.append({name: state[self.buffer].copy() for name, state in trainer.optimizer.state.items()})
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""rnnlab.optim.ASGD beyond the shared optimizer tests of test_optim.py: the average by hand, swapping it
-in and out, starting it, and its state dict (``t0`` and the per-parameter numbers ``eta`` and ``mu``)."""
+"""rnnlab.optim.ASGD beyond the shared optimizer tests of test_optim.py: the average by hand, starting it, and
+its state dict (``t0`` and the per-parameter numbers ``eta`` and ``mu``); swapping the average in and out is
+tested with the moving average in test_optim_ema.py."""
 
 from __future__ import annotations
 
@@ -36,32 +37,6 @@ def test_the_average_is_the_mean_of_the_iterates_from_t0_plus_2(rng):
         iterates.append(model.params["a.w"].copy())
     np.testing.assert_allclose(opt.state["a.w"]["ax"], np.mean(iterates[t0 + 1:], axis=0), rtol=1e-13, atol=1e-15)
     assert opt.state["a.w"]["eta"] == 0.1 and opt.state["a.w"]["mu"] == 1 / (9 - t0)
-
-
-def test_swap_average_twice_restores_both_and_load_average_copies(rng):
-    model = Model(rng, dtype=np.float32)
-    opt = ASGD(lr=0.1, t0=0)
-    opt.swap_average(model)  # before any step: nothing to swap
-    for _ in range(5):
-        model.new_grads()
-        opt.step(model)
-    raw = {k: v.copy() for k, v in model.params.items()}
-    avg = {k: opt.state[k]["ax"].copy() for k in raw}
-    arrays = dict(model.params)
-    opt.swap_average(model)
-    for k in raw:
-        assert model.params[k] is arrays[k]
-        np.testing.assert_array_equal(model.params[k], avg[k])
-        np.testing.assert_array_equal(opt.state[k]["ax"], raw[k])
-        assert not np.array_equal(raw[k], avg[k])
-    opt.swap_average(model)
-    for k in raw:
-        np.testing.assert_array_equal(model.params[k], raw[k])
-        np.testing.assert_array_equal(opt.state[k]["ax"], avg[k])
-    opt.load_average(model)
-    for k in raw:
-        np.testing.assert_array_equal(model.params[k], avg[k])
-        np.testing.assert_array_equal(opt.state[k]["ax"], avg[k])
 
 
 def test_start_averaging_sets_t0_to_the_steps_so_far(rng):

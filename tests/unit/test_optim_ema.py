@@ -101,28 +101,39 @@ def test_a_state_without_the_average_is_refused_when_it_is_kept(rng):
         optim.Adam(use_ema=True).load_state_dict(plain.state_dict())
 
 
-def test_swap_and_load_average(rng):
-    model = FakeModel(rng)
-    opt = optim.Adam(lr=0.1, use_ema=True, ema_momentum=0.5)
-    assert opt.keeps_average and not opt.averaging
-    for step in range(3):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("make, buffer, description", [
+    (lambda: optim.Adam(lr=0.1, use_ema=True, ema_momentum=0.5), "ema",
+     "the exponential moving average of the weights (ema_momentum 0.5)"),
+    (lambda: optim.ASGD(lr=0.1, t0=0), "ax", "the weights averaged since step 2"),
+], ids=["ema", "asgd"])
+def test_swap_average_twice_restores_both_and_load_average_copies(rng, dtype, make, buffer, description):
+    model = FakeModel(rng, dtype)
+    opt = make()
+    assert opt.keeps_average and opt.steps == 0
+    opt.swap_average(model)  # before any step: nothing to swap
+    for step in range(5):
         set_gradients(model, step)
         opt.step(model)
-    assert opt.averaging
+    assert opt.averaging and opt.steps == 5
     raw = {k: v.copy() for k, v in model.params.items()}
-    ema = {k: opt.state[k]["ema"].copy() for k in raw}
+    avg = {k: opt.state[k][buffer].copy() for k in raw}
+    arrays = dict(model.params)
     opt.swap_average(model)
     for k in raw:
-        np.testing.assert_array_equal(model.params[k], ema[k])
-        np.testing.assert_array_equal(opt.state[k]["ema"], raw[k])
+        assert model.params[k] is arrays[k]  # in place: the layers keep their arrays
+        np.testing.assert_array_equal(model.params[k], avg[k])
+        np.testing.assert_array_equal(opt.state[k][buffer], raw[k])
+        assert not np.array_equal(raw[k], avg[k])
     opt.swap_average(model)
     for k in raw:
         np.testing.assert_array_equal(model.params[k], raw[k])
+        np.testing.assert_array_equal(opt.state[k][buffer], avg[k])
     opt.load_average(model)
     for k in raw:
-        np.testing.assert_array_equal(model.params[k], ema[k])
-        np.testing.assert_array_equal(opt.state[k]["ema"], ema[k])
-    assert opt.describe_average() == "the exponential moving average of the weights (ema_momentum 0.5)"
+        np.testing.assert_array_equal(model.params[k], avg[k])
+        np.testing.assert_array_equal(opt.state[k][buffer], avg[k])
+    assert opt.describe_average() == description
 
 
 def test_without_ema_nothing_is_kept_or_swapped(rng):
