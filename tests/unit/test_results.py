@@ -155,10 +155,15 @@ def test_the_ablation_table_puts_a_run_beside_the_same_run_without_a_technique()
     lstm = record(dataset="copy", metric="recall", split="val", value=0.184, techniques=[], command="c3",
                   model="LSTM 128, T = 100", published=..., ablation_of="chrono")
     alone = record(split="val", value=88.0)  # its group has one set of techniques: not in the table
-    table = results.ablation_table(results.check_records([bare, full, other, no_tying, alone, lstm])).splitlines()
+    swapped = record(techniques=["variational_dropout", "weight_drop"], value=83.5, command="c4")
+    averaged = record(techniques=["tying", "ema"], value=90.0, command="c5")
+    table = results.ablation_table(results.check_records([bare, full, other, no_tying, alone, lstm, swapped,
+                                                          averaged])).splitlines()
     assert table[:2] == ["| task | figure | techniques | rnnlab | difference |", "|---|---|---|---:|---|"]
     assert table[2:] == [
         "| PTB word LM: 2 x 400 LSTM | test perplexity | variational_dropout, tying | 84.2 |  |",
+        "|  |  | variational_dropout, weight_drop | 83.5 | -0.7 without tying, with weight_drop |",
+        "|  |  | tying, ema | 90 | +5.8 without variational_dropout, with ema |",
         "|  |  | variational_dropout | 87 | +2.8 without tying |",
         "|  |  | none | 114.3 | +30.1 without variational_dropout, tying |",
         "| copy memory: LSTM 128, T = 100 | validation recall | chrono | 99 % |  |",

@@ -114,6 +114,7 @@ TECHNIQUES = {
     "zoneout": "zoneout on the recurrent state (Krueger et al. 2017)",
     "layer_norm": "layer-normalised recurrent cell (Ba et al. 2016)",
     "max_pool": "max-pooling over time of a classifier's recurrent outputs",
+    "ema": "an exponential moving average of the weights, validated and kept (the optimizers' `use_ema`)",
 }
 
 REQUIRED = ("dataset", "metric", "split", "value", "techniques", "params", "command", "date")
@@ -310,7 +311,8 @@ def summary_table(records: list[dict]) -> str:
 
 def ablation_table(records: list[dict]) -> str:
     """The ablation table: each group of records (dataset, metric, split, model) with more than one set of
-    techniques, its runs side by side, most techniques first, and each one's difference to the first."""
+    techniques, its runs side by side, most techniques first, and each one's difference to the first, with the
+    techniques it lacks and those it has that the first lacks."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
         groups.setdefault(_group_key(record), []).append(record)
@@ -328,8 +330,10 @@ def ablation_table(records: list[dict]) -> str:
             if n:
                 delta = _plain(round((record["value"] - top["value"]) * (100 if fraction else 1), 10))
                 missing = [t for t in top["techniques"] if t not in record["techniques"]]
+                added = [t for t in record["techniques"] if t not in top["techniques"]]
                 difference = (delta if delta.startswith("-") else "+" + delta) + (" points" if fraction else "")
                 difference += f" without {', '.join(missing)}" if missing else ""
+                difference += f"{',' if missing else ''} with {', '.join(added)}" if added else ""
             row = [_task(record) if n == 0 else "", _figure_name(record) if n == 0 else "",
                    _techniques_cell(record["techniques"]),
                    _number_text(record["metric"], record["value"], record.get("std")), difference]
