@@ -192,4 +192,8 @@ def test_mpiexec_deals_an_experiments_runs_to_the_ranks_with_the_numbers_of_one_
     parallel = json.loads((tmp_path / name / "results.json").read_text())
     experiment = EXPERIMENTS[name]
     alone = json.loads(json.dumps(experiment.compute(experiment.settings["fast"], 0, lambda message: None)))
-    assert len(alone[key]) >= 2 and parallel[key] == alone[key]
+
+    def numbers(runs):  # a learning curve's training time differs from run to run
+        return [{k: v for k, v in run.items() if k != "seconds"} if isinstance(run, dict) else run for run in runs]
+
+    assert len(alone[key]) >= 2 and numbers(parallel[key]) == numbers(alone[key])
