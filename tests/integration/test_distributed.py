@@ -197,3 +197,32 @@ def test_mpiexec_deals_an_experiments_runs_to_the_ranks_with_the_numbers_of_one_
         return [{k: v for k, v in run.items() if k != "seconds"} if isinstance(run, dict) else run for run in runs]
 
     assert len(alone[key]) >= 2 and numbers(parallel[key]) == numbers(alone[key])
+
+
+def test_mpiexec_resumes_an_experiment_with_the_numbers_of_one_uninterrupted_process(tmp_path):
+    from rnnlab.lab.experiments import EXPERIMENTS
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop_at_fifth(message):
+        seen.append(message)
+        if len(seen) == 5:
+            raise Stop
+
+    out = tmp_path / "copy"
+    with pytest.raises(Stop):  # the first cell ends, the second is checkpointed at 0 sequences
+        EXPERIMENTS["copy"].run(out, progress=stop_at_fifth)
+    refused = _run(2, "-m", "rnnlab", "experiment", "copy", "--out", str(out))
+    assert refused.returncode == 2 and "--resume" in refused.stderr  # every rank sees the checkpoints
+    done = _run(2, "-m", "rnnlab", "experiment", "copy", "--out", str(out), "--resume")
+    assert done.returncode == 0, done.stderr
+    alone = EXPERIMENTS["copy"].run(tmp_path / "alone")
+
+    def numbers(runs):
+        return [{k: v for k, v in run.items() if k != "seconds"} for run in runs]
+
+    assert numbers(json.loads((out / "results.json").read_text())["runs"]) == numbers(alone["runs"])
+    assert not (out / "checkpoints").exists()

@@ -42,7 +42,7 @@ from rnnlab.lab.experiments.vanishing import (
     _findings_vanishing,
     _tables_vanishing,
 )
-from rnnlab.training.distributed import launch_rank
+from rnnlab.training.distributed import launch_rank, world
 
 #: how much an experiment runs: ``fast`` (a quick check) or ``full`` (the published figures)
 MODES = ("fast", "full")
@@ -276,15 +276,16 @@ class Experiment:
             return None
         checkpoints = CurveCheckpoints(out / CHECKPOINT_DIR, {"experiment": self.name, "seed": seed,
                                                               "settings": asdict(settings)})
-        if launch_rank() != 0:  # under mpiexec rank 0 checks, before the ranks write their own checkpoints
-            return checkpoints
-        held = checkpoints.files()
+        held = checkpoints.files()  # under mpiexec every rank looks before any rank writes (the barrier below)
         if held and not resume:
             raise ValueError(f"'{out}' holds the checkpoints of an unfinished run ({len(held)} in "
                              f"'{checkpoints.directory}'): resume it (--resume), or choose another output directory")
         if resume and not held:
             raise ValueError(f"nothing to resume: '{checkpoints.directory}' holds no checkpoint (a finished run "
                              "removes its own); start the run without resume")
+        comm = world()
+        if comm is not None:
+            comm.barrier(timed=False)
         return checkpoints
 
 
