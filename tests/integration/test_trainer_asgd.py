@@ -88,15 +88,21 @@ def test_validation_best_weights_and_final_model_are_the_averages(tmp_path, rest
 
 def test_resume_across_the_start_of_averaging_is_bitwise_identical(tmp_path):
     args = {"lambd": 1e-3, "alpha": 0.75, "t0": 14, "weight_decay": 1e-4}
-    model, config, train, val = build(args)
+    assert_resumes_bitwise(tmp_path, lambda **kw: build(args, **kw), stops=(10, 21))  # before the averaging, during it
+
+
+def assert_resumes_bitwise(tmp_path, make, stops):
+    """Runs stopped at each step of ``stops`` and resumed (from models built with another seed by
+    ``make(model_seed=...)``) end with the weights and history of the run ``make()`` builds, never stopped."""
+    model, config, train, val = make()
     expected = Trainer(model, "cross_entropy", config, train, val, tmp_path / "reference").run()
     expected_weights = weights(model)
-    for at_step in (10, 21):  # before the averaging starts, and during it
+    for at_step in stops:
         run_dir = tmp_path / f"stopped-at-{at_step}"
-        model, config, train, val = build(args)
+        model, config, train, val = make()
         with pytest.raises(KeyboardInterrupt):
             Trainer(model, "cross_entropy", config, train, val, run_dir, callbacks=[Interrupt(at_step)]).run()
-        model, config, train, val = build(args, model_seed=50)
+        model, config, train, val = make(model_seed=50)
         history = Trainer(model, "cross_entropy", config, train, val, run_dir).run(resume=True)
         assert_bitwise_equal(weights(model), expected_weights)
         assert history["val_loss"] == expected["val_loss"] and history["loss"] == expected["loss"]

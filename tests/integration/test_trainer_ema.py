@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_trainer_asgd import Record, no_curves, val_loss_of  # noqa: F401 (no_curves: an autouse fixture)
+from test_trainer_asgd import Record, assert_resumes_bitwise, no_curves, val_loss_of  # noqa: F401 (no_curves: autouse)
 from test_trainer_asgd import build as build_asgd
-from test_trainer_resume import Interrupt, assert_bitwise_equal, weights
+from test_trainer_resume import assert_bitwise_equal, weights
 
 from rnnlab.io import files as model_io
 from rnnlab.training.trainer import Trainer, latest_checkpoint
@@ -39,18 +39,7 @@ def test_validation_best_weights_and_final_model_are_the_moving_averages(tmp_pat
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_resume_is_bitwise_identical(tmp_path, optimizer):
-    model, config, train, val = build(optimizer)
-    expected = Trainer(model, "cross_entropy", config, train, val, tmp_path / "reference").run()
-    expected_weights = weights(model)
-    for at_step in (6, 17):
-        run_dir = tmp_path / f"stopped-at-{at_step}"
-        model, config, train, val = build(optimizer)
-        with pytest.raises(KeyboardInterrupt):
-            Trainer(model, "cross_entropy", config, train, val, run_dir, callbacks=[Interrupt(at_step)]).run()
-        model, config, train, val = build(optimizer, model_seed=50)
-        history = Trainer(model, "cross_entropy", config, train, val, run_dir).run(resume=True)
-        assert_bitwise_equal(weights(model), expected_weights)
-        assert history["val_loss"] == expected["val_loss"] and history["loss"] == expected["loss"]
+    assert_resumes_bitwise(tmp_path, lambda **kw: build(optimizer, **kw), stops=(6, 17))
 
 
 def test_without_ema_the_model_ends_with_its_iterates(tmp_path):
