@@ -63,7 +63,7 @@ try:  # a Ctrl-C while the commands load ends the program like one while they ru
 
     # Each command module registers its commands on import; `rnnlab --help` lists them in this order.
     # isort: off
-    from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect, export  # noqa: F401
+    from rnnlab.cli import demo, gradcheck, run, diagnose, experiment, inspect, export, compare  # noqa: F401
     # isort: on
 except KeyboardInterrupt:
     from rnnlab._startup import interrupted_while_starting
