@@ -129,13 +129,14 @@ def plot(curves: Sequence[RunCurve], ax=None, *, title: str | None = None, log_s
     A run's best epoch is marked with a hollow circle. Needs matplotlib (the ``plot`` extra):
     :class:`~rnnlab.lab.experiments.PlotDependencyError` without it.
     """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise PlotDependencyError("comparing runs in a figure needs matplotlib, which is not installed: "
+                                  "pip install 'rnnlab[plot]'") from None
     if ax is None:
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise PlotDependencyError("comparing runs in a figure needs matplotlib, which is not installed: "
-                                      "pip install 'rnnlab[plot]'") from None
         fig = Figure(figsize=(6, 4), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
@@ -147,6 +148,7 @@ def plot(curves: Sequence[RunCurve], ax=None, *, title: str | None = None, log_s
                     color=line.get_color(), linestyle="none")
     if log_scale:
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs
     ax.set_xlabel("epoch")
     ax.set_ylabel(curves[0].metric if curves else "")
     if title:
