@@ -309,6 +309,30 @@ def test_cross_validation_trains_every_fold_and_reports_mean_and_std(capsys, dat
     assert json.loads(Path("cv/metrics.json").read_text()) == summary
 
 
+def test_cross_validation_without_a_validation_part(capsys, data_dir):
+    """val_frac = 0: each fold trains on the whole of its training part; no validation figures are reported."""
+    config = write("cv0.toml", '[data]\ntask = "sentiment"\ndataset = "uci_sentiment"\nlimit = 90\ncv_folds = 3\n'
+                               "val_frac = 0\nbatch_size = 30\n[model]\nhidden_size = 3\nembedding_dim = 3\n"
+                               "[train]\nmax_steps = 1\n")
+    code, out, err = run(capsys, "train", config, "--run-dir", "cv0", "--data-dir", data_dir)
+    assert code == 0, err
+    folds = [json.loads(Path(f"cv0/fold-0{k}/metrics.json").read_text()) for k in (1, 2, 3)]
+    assert all("val" not in f and 0 <= f["test"]["accuracy"] <= 1 for f in folds)
+    summary = json.loads(Path("cv0/metrics.json").read_text())
+    assert summary["fold_accuracy"] == [f["test"]["accuracy"] for f in folds]
+    assert "fold_val_accuracy" not in summary and "fold_val_accuracy" not in out
+    assert "train 60, val 0, test 30" in out  # a fold's 90 texts: two thirds for training, none held out
+
+
+def test_the_mr_cross_validation_example_trains_every_fold(capsys, data_dir):
+    code, out, err = run(capsys, "train", EXAMPLES / "sentiment_mr_regularised.toml", "--set", "data.limit=100",
+                         "--set", "train.max_steps=1", "--run-dir", "mr", "--data-dir", data_dir)
+    assert code == 0, err
+    summary = json.loads(Path("mr/metrics.json").read_text())
+    assert summary["cv_folds"] == 10 and len(summary["fold_accuracy"]) == 10
+    assert load_config("mr/fold-10/config.toml").model == load_config(EXAMPLES / "sentiment_mr_regularised.toml").model
+
+
 # --------------------------------------------------------------------------- summary and the examples
 def test_summary_prints_the_resolved_config_the_data_and_the_model(capsys):
     code, out, err = run(capsys, "summary", write("adding.toml", ADDING), "--set", "model.num_layers=2")

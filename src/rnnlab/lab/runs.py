@@ -270,8 +270,9 @@ def _cross_validate(config: RunConfig, run_dir: Path, *, data_dir, resume: bool,
     accuracies = [f["test"]["accuracy"] for f in folds]
     summary = {"task": config.data.task, "dataset": config.data.dataset, "cv_folds": k,
                "fold_accuracy": accuracies, "accuracy_mean": float(np.mean(accuracies)),
-               "accuracy_std": float(np.std(accuracies, ddof=1)),
-               "fold_val_accuracy": [f.get("val", {}).get("accuracy") for f in folds]}
+               "accuracy_std": float(np.std(accuracies, ddof=1))}
+    if any("val" in f for f in folds):  # none with val_frac = 0: each fold trains on all of its training part
+        summary["fold_val_accuracy"] = [f.get("val", {}).get("accuracy") for f in folds]
     if comm is not None:
         summary["world_size"] = comm.size
     summary = _finite(summary)
