@@ -69,6 +69,21 @@ def test_a_metric_a_run_lacks_is_named_with_what_the_run_has(runs):
         compare(runs, "val_perplexity")
 
 
+def test_a_cross_validation_run_stands_for_its_folds(runs, tmp_path):
+    cv = tmp_path / "cv"
+    for k, losses in ((2, [0.9, 0.7]), (1, [0.8, 0.6, 0.65]), (10, [0.5])):
+        write_run(cv / f"fold-{k:02d}", loss=[1.0] * len(losses), val_loss=losses)
+    (cv / "fold-notes").mkdir()  # not a fold
+    curves = compare([runs[0], cv], labels=["single", "BiLSTM"])
+    assert [c.label for c in curves] == ["single", "BiLSTM, fold 1", "BiLSTM, fold 2", "BiLSTM, fold 10"]
+    assert [c.run_dir for c in curves[1:]] == [cv / "fold-01", cv / "fold-02", cv / "fold-10"]
+    assert [(c.best, c.best_epoch) for c in curves[1:]] == [(0.6, 2), (0.7, 2), (0.5, 1)]
+    assert [c.label for c in compare([cv])][:1] == ["cv, fold 1"]
+    (cv / "fold-03").mkdir()  # a fold whose first epoch has not ended
+    with pytest.raises(RunError, match="fold-03' holds no history.json"):
+        compare([cv])
+
+
 def test_what_is_not_a_run(tmp_path):
     with pytest.raises(RunError, match="is not a directory"):
         load_history(tmp_path / "missing")

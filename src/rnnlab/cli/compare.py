@@ -18,7 +18,8 @@ __all__ = ["configure_cli", "run_cli"]
 def configure_cli(parser: argparse.ArgumentParser) -> None:
     """The options of ``rnnlab compare``."""
     parser.add_argument("run_dirs", metavar="RUN", nargs="+",
-                        help="run directories written by rnnlab train (a running one too: its epochs so far)")
+                        help="run directories written by rnnlab train (a running one too: its epochs so far; a "
+                             "cross-validation run: each of its folds)")
     parser.add_argument("--metric", metavar="M", default=None,
                         help="a column of the runs' history.json: val_loss, val_perplexity, val_accuracy, loss, ... "
                              "(default: val_loss if every run has it, else loss)")

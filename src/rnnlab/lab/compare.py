@@ -9,6 +9,8 @@ both.
 
 An ablation is the same configuration trained with and without one technique; comparing the two runs shows
 what the technique is worth epoch by epoch, not only at the end (the figures of docs/results.md's ablations).
+A cross-validation run (``data.cv_folds``: a directory of ``fold-01``, ``fold-02``, ... run directories) stands
+for its folds, one curve each, labelled ``"<label>, fold k"``.
 
 "Best" follows the Trainer's rule for ``monitor`` (its ``mode = "auto"``): the
 largest value of a quantity naming an accuracy, the smallest of any other. Non-finite values (a diverged
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +85,8 @@ def compare(run_dirs: Sequence, metric: str | None = None, labels: Sequence[str]
 
     ``metric`` is a column of the histories (``"val_loss"``, ``"val_perplexity"``, ``"accuracy"``, ...);
     None takes ``"val_loss"`` when every run has it, else ``"loss"``. ``labels`` name the runs (default: the
-    directories' names, or the paths as given when two names are the same).
+    directories' names, or the paths as given when two names are the same). A cross-validation run directory
+    gives one curve per fold, labelled ``"<label>, fold k"``.
     """
     if isinstance(run_dirs, (str, Path)) or not run_dirs:
         raise ValueError(f"run_dirs must be a non-empty list of run directories, got {run_dirs!r}")
@@ -92,6 +96,7 @@ def compare(run_dirs: Sequence, metric: str | None = None, labels: Sequence[str]
         labels = names if len(set(names)) == len(names) else [str(d) for d in run_dirs]
     elif isinstance(labels, str) or len(labels) != len(paths):
         raise ValueError(f"labels must name each of the {len(paths)} runs, got {labels!r}")
+    paths, labels = _folds_expanded(paths, labels)
     histories = [load_history(p) for p in paths]
     if metric is None:
         metric = "val_loss" if all("val_loss" in h for h in histories) else "loss"
@@ -106,6 +111,22 @@ def compare(run_dirs: Sequence, metric: str | None = None, labels: Sequence[str]
         best = (min if mode == "min" else max)(finite, key=lambda ve: ve[0]) if finite else (None, None)
         curves.append(RunCurve(str(label), path, metric, [int(e) for e in history["epoch"]], values, *best))
     return curves
+
+
+def _folds_expanded(paths: list[Path], labels: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Each cross-validation run directory (no history of its own, ``fold-NN`` directories) replaced by its
+    folds in order, labelled ``"<label>, fold k"``; other paths as given."""
+    out_paths, out_labels = [], []
+    for path, label in zip(paths, labels):
+        folds = [] if (path / HISTORY).is_file() or not path.is_dir() else sorted(
+            (int(m.group(1)), d) for d in path.iterdir() if d.is_dir() and (m := re.fullmatch(r"fold-(\d+)", d.name)))
+        if folds:
+            out_paths += [d for _, d in folds]
+            out_labels += [f"{label}, fold {k}" for k, _ in folds]
+        else:
+            out_paths.append(path)
+            out_labels.append(label)
+    return out_paths, out_labels
 
 
 def _fmt(value: float | None) -> str:
